@@ -1,0 +1,137 @@
+//! The kernel workloads the benchmarks (criterion in `benches/`, and `cargo xtask bench-kernels`)
+//! measure: the shapes of the lecture's MNIST models at batch 128, each with its FLOP count,
+//! runnable on any backend.
+
+use tensor::backend::{Backend, Storage};
+use tensor::shape::{Conv2dSpec, MatmulSpec, Pool2dSpec, Shape};
+use tensor::{Padding, PoolKind, Result};
+
+/// One benchmarked kernel call with its inputs already on the device.
+pub struct Workload {
+    /// Name, e.g. `conv2d_fwd 128x28x28x1 -> 20@5x5`.
+    pub name: String,
+    /// Floating-point operations per call (0 for memory-bound kernels).
+    pub flops: f64,
+    inputs: Vec<Storage>,
+    kind: Kind,
+}
+
+enum Kind {
+    Matmul(MatmulSpec),
+    ConvForward(Conv2dSpec),
+    ConvBackwardInput(Conv2dSpec),
+    ConvBackwardFilter(Conv2dSpec),
+    Pool(Pool2dSpec),
+    PoolBackward(Pool2dSpec),
+}
+
+impl Workload {
+    /// Runs the kernel once.
+    pub fn run(&self, backend: &dyn Backend) -> Result<Storage> {
+        let i = &self.inputs;
+        match &self.kind {
+            Kind::Matmul(s) => backend.matmul(&i[0], &i[1], None, s),
+            Kind::ConvForward(s) => backend.conv2d(&i[0], &i[1], Some(&i[2]), s),
+            Kind::ConvBackwardInput(s) => backend.conv2d_backward_input(&i[0], &i[1], s),
+            Kind::ConvBackwardFilter(s) => backend.conv2d_backward_filter(&i[0], &i[1], s),
+            Kind::Pool(s) => backend.pool2d(PoolKind::Max, &i[0], s),
+            Kind::PoolBackward(s) => backend.pool2d_backward(PoolKind::Max, &i[0], &i[1], &i[2], s),
+        }
+    }
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    (0..n as u32).map(|i| tensor::random::uniform(seed, i) * 2.0 - 1.0).collect()
+}
+
+fn upload(backend: &dyn Backend, n: usize, seed: u64) -> Result<Storage> {
+    backend.upload(&values(n, seed))
+}
+
+/// Dense-layer products of model4/model5 at batch 128, forward and both backward products.
+pub fn matmul_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Workload>> {
+    let mut out = Vec::new();
+    for (inputs, units) in [(784, 100), (2880, 100), (1000, 100), (100, 10)] {
+        // forward: x[b, in] W[in, out]; dW = x^T dy; dx = dy W^T
+        let cases = [
+            ("fwd", MatmulSpec { batch: 1, m: batch, k: inputs, n: units, trans_a: false, trans_b: false }),
+            ("bwd_w", MatmulSpec { batch: 1, m: inputs, k: batch, n: units, trans_a: true, trans_b: false }),
+            ("bwd_x", MatmulSpec { batch: 1, m: batch, k: units, n: inputs, trans_a: false, trans_b: true }),
+        ];
+        for (pass, spec) in cases {
+            out.push(Workload {
+                name: format!("matmul_{pass} {batch}x{inputs}x{units}"),
+                flops: spec.flops(),
+                inputs: vec![upload(backend, spec.m * spec.k, 1)?, upload(backend, spec.k * spec.n, 2)?],
+                kind: Kind::Matmul(spec),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A square matmul `n x n x n`.
+pub fn square_matmul(backend: &dyn Backend, n: usize) -> Result<Workload> {
+    let spec = MatmulSpec { batch: 1, m: n, k: n, n, trans_a: false, trans_b: false };
+    Ok(Workload {
+        name: format!("matmul {n}^3"),
+        flops: spec.flops(),
+        inputs: vec![upload(backend, n * n, 1)?, upload(backend, n * n, 2)?],
+        kind: Kind::Matmul(spec),
+    })
+}
+
+/// The convolution and pooling layers of model5 (model4's first layer is the same conv).
+pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Workload>> {
+    let mut out = Vec::new();
+    let layers = [([batch, 28, 28, 1], [5, 5, 1, 20]), ([batch, 12, 12, 20], [3, 3, 20, 40])];
+    for (x_dims, f_dims) in layers {
+        let spec = Conv2dSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid)?;
+        let label = format!(
+            "{}x{}x{}x{} -> {}@{}x{}",
+            x_dims[0], x_dims[1], x_dims[2], x_dims[3], f_dims[3], f_dims[0], f_dims[1]
+        );
+        let x = upload(backend, spec.input_shape().numel(), 3)?;
+        let w = upload(backend, spec.filter_shape().numel(), 4)?;
+        let b = upload(backend, spec.out_c, 5)?;
+        let dy = upload(backend, spec.output_shape().numel(), 6)?;
+        out.push(Workload {
+            name: format!("conv2d_fwd {label}"),
+            flops: spec.flops(),
+            inputs: vec![x.clone(), w.clone(), b],
+            kind: Kind::ConvForward(spec),
+        });
+        out.push(Workload {
+            name: format!("conv2d_bwd_input {label}"),
+            flops: spec.flops(),
+            inputs: vec![dy.clone(), w],
+            kind: Kind::ConvBackwardInput(spec),
+        });
+        out.push(Workload {
+            name: format!("conv2d_bwd_filter {label}"),
+            flops: spec.flops(),
+            inputs: vec![x, dy],
+            kind: Kind::ConvBackwardFilter(spec),
+        });
+        // The 2x2 max pooling that follows each conv.
+        let pool = Pool2dSpec::new(&spec.output_shape(), (2, 2), (2, 2), Padding::Valid)?;
+        let px = upload(backend, spec.output_shape().numel(), 7)?;
+        let py = backend.pool2d(PoolKind::Max, &px, &pool)?;
+        let pdy = upload(backend, pool.output_shape().numel(), 8)?;
+        let dims = spec.output_shape();
+        out.push(Workload {
+            name: format!("maxpool2x2_fwd {dims}"),
+            flops: 0.0,
+            inputs: vec![px.clone()],
+            kind: Kind::Pool(pool),
+        });
+        out.push(Workload {
+            name: format!("maxpool2x2_bwd {dims}"),
+            flops: 0.0,
+            inputs: vec![px, py, pdy],
+            kind: Kind::PoolBackward(pool),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,222 @@
+//! Matrix products through the `gemm` crate. Transposed operands are read through strides,
+//! so `trans_a` / `trans_b` cost nothing.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+use tensor::shape::MatmulSpec;
+
+/// Products with fewer multiply-adds than this run on one thread: below it, splitting one
+/// GEMM across rayon workers costs more than it saves (measured: a 128x500x10 product is
+/// faster on one thread, a 128x784x100 one on two).
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// A batch of small products is spread over threads, one product per task, from this many
+/// multiply-adds in total: independent tasks are much cheaper to share than one GEMM.
+const BATCH_PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// A row-major matrix operand: base slice plus element strides (row, column).
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixRef<'a> {
+    /// The elements; must cover every offset the strides reach.
+    pub data: &'a [f32],
+    /// Distance between consecutive rows.
+    pub row_stride: usize,
+    /// Distance between consecutive columns.
+    pub col_stride: usize,
+}
+
+impl<'a> MatrixRef<'a> {
+    /// A contiguous `[rows, cols]` matrix.
+    pub fn row_major(data: &'a [f32], cols: usize) -> Self {
+        MatrixRef { data, row_stride: cols, col_stride: 1 }
+    }
+    /// The transpose of a contiguous `[cols, rows]` matrix, i.e. a `[rows, cols]` view of it.
+    pub fn transposed(data: &'a [f32], rows: usize) -> Self {
+        MatrixRef { data, row_stride: 1, col_stride: rows }
+    }
+    /// Whether element `(rows - 1, cols - 1)` lies inside `data`.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]` on the calling thread, or spread over rayon's
+/// threads when `parallel` and the product is big. `dst` is contiguous row-major; with
+/// `accumulate` the product is added to its current contents, otherwise they are overwritten.
+///
+/// # Panics
+/// If an operand is too short for its shape and strides (checked before any unsafe access).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into(
+    dst: &mut [f32],
+    lhs: MatrixRef<'_>,
+    rhs: MatrixRef<'_>,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(dst.len() >= m * n, "gemm_into: dst too short");
+    assert!(lhs.covers(m, k) && rhs.covers(k, n), "gemm_into: operand too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum; gemm's kernels are not meant for k = 0.
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism =
+        if parallel && m * n * k >= PARALLEL_MIN_MACS { Parallelism::Rayon(0) } else { Parallelism::None };
+    // SAFETY: the asserts above guarantee every element the strides address lies inside its
+    // slice; `dst` is exclusively borrowed and does not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `C[batch, m, n] = op(A) op(B)` (+ `bias[n]` on every row), as [`tensor::Backend::matmul`]
+/// specifies: `A` is `[batch, m, k]` (or `[batch, k, m]` with `trans_a`), `B` is
+/// `[batch, k, n]` (or `[batch, n, k]` with `trans_b`).
+///
+/// # Panics
+/// If `a`, `b` or `bias` is shorter than the spec implies.
+pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, spec: &MatmulSpec) -> Vec<f32> {
+    let &MatmulSpec { batch, m, k, n, trans_a, trans_b } = spec;
+    let (a_len, b_len, c_len) = (m * k, k * n, m * n);
+    assert!(a.len() >= batch * a_len && b.len() >= batch * b_len, "matmul: operand too short");
+    let mut out = match bias {
+        Some(bias) => {
+            assert!(bias.len() >= n, "matmul: bias too short");
+            // Start every row at the bias and let gemm accumulate onto it.
+            let mut out = crate::buffers::take(batch * c_len);
+            for _ in 0..batch * m {
+                out.extend_from_slice(&bias[..n]);
+            }
+            out
+        }
+        None => crate::buffers::take_zeroed(batch * c_len),
+    };
+    if c_len == 0 {
+        return out;
+    }
+    let accumulate = bias.is_some();
+    let product = |index: usize, dst: &mut [f32], parallel: bool| {
+        let a = &a[index * a_len..(index + 1) * a_len];
+        let b = &b[index * b_len..(index + 1) * b_len];
+        let lhs = if trans_a { MatrixRef::transposed(a, m) } else { MatrixRef::row_major(a, k) };
+        let rhs = if trans_b { MatrixRef::transposed(b, k) } else { MatrixRef::row_major(b, n) };
+        gemm_into(dst, lhs, rhs, m, k, n, accumulate, parallel);
+    };
+    let macs = m * n * k;
+    if batch > 1 && macs < PARALLEL_MIN_MACS && batch * macs >= BATCH_PARALLEL_MIN_MACS {
+        // Many small products: one thread per product beats splitting each one.
+        out.par_chunks_mut(c_len).enumerate().for_each(|(index, dst)| product(index, dst, false));
+    } else {
+        for (index, dst) in out.chunks_mut(c_len).enumerate() {
+            product(index, dst, true);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Naive f64 product reading the operands as the spec says.
+    fn reference(a: &[f32], b: &[f32], bias: Option<&[f32]>, s: &MatmulSpec) -> Vec<f64> {
+        let mut out = vec![0.0f64; s.batch * s.m * s.n];
+        for t in 0..s.batch {
+            let (a, b) = (&a[t * s.m * s.k..], &b[t * s.k * s.n..]);
+            for i in 0..s.m {
+                for j in 0..s.n {
+                    let mut acc = bias.map_or(0.0, |bias| bias[j] as f64);
+                    for p in 0..s.k {
+                        let av = if s.trans_a { a[p * s.m + i] } else { a[i * s.k + p] };
+                        let bv = if s.trans_b { b[j * s.k + p] } else { b[p * s.n + j] };
+                        acc += av as f64 * bv as f64;
+                    }
+                    out[t * s.m * s.n + i * s.n + j] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], tol: f64) {
+        assert_eq!(got.len(), want.len());
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let err = (g as f64 - w).abs();
+            assert!(err <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}");
+        }
+    }
+
+    #[test]
+    fn matches_reference_for_all_transposes_and_batches() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for &(batch, m, k, n) in &[(1, 7, 13, 5), (3, 9, 4, 11), (2, 1, 17, 1), (1, 67, 129, 33)] {
+            for trans_a in [false, true] {
+                for trans_b in [false, true] {
+                    let spec = MatmulSpec { batch, m, k, n, trans_a, trans_b };
+                    let a = random(batch * m * k, &mut rng);
+                    let b = random(batch * k * n, &mut rng);
+                    let bias = random(n, &mut rng);
+                    assert_close(&matmul(&a, &b, None, &spec), &reference(&a, &b, None, &spec), 1e-5);
+                    let got = matmul(&a, &b, Some(&bias), &spec);
+                    assert_close(&got, &reference(&a, &b, Some(&bias), &spec), 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn big_and_many_small_products_use_threads_correctly() {
+        let mut rng = StdRng::seed_from_u64(2);
+        // Big enough for gemm's own threading, and a batch of small products in parallel.
+        for &(batch, m, k, n) in &[(1, 131, 257, 67), (40, 23, 31, 19)] {
+            let spec = MatmulSpec { batch, m, k, n, trans_a: false, trans_b: true };
+            let a = random(batch * m * k, &mut rng);
+            let b = random(batch * k * n, &mut rng);
+            assert_close(&matmul(&a, &b, None, &spec), &reference(&a, &b, None, &spec), 1e-5);
+        }
+    }
+
+    #[test]
+    fn empty_contraction_gives_bias() {
+        let spec = MatmulSpec { batch: 2, m: 2, k: 0, n: 3, trans_a: false, trans_b: false };
+        let out = matmul(&[], &[], Some(&[1.0, 2.0, 3.0]), &spec);
+        assert_eq!(out, [1.0, 2.0, 3.0].repeat(4));
+        assert_eq!(matmul(&[], &[], None, &spec), vec![0.0; 12]);
+    }
+}

@@ -1,0 +1,1 @@
+//! kernels-wgpu (filled by its issue).

@@ -1,0 +1,59 @@
+//! Activation functions, as Keras names them.
+
+use tensor::Tensor;
+
+use crate::error::{Error, Result};
+
+/// An activation applied after a layer's linear part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// Identity (Keras' `"linear"`, the default).
+    #[default]
+    Linear,
+    /// `max(x, 0)`
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Softmax over the last axis.
+    Softmax,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Linear => x.clone(),
+            Activation::Relu => x.relu()?,
+            Activation::Tanh => x.tanh()?,
+            Activation::Sigmoid => x.sigmoid()?,
+            Activation::Softmax => x.softmax()?,
+        })
+    }
+
+    /// Keras' name for it.
+    pub fn keras_name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Softmax => "softmax",
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "linear" | "none" => Activation::Linear,
+            "relu" => Activation::Relu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "softmax" => Activation::Softmax,
+            other => return Err(Error::Build(format!("unknown activation '{other}'"))),
+        })
+    }
+}

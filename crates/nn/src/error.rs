@@ -1,0 +1,64 @@
+//! The error type of everything in `nn`.
+
+use std::fmt;
+
+use crate::datasets::DatasetError;
+
+/// Result of an `nn` operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong while building, training or using a model, or loading data.
+#[derive(Debug)]
+pub enum Error {
+    /// A tensor operation failed (shape mismatch, device error, ...).
+    Tensor(tensor::TensorError),
+    /// A model could not be built as described; the text names the layer.
+    Build(String),
+    /// Data passed to `fit`/`evaluate`/`predict` does not fit the model or is malformed.
+    Data(String),
+    /// A dataset could not be read, found or downloaded.
+    Dataset(DatasetError),
+    /// Training produced a non-finite loss.
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Tensor(e) => write!(f, "{e}"),
+            Error::Build(msg) => write!(f, "cannot build model: {msg}"),
+            Error::Data(msg) => write!(f, "bad data: {msg}"),
+            Error::Dataset(e) => write!(f, "{e}"),
+            Error::NonFiniteLoss { epoch, step } => {
+                write!(f, "loss became NaN or infinite at epoch {epoch}, step {step}; training stopped")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Tensor(e) => Some(e),
+            Error::Dataset(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<tensor::TensorError> for Error {
+    fn from(e: tensor::TensorError) -> Self {
+        Error::Tensor(e)
+    }
+}
+
+impl From<DatasetError> for Error {
+    fn from(e: DatasetError) -> Self {
+        Error::Dataset(e)
+    }
+}

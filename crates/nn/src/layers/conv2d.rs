@@ -1,0 +1,119 @@
+//! `Conv2D`: 2-D convolution over NHWC images, HWIO kernel, per-filter bias, activation.
+
+use tensor::{Padding, Tensor};
+
+use super::{ForwardCtx, Layer};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::init::Initializer;
+
+/// A 2-D convolution layer.
+pub struct Conv2D {
+    filters: usize,
+    kernel_size: (usize, usize),
+    strides: (usize, usize),
+    padding: Padding,
+    activation: Activation,
+    use_bias: bool,
+    input_shape: Option<Vec<usize>>,
+    name: Option<String>,
+    kernel: Option<Tensor>,
+    bias: Option<Tensor>,
+}
+
+impl Conv2D {
+    /// `filters` filters of `kernel_size` (height, width); stride 1, `valid` padding, linear.
+    pub fn new(filters: usize, kernel_size: (usize, usize)) -> Self {
+        Conv2D {
+            filters,
+            kernel_size,
+            strides: (1, 1),
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            input_shape: None,
+            name: None,
+            kernel: None,
+            bias: None,
+        }
+    }
+    /// Sets the strides (vertical, horizontal).
+    pub fn strides(mut self, strides: (usize, usize)) -> Self {
+        self.strides = strides;
+        self
+    }
+    /// Sets the padding (`Valid` or `Same`).
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+    /// Declares the per-sample input shape `[height, width, channels]`.
+    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+        self.input_shape = Some(shape.into());
+        self
+    }
+    /// Names the layer.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn convolve(&self, x: &Tensor) -> Result<Tensor> {
+        let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
+        Ok(x.conv2d(kernel, self.bias.as_ref(), self.strides, self.padding)?)
+    }
+}
+
+impl Layer for Conv2D {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+    fn base_name(&self) -> &'static str {
+        "conv2d"
+    }
+    fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+    fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
+        let &[h, w, c] = input_shape else {
+            return Err(Error::Build(format!(
+                "Conv2D expects (height, width, channels) input, got {input_shape:?}; reshape images to [n, h, w, 1]"
+            )));
+        };
+        let (kh, kw) = self.kernel_size;
+        let (out_h, _) = tensor::shape::window_geometry(h, kh, self.strides.0, self.padding)?;
+        let (out_w, _) = tensor::shape::window_geometry(w, kw, self.strides.1, self.padding)?;
+        if self.filters == 0 {
+            return Err(Error::Build("Conv2D needs at least one filter".into()));
+        }
+        let shape = [kh, kw, c, self.filters];
+        self.kernel = Some(init.glorot_uniform(&shape, kh * kw * c, kh * kw * self.filters)?);
+        self.bias = if self.use_bias { Some(init.zeros(&[self.filters])?) } else { None };
+        Ok(vec![out_h, out_w, self.filters])
+    }
+    fn params(&self) -> Vec<&Tensor> {
+        self.kernel.iter().chain(self.bias.iter()).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    }
+    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+        self.activation.apply(&self.convolve(x)?)
+    }
+    fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
+        (self.activation == Activation::Softmax).then(|| self.convolve(x))
+    }
+}

@@ -1,0 +1,110 @@
+//! `Dense`: `activation(x · kernel + bias)` over the last axis.
+
+use tensor::Tensor;
+
+use super::{ForwardCtx, Layer};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::init::Initializer;
+
+/// A fully connected layer.
+pub struct Dense {
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    input_shape: Option<Vec<usize>>,
+    name: Option<String>,
+    kernel: Option<Tensor>,
+    bias: Option<Tensor>,
+}
+
+impl Dense {
+    /// A layer of `units` outputs, linear activation, with bias.
+    pub fn new(units: usize) -> Self {
+        Dense {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            input_shape: None,
+            name: None,
+            kernel: None,
+            bias: None,
+        }
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+    /// Declares the per-sample input shape (for the first layer of a model).
+    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+        self.input_shape = Some(shape.into());
+        self
+    }
+    /// Names the layer.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn linear(&self, x: &Tensor) -> Result<Tensor> {
+        let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Dense used before build".into()))?;
+        let inputs = kernel.dims()[0];
+        let dims = x.dims();
+        // Keras applies Dense to the last axis; fold any leading axes into the batch.
+        let rows = x.numel() / inputs;
+        let flat = x.reshape([rows, inputs])?;
+        let y = match &self.bias {
+            Some(b) => flat.linear(kernel, b)?,
+            None => flat.matmul(kernel)?,
+        };
+        let mut out = dims.to_vec();
+        *out.last_mut().expect("rank >= 2") = self.units;
+        Ok(y.reshape(out)?)
+    }
+}
+
+impl Layer for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+    fn base_name(&self) -> &'static str {
+        "dense"
+    }
+    fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+    fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
+        let Some(&inputs) = input_shape.last() else {
+            return Err(Error::Build("Dense needs an input with at least one axis".into()));
+        };
+        if self.units == 0 || inputs == 0 {
+            return Err(Error::Build(format!("Dense of {} units on input {input_shape:?}", self.units)));
+        }
+        self.kernel = Some(init.glorot_uniform(&[inputs, self.units], inputs, self.units)?);
+        self.bias = if self.use_bias { Some(init.zeros(&[self.units])?) } else { None };
+        let mut out = input_shape.to_vec();
+        *out.last_mut().expect("checked non-empty") = self.units;
+        Ok(out)
+    }
+    fn params(&self) -> Vec<&Tensor> {
+        self.kernel.iter().chain(self.bias.iter()).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    }
+    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+        self.activation.apply(&self.linear(x)?)
+    }
+    fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
+        (self.activation == Activation::Softmax).then(|| self.linear(x))
+    }
+}

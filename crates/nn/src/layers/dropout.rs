@@ -1,0 +1,51 @@
+//! `Dropout`: zeroes a fraction of the inputs while training (scaling the rest), identity at
+//! inference.
+
+use tensor::Tensor;
+
+use super::{ForwardCtx, Layer};
+use crate::error::{Error, Result};
+use crate::init::Initializer;
+
+/// Inverted dropout.
+pub struct Dropout {
+    rate: f32,
+    name: Option<String>,
+}
+
+impl Dropout {
+    /// Drops each input with probability `rate` (in `[0, 1)`) during training.
+    pub fn new(rate: f32) -> Self {
+        Dropout { rate, name: None }
+    }
+    /// Names the layer.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for Dropout {
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+    fn base_name(&self) -> &'static str {
+        "dropout"
+    }
+    fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(Error::Build(format!("Dropout rate {} must be in [0, 1)", self.rate)));
+        }
+        Ok(input_shape.to_vec())
+    }
+    fn forward(&self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
+        if ctx.training {
+            Ok(x.dropout(self.rate, ctx.seed)?)
+        } else {
+            Ok(x.clone())
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Keras layers. A layer is built once its input shape is known (creating its weights with
+//! Keras' initialisers), then maps a batch to a batch. Shapes here exclude the batch axis.
+
+mod conv2d;
+mod dense;
+mod dropout;
+mod pooling;
+mod reshape;
+
+pub use conv2d::Conv2D;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use pooling::{AveragePooling2D, L2Pooling2D, MaxPooling2D};
+pub use reshape::{ActivationLayer, Flatten, Reshape};
+
+use tensor::Tensor;
+
+use crate::error::Result;
+use crate::init::Initializer;
+
+/// What a layer's forward pass needs besides its input.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardCtx {
+    /// Training (dropout active) or inference.
+    pub training: bool,
+    /// A seed unique to this step and layer, for layers that draw random numbers.
+    pub seed: u64,
+}
+
+impl ForwardCtx {
+    /// Inference: no randomness.
+    pub fn inference() -> Self {
+        ForwardCtx { training: false, seed: 0 }
+    }
+}
+
+/// A layer of a model.
+pub trait Layer: Send {
+    /// Keras' class name, shown in `summary()`, e.g. `"Conv2D"`.
+    fn class_name(&self) -> &'static str;
+    /// Prefix of automatic names, e.g. `"conv2d"` (becomes `conv2d_1`, `conv2d_2`, ...).
+    fn base_name(&self) -> &'static str;
+    /// A name the user gave, if any.
+    fn given_name(&self) -> Option<&str> {
+        None
+    }
+    /// The per-sample input shape declared on the layer (Keras' `input_shape=`), if any.
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        None
+    }
+    /// Creates the weights for a per-sample `input_shape` and returns the per-sample output
+    /// shape; an error explains why the input does not fit.
+    fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>>;
+    /// Trainable variables, in a fixed order (kernel before bias).
+    fn params(&self) -> Vec<&Tensor> {
+        Vec::new()
+    }
+    /// Mutable access to the same variables, in the same order (for optimizers).
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        Vec::new()
+    }
+    /// Maps a batch to a batch.
+    fn forward(&self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor>;
+    /// For a layer whose output is a softmax: its input to that softmax (the logits), so that
+    /// cross-entropy can be computed fused and stable. `None` for other layers.
+    fn forward_logits(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
+        None
+    }
+}

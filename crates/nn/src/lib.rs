@@ -1,0 +1,55 @@
+//! Keras-style neural networks in Rust: define, summarise, train and evaluate a network in a
+//! few lines, on the CPU (and, with the `wgpu` feature, on a GPU).
+//!
+//! ```
+//! use nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+//! use nn::{Activation, Array, FitOptions, Loss, Metric, Sequential, Sgd};
+//!
+//! # fn main() -> nn::Result<()> {
+//! let mut model = Sequential::new();
+//! model.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).input_shape([8, 8, 1]))?;
+//! model.add(MaxPooling2D::new())?;
+//! model.add(Flatten::new())?;
+//! model.add(Dense::new(2).activation(Activation::Softmax))?;
+//! print!("{}", model.summary()?);
+//! model.compile(Loss::CategoricalCrossentropy, Sgd::new(0.1), &[Metric::Accuracy])?;
+//!
+//! // Two classes: bright top half vs bright bottom half.
+//! let mut images = Vec::new();
+//! let mut labels = Vec::new();
+//! for i in 0..64 {
+//!     let top = i % 2 == 0;
+//!     images.extend((0..64).map(|p| if (p < 32) == top { 1.0 } else { 0.0 }));
+//!     labels.extend(if top { [1.0, 0.0] } else { [0.0, 1.0] });
+//! }
+//! let x = Array::new(images, [64, 8, 8, 1])?;
+//! let y = Array::new(labels, [64, 2])?;
+//! let history = model.fit(&x, &y, &FitOptions::new().epochs(20).batch_size(16).verbose(0))?;
+//! let [_loss, accuracy] = model.evaluate(&x, &y, 64)?[..] else { unreachable!() };
+//! assert!(accuracy > 0.9, "accuracy {accuracy}, history {history:?}");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod activation;
+pub mod array;
+pub mod datasets;
+pub mod device;
+pub mod error;
+pub mod init;
+pub mod layers;
+pub mod losses;
+pub mod optimizers;
+pub mod sequential;
+mod summary;
+pub mod training;
+pub mod zoo;
+
+pub use activation::Activation;
+pub use array::{to_categorical, Array};
+pub use error::{Error, Result};
+pub use losses::Loss;
+pub use optimizers::{Adam, Optimizer, Sgd};
+pub use sequential::Sequential;
+pub use tensor::{Device, Padding, Tensor};
+pub use training::{FitOptions, History, Metric};

@@ -1,0 +1,424 @@
+//! `compile`, `fit`, `evaluate` and `predict` for [`Sequential`] models, with Keras' semantics:
+//! losses and metrics are means over the samples of an epoch, batches are reshuffled each
+//! epoch, and `verbose = 2` prints Keras' one line per epoch.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tensor::{no_grad, Tensor};
+
+use crate::array::{to_categorical, Array};
+use crate::error::{Error, Result};
+use crate::losses::{Loss, Prediction};
+use crate::optimizers::{Optimizer, OptimizerState};
+use crate::sequential::Sequential;
+
+/// Metrics reported besides the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Fraction of correct predictions: the argmax matches for several classes; for one
+    /// output column (or binary cross-entropy), the prediction rounded at 0.5 matches.
+    Accuracy,
+}
+
+/// A model's loss, optimizer (with its state) and metrics.
+pub struct Compiled {
+    pub(crate) loss: Loss,
+    pub(crate) optimizer: OptimizerState,
+    pub(crate) metrics: Vec<Metric>,
+}
+
+/// Options of [`Sequential::fit`], with Keras' defaults.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    /// Passes over the training data (default 1).
+    pub epochs: usize,
+    /// Samples per gradient step (default 32).
+    pub batch_size: usize,
+    /// 0 silent, 1 progress, 2 one line per epoch (default 1).
+    pub verbose: u8,
+    /// Reshuffle the samples before each epoch (default true).
+    pub shuffle: bool,
+    /// Fraction of the data (taken from the end, before shuffling) held out for validation.
+    pub validation_split: f32,
+    /// Data evaluated after each epoch (overrides `validation_split`).
+    pub validation_data: Option<(Array, Array)>,
+    /// Seed for shuffling and dropout (default: the model's seed).
+    pub seed: Option<u64>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            verbose: 1,
+            shuffle: true,
+            validation_split: 0.0,
+            validation_data: None,
+            seed: None,
+        }
+    }
+}
+
+impl FitOptions {
+    /// Keras' defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the number of epochs.
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+    /// Sets the batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+    /// Sets the verbosity (0, 1 or 2).
+    pub fn verbose(mut self, verbose: u8) -> Self {
+        self.verbose = verbose;
+        self
+    }
+    /// Turns shuffling on or off.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+    /// Holds out the last `fraction` of the samples for validation.
+    pub fn validation_split(mut self, fraction: f32) -> Self {
+        self.validation_split = fraction;
+        self
+    }
+    /// Evaluates on `(x, y)` after each epoch.
+    pub fn validation_data(mut self, x: Array, y: Array) -> Self {
+        self.validation_data = Some((x, y));
+        self
+    }
+    /// Seeds shuffling and dropout.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+}
+
+/// What `fit` returns: per-epoch values of the loss and metrics (Keras' `history.history`),
+/// keyed `loss`, `accuracy`, `val_loss`, `val_accuracy`, and the seconds each epoch took.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Metric name -> one value per epoch.
+    pub history: BTreeMap<String, Vec<f32>>,
+    /// Wall-clock seconds of each epoch's training (validation excluded).
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl History {
+    /// The values of one metric, e.g. `history.get("accuracy")`.
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        self.history.get(key).map(Vec::as_slice)
+    }
+}
+
+/// Sums of loss and correct predictions over the batches of an epoch, kept on the device so
+/// that no step waits for a read-back.
+struct RunningTotals {
+    loss_sum: Option<Tensor>,
+    correct: Option<Tensor>,
+    samples: usize,
+}
+
+impl RunningTotals {
+    fn new() -> Self {
+        RunningTotals { loss_sum: None, correct: None, samples: 0 }
+    }
+    fn add(&mut self, loss: &Tensor, correct: Option<Tensor>, n: usize) -> Result<()> {
+        let weighted = loss.mul_scalar(n as f32)?;
+        self.loss_sum = Some(match self.loss_sum.take() {
+            Some(s) => s.add(&weighted)?,
+            None => weighted,
+        });
+        if let Some(c) = correct {
+            self.correct = Some(match self.correct.take() {
+                Some(s) => s.add(&c)?,
+                None => c,
+            });
+        }
+        self.samples += n;
+        Ok(())
+    }
+    /// (mean loss, accuracy)
+    fn means(&self) -> Result<(f32, Option<f32>)> {
+        let n = self.samples.max(1) as f32;
+        let loss = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN) / n;
+        let acc = self.correct.as_ref().map(|t| t.item()).transpose()?.map(|c| c / n);
+        Ok((loss, acc))
+    }
+}
+
+impl Sequential {
+    /// Sets the loss, optimizer and metrics, as Keras' `compile`.
+    pub fn compile(&mut self, loss: Loss, optimizer: impl Into<Optimizer>, metrics: &[Metric]) -> Result<()> {
+        let optimizer = optimizer.into();
+        if !(optimizer.learning_rate() > 0.0 && optimizer.learning_rate().is_finite()) {
+            return Err(Error::Build(format!(
+                "learning rate {} must be positive",
+                optimizer.learning_rate()
+            )));
+        }
+        self.compiled =
+            Some(Compiled { loss, optimizer: OptimizerState::new(optimizer), metrics: metrics.to_vec() });
+        Ok(())
+    }
+
+    fn compiled(&self) -> Result<&Compiled> {
+        self.compiled.as_ref().ok_or_else(|| Error::Build("call compile() before fit() or evaluate()".into()))
+    }
+
+    /// Checks `x`/`y` against the model (building it from `x` if needed) and returns the labels
+    /// as the model's loss wants them (sparse labels one-hot encoded).
+    fn prepare(&mut self, x: &Array, y: &Array, what: &str) -> Result<Array> {
+        if x.is_empty() {
+            return Err(Error::Data(format!("{what}: no samples")));
+        }
+        if x.len() != y.len() {
+            return Err(Error::Data(format!("{what}: {} samples in x but {} in y", x.len(), y.len())));
+        }
+        self.build(&x.dims()[1..])?;
+        let loss = self.compiled()?.loss;
+        let out = self.output_shape().expect("built").to_vec();
+        let y = if loss.sparse_labels() {
+            let classes = *out.last().unwrap_or(&1);
+            to_categorical(&y.clone().reshape([y.len()])?, classes)?
+        } else {
+            y.clone()
+        };
+        if y.dims()[1..] != out[..] {
+            return Err(Error::Data(format!(
+                "{what}: labels have shape {:?} per sample but the model outputs {out:?}{}",
+                &y.dims()[1..],
+                if loss == Loss::CategoricalCrossentropy {
+                    " (use to_categorical for class indices)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(y)
+    }
+
+    fn correct_count(&self, pred: &Prediction, y: &Tensor) -> Result<Option<Tensor>> {
+        let compiled = self.compiled()?;
+        if !compiled.metrics.contains(&Metric::Accuracy) {
+            return Ok(None);
+        }
+        let p = match pred {
+            Prediction::Output(p) | Prediction::SoftmaxLogits(p) => p,
+        };
+        let binary = compiled.loss == Loss::BinaryCrossentropy || p.dims().last() == Some(&1);
+        let hits = if binary {
+            let half = Tensor::scalar(0.5, p.device())?;
+            let per_element = p.greater_equal(&half)?.equal(y)?;
+            // Keras' binary accuracy: mean over the last axis, counted per sample.
+            per_element.mean_axis(-1, false)?
+        } else {
+            p.argmax()?.equal(&y.argmax()?)?
+        };
+        Ok(Some(hits.sum_all()?))
+    }
+
+    /// Trains the model, as Keras' `fit`.
+    pub fn fit(&mut self, x: &Array, y: &Array, options: &FitOptions) -> Result<History> {
+        if options.batch_size == 0 {
+            return Err(Error::Data("batch_size must be at least 1".into()));
+        }
+        let y = self.prepare(x, y, "fit")?;
+        let (x_train, y_train, validation) = match &options.validation_data {
+            Some((vx, vy)) => (x.clone(), y, Some((vx.clone(), self.prepare(vx, vy, "validation_data")?))),
+            None if options.validation_split > 0.0 => {
+                let n_val = (x.len() as f32 * options.validation_split) as usize;
+                let split = x.len() - n_val;
+                if n_val == 0 || split == 0 {
+                    return Err(Error::Data(format!(
+                        "validation_split {} leaves no samples",
+                        options.validation_split
+                    )));
+                }
+                (
+                    x.slice(0, split),
+                    y.slice(0, split),
+                    Some((x.slice(split, x.len()), y.slice(split, x.len()))),
+                )
+            }
+            None => (x.clone(), y, None),
+        };
+        let seed = options.seed.unwrap_or(self.seed);
+        let n = x_train.len();
+        let steps = n.div_ceil(options.batch_size);
+        let mut history = History::default();
+        let mut order: Vec<usize> = (0..n).collect();
+        for epoch in 1..=options.epochs {
+            if options.verbose > 0 {
+                println!("Epoch {epoch}/{}", options.epochs);
+            }
+            if options.shuffle {
+                shuffle_for_epoch(&mut order, seed, epoch);
+            }
+            let start = Instant::now();
+            let mut totals = RunningTotals::new();
+            for (step, batch) in order.chunks(options.batch_size).enumerate() {
+                let xb = x_train.gather(batch).to_tensor(&self.device)?;
+                let yb = y_train.gather(batch).to_tensor(&self.device)?;
+                let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
+                let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
+                totals.add(&loss, correct, batch.len())?;
+            }
+            let (loss, acc) = totals.means()?;
+            let seconds = start.elapsed().as_secs_f64();
+            if !loss.is_finite() {
+                return Err(Error::NonFiniteLoss { epoch, step: steps });
+            }
+            let mut line = vec![("loss".to_string(), loss)];
+            line.extend(acc.map(|a| ("accuracy".to_string(), a)));
+            if let Some((vx, vy)) = &validation {
+                let (vl, va) = self.evaluate_prepared(vx, vy, options.batch_size.max(256))?;
+                line.push(("val_loss".into(), vl));
+                line.extend(va.map(|a| ("val_accuracy".to_string(), a)));
+            }
+            for (k, v) in &line {
+                history.history.entry(k.clone()).or_default().push(*v);
+            }
+            history.epoch_seconds.push(seconds);
+            if options.verbose > 0 {
+                println!("{}", epoch_line(steps, seconds, &line));
+                let _ = std::io::stdout().flush();
+            }
+        }
+        Ok(history)
+    }
+
+    /// One gradient step; returns the batch's mean loss and correct count (on the device).
+    fn train_step(&mut self, x: &Tensor, y: &Tensor, step_seed: u64) -> Result<(Tensor, Option<Tensor>)> {
+        let loss_fn = self.compiled()?.loss;
+        let pred = self.forward(x, true, step_seed, loss_fn.uses_softmax_logits())?;
+        let loss = loss_fn.compute(&pred, y)?;
+        let grads = loss.backward()?;
+        let correct = no_grad(|| self.correct_count(&pred, y))?;
+        let mut optimizer = self.compiled.take().expect("compiled checked");
+        let result = optimizer.optimizer.apply(&mut self.variables_mut(), &grads);
+        self.compiled = Some(optimizer);
+        result?;
+        Ok((loss.detach(), correct))
+    }
+
+    fn evaluate_prepared(&self, x: &Array, y: &Array, batch_size: usize) -> Result<(f32, Option<f32>)> {
+        let loss_fn = self.compiled()?.loss;
+        let mut totals = RunningTotals::new();
+        no_grad(|| -> Result<()> {
+            for start in (0..x.len()).step_by(batch_size) {
+                let end = (start + batch_size).min(x.len());
+                let xb = x.slice(start, end).to_tensor(&self.device)?;
+                let yb = y.slice(start, end).to_tensor(&self.device)?;
+                let pred = self.forward(&xb, false, 0, loss_fn.uses_softmax_logits())?;
+                let loss = loss_fn.compute(&pred, &yb)?;
+                totals.add(&loss, self.correct_count(&pred, &yb)?, end - start)?;
+            }
+            Ok(())
+        })?;
+        totals.means()
+    }
+
+    /// Loss and metrics on `(x, y)`: `[loss, accuracy]` when compiled with accuracy.
+    pub fn evaluate(&mut self, x: &Array, y: &Array, batch_size: usize) -> Result<Vec<f32>> {
+        if batch_size == 0 {
+            return Err(Error::Data("batch_size must be at least 1".into()));
+        }
+        let y = self.prepare(x, y, "evaluate")?;
+        let (loss, acc) = self.evaluate_prepared(x, &y, batch_size)?;
+        Ok(std::iter::once(loss).chain(acc).collect())
+    }
+
+    /// The model's outputs for `x`, batch by batch.
+    pub fn predict(&mut self, x: &Array, batch_size: usize) -> Result<Array> {
+        if batch_size == 0 {
+            return Err(Error::Data("batch_size must be at least 1".into()));
+        }
+        self.build(&x.dims()[1..])?;
+        let out_dims = self.output_shape().expect("built").to_vec();
+        let mut data = Vec::with_capacity(x.len() * out_dims.iter().product::<usize>());
+        no_grad(|| -> Result<()> {
+            for start in (0..x.len()).step_by(batch_size) {
+                let end = (start + batch_size).min(x.len());
+                let xb = x.slice(start, end).to_tensor(&self.device)?;
+                let Prediction::Output(p) = self.forward(&xb, false, 0, false)? else { unreachable!() };
+                data.extend(p.to_vec()?);
+            }
+            Ok(())
+        })?;
+        let mut dims = vec![x.len()];
+        dims.extend(out_dims);
+        Array::new(data, dims)
+    }
+}
+
+/// Reorders the sample indices for an epoch: a pure function of (seed, epoch, order), so a
+/// run resumed at an epoch sees the same batches as an uninterrupted one.
+pub fn shuffle_for_epoch(order: &mut [usize], seed: u64, epoch: usize) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    order.shuffle(&mut rng);
+}
+
+/// Keras 3's `verbose=2` line: `469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010`
+/// (metrics in alphabetical order, validation metrics last).
+pub fn epoch_line(steps: usize, seconds: f64, metrics: &[(String, f32)]) -> String {
+    let per_step = seconds / steps.max(1) as f64;
+    let step_time = if per_step >= 1.0 {
+        format!("{per_step:.0}s/step")
+    } else if per_step >= 1e-3 {
+        format!("{:.0}ms/step", per_step * 1e3)
+    } else {
+        format!("{:.0}us/step", per_step * 1e6)
+    };
+    let mut sorted: Vec<&(String, f32)> = metrics.iter().collect();
+    sorted.sort_by_key(|(k, _)| (k.starts_with("val_"), k.clone()));
+    let mut line = format!("{steps}/{steps} - {seconds:.0}s - {step_time}");
+    for (k, v) in sorted {
+        line += &format!(" - {k}: {v:.4}");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_changes_order_not_content() {
+        let mut order: Vec<usize> = (0..1000).collect();
+        shuffle_for_epoch(&mut order, 7, 1);
+        assert_ne!(order, (0..1000).collect::<Vec<_>>());
+        let mut again: Vec<usize> = (0..1000).collect();
+        shuffle_for_epoch(&mut again, 7, 1);
+        assert_eq!(order, again, "same seed and epoch, same order");
+        let mut next = order.clone();
+        shuffle_for_epoch(&mut next, 7, 2);
+        assert_ne!(next, order, "each epoch reshuffles");
+        next.sort_unstable();
+        assert_eq!(next, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn epoch_line_has_keras_format() {
+        let m = [("loss".to_string(), 0.20104), ("accuracy".to_string(), 0.94862)];
+        assert_eq!(epoch_line(469, 3.2, &m), "469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010");
+        let v = [("val_loss".to_string(), 0.1), ("loss".to_string(), 0.2), ("val_accuracy".to_string(), 0.9)];
+        assert_eq!(
+            epoch_line(10, 0.004, &v),
+            "10/10 - 0s - 400us/step - loss: 0.2000 - val_accuracy: 0.9000 - val_loss: 0.1000"
+        );
+    }
+}

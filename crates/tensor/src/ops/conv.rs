@@ -1,0 +1,54 @@
+//! 2-D convolution (NHWC input, HWIO filter, optional bias) and its two backward passes.
+
+use crate::error::{Result, TensorError};
+use crate::ops::binary::grad_if;
+use crate::shape::{Conv2dSpec, Padding};
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// Convolves this NHWC batch with an HWIO `filter`, adding `bias` (`[out_c]`) if given.
+    /// `strides` are (vertical, horizontal); padding follows Keras (`Valid` or `Same`).
+    pub fn conv2d(
+        &self,
+        filter: &Tensor,
+        bias: Option<&Tensor>,
+        strides: (usize, usize),
+        padding: Padding,
+    ) -> Result<Tensor> {
+        self.same_device(filter, "conv2d")?;
+        let spec = Conv2dSpec::new(self.shape(), filter.shape(), strides, padding)?;
+        if let Some(b) = bias {
+            self.same_device(b, "conv2d")?;
+            if b.dims() != [spec.out_c] {
+                return Err(TensorError::ShapeMismatch {
+                    op: "conv2d (bias must be [filters])",
+                    lhs: filter.shape().clone(),
+                    rhs: b.shape().clone(),
+                });
+            }
+        }
+        let storage =
+            self.backend().conv2d(self.storage(), filter.storage(), bias.map(|b| b.storage()), &spec)?;
+        let mut inputs = vec![self, filter];
+        inputs.extend(bias);
+        Ok(Tensor::from_op(storage, spec.output_shape(), self.device(), &inputs, "conv2d", move |ctx| {
+            let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
+            let dy = ctx.grad;
+            let backend = x.backend();
+            let mut grads = vec![
+                grad_if(ctx.needs[0], || {
+                    let dx = backend.conv2d_backward_input(dy.storage(), w.storage(), &spec)?;
+                    Tensor::from_storage(dx, spec.input_shape(), x.device())
+                })?,
+                grad_if(ctx.needs[1], || {
+                    let dw = backend.conv2d_backward_filter(x.storage(), dy.storage(), &spec)?;
+                    Tensor::from_storage(dw, spec.filter_shape(), x.device())
+                })?,
+            ];
+            if let Some(b) = ctx.inputs.get(2) {
+                grads.push(grad_if(ctx.needs[2], || dy.sum_to_shape(b.shape()))?);
+            }
+            Ok(grads)
+        }))
+    }
+}

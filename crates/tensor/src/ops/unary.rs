@@ -1,0 +1,59 @@
+//! Elementwise functions of one tensor (activations, exp/log, affine maps). Every one shares a
+//! backward: the backend's `unary_backward`, which knows each derivative.
+
+use crate::backend::UnaryOp;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// Applies `op` elementwise.
+    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let storage = self.backend().unary(op, self.storage())?;
+        Ok(Tensor::from_op(storage, self.shape().clone(), self.device(), &[self], "unary", move |ctx| {
+            let x = &ctx.inputs[0];
+            let dx = x.backend().unary_backward(op, x.storage(), ctx.output.storage(), ctx.grad.storage())?;
+            Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
+        }))
+    }
+
+    /// `-self`
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg)
+    }
+    /// `max(self, 0)`
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu)
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh)
+    }
+    /// Logistic sigmoid.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    /// `exp(self)`
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp)
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log)
+    }
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    /// `self * self`
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Square)
+    }
+    /// Absolute value.
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs)
+    }
+    /// Clamps into `[min, max]`; the gradient passes only strictly inside.
+    pub fn clamp(&self, min: f32, max: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Clamp { min, max })
+    }
+}

@@ -1,0 +1,231 @@
+//! The [`Tensor`] type and the [`Device`] it lives on.
+
+use crate::autodiff::{self, Node, Track};
+use crate::backend::{Backend, Storage};
+use crate::error::{Result, TensorError};
+use crate::shape::Shape;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A compute device: a shared handle to a [`Backend`]. Cloning is cheap; two handles are the
+/// same device when they share the backend instance.
+#[derive(Clone)]
+pub struct Device(Arc<dyn Backend>);
+
+impl Device {
+    /// Wraps a backend.
+    pub fn new(backend: impl Backend + 'static) -> Self {
+        Device(Arc::new(backend))
+    }
+    /// Wraps an already shared backend.
+    pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
+        Device(backend)
+    }
+    /// The backend, to call kernels directly.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.0
+    }
+    /// The backend's name.
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+    /// Whether both handles refer to the same backend instance.
+    pub fn same(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device({})", self.0.name())
+    }
+}
+
+/// Identity of a tensor, used to key gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// An immutable n-dimensional f32 array on a [`Device`], with an optional record of how it was
+/// computed (for [`Tensor::backward`]). Cloning is cheap and shares the data.
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+struct Inner {
+    id: TensorId,
+    storage: Storage,
+    shape: Shape,
+    device: Device,
+    track: Track,
+}
+
+impl Tensor {
+    pub(crate) fn build(storage: Storage, shape: Shape, device: Device, track: Track) -> Tensor {
+        debug_assert_eq!(storage.len(), shape.numel());
+        Tensor(Arc::new(Inner { id: TensorId::fresh(), storage, shape, device, track }))
+    }
+
+    /// Result of an op: records `backward` (with the op's inputs) only when gradients are
+    /// being recorded and some input needs them.
+    pub(crate) fn from_op(
+        storage: Storage,
+        shape: impl Into<Shape>,
+        device: &Device,
+        inputs: &[&Tensor],
+        name: &'static str,
+        backward: impl autodiff::BackwardFn + 'static,
+    ) -> Tensor {
+        let track = if autodiff::is_grad_enabled() && inputs.iter().any(|t| t.tracks_grad()) {
+            Track::Op(Node {
+                name,
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+                backward: Box::new(backward),
+            })
+        } else {
+            Track::None
+        };
+        Tensor::build(storage, shape.into(), device.clone(), track)
+    }
+
+    /// A constant tensor from host data (row-major).
+    pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Self::from_slice(&data, shape, device)
+    }
+
+    /// A constant tensor from a host slice (row-major).
+    pub fn from_slice(data: &[f32], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(TensorError::DataLength { expected: shape.numel(), got: data.len(), shape });
+        }
+        let storage = device.backend().upload(data)?;
+        Ok(Tensor::build(storage, shape, device.clone(), Track::None))
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    pub fn full(value: f32, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let storage = device.backend().fill(shape.numel(), value)?;
+        Ok(Tensor::build(storage, shape, device.clone(), Track::None))
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Self::full(0.0, shape, device)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Self::full(1.0, shape, device)
+    }
+
+    /// A one-element tensor of shape `[]`.
+    pub fn scalar(value: f32, device: &Device) -> Result<Tensor> {
+        Self::full(value, Shape::new([]), device)
+    }
+
+    /// Wraps backend storage that a kernel produced (for backends and fused ops).
+    pub fn from_storage(storage: Storage, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if storage.len() != shape.numel() {
+            return Err(TensorError::DataLength { expected: shape.numel(), got: storage.len(), shape });
+        }
+        Ok(Tensor::build(storage, shape, device.clone(), Track::None))
+    }
+
+    /// A trainable leaf sharing this tensor's data: gradients flow to it in [`Tensor::backward`].
+    pub fn to_variable(&self) -> Tensor {
+        Tensor::build(self.0.storage.clone(), self.0.shape.clone(), self.0.device.clone(), Track::Leaf)
+    }
+
+    /// The same data with no gradient record: gradients stop here.
+    pub fn detach(&self) -> Tensor {
+        Tensor::build(self.0.storage.clone(), self.0.shape.clone(), self.0.device.clone(), Track::None)
+    }
+
+    /// Whether gradients flow to or through this tensor.
+    pub fn tracks_grad(&self) -> bool {
+        !matches!(self.0.track, Track::None)
+    }
+
+    /// Whether this is a trainable leaf (made by [`Tensor::to_variable`]).
+    pub fn is_variable(&self) -> bool {
+        matches!(self.0.track, Track::Leaf)
+    }
+
+    pub(crate) fn track(&self) -> &Track {
+        &self.0.track
+    }
+
+    /// This tensor's identity.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.0.shape
+    }
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        self.0.shape.dims()
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.shape.numel()
+    }
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.shape.rank()
+    }
+    /// The device holding the data.
+    pub fn device(&self) -> &Device {
+        &self.0.device
+    }
+    /// The backend storage.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.0.device.backend()
+    }
+
+    /// Copies the data to the host, row-major.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.backend().download(&self.0.storage)
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(TensorError::NotScalar(self.shape().clone()));
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// Checks that `other` is on the same device, for binary ops.
+    pub(crate) fn same_device(&self, other: &Tensor, op: &'static str) -> Result<()> {
+        if self.device().same(other.device()) {
+            Ok(())
+        } else {
+            Err(TensorError::DeviceMismatch { op, lhs: self.device().name(), rhs: other.device().name() })
+        }
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = match &self.0.track {
+            Track::None => "constant",
+            Track::Leaf => "variable",
+            Track::Op(node) => node.name,
+        };
+        write!(f, "Tensor{}({}, {:?})", self.0.shape, origin, self.0.device)
+    }
+}

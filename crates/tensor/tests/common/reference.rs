@@ -1,0 +1,199 @@
+//! Plain, obviously-correct f64 implementations, written independently of the kernels.
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+/// NumPy broadcasting of a binary function.
+pub fn broadcast_binary(
+    a: &[f64],
+    a_dims: &[usize],
+    b: &[f64],
+    b_dims: &[usize],
+    f: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
+    let rank = a_dims.len().max(b_dims.len());
+    let pad = |d: &[usize]| [vec![1; rank - d.len()], d.to_vec()].concat();
+    let (ad, bd) = (pad(a_dims), pad(b_dims));
+    let out: Vec<usize> = (0..rank).map(|i| ad[i].max(bd[i])).collect();
+    let (sa, sb, so) = (strides(&ad), strides(&bd), strides(&out));
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|lin| {
+            let (mut ia, mut ib) = (0, 0);
+            for d in 0..rank {
+                let i = lin / so[d] % out[d];
+                ia += if ad[d] == 1 { 0 } else { i * sa[d] };
+                ib += if bd[d] == 1 { 0 } else { i * sb[d] };
+            }
+            f(a[ia], b[ib])
+        })
+        .collect()
+}
+
+/// `[m, k] x [k, n]`, with optional transposed storage.
+pub fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0;
+            for p in 0..k {
+                let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                s += av * bv;
+            }
+            c[i * n + j] = s;
+        }
+    }
+    c
+}
+
+/// Geometry of one padded axis, as TensorFlow defines it: (output length, leading pad).
+pub fn axis_geometry(input: usize, window: usize, stride: usize, same: bool) -> (usize, usize) {
+    if same {
+        let out = input.div_ceil(stride);
+        let total = ((out - 1) * stride + window).saturating_sub(input);
+        (out, total / 2)
+    } else {
+        ((input - window) / stride + 1, 0)
+    }
+}
+
+/// NHWC x HWIO convolution with zero padding.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    x: &[f64],
+    [n, h, w, c]: [usize; 4],
+    f: &[f64],
+    [kh, kw, _, o]: [usize; 4],
+    bias: Option<&[f64]>,
+    (sh, sw): (usize, usize),
+    same: bool,
+) -> Vec<f64> {
+    let (oh, pt) = axis_geometry(h, kh, sh, same);
+    let (ow, pl) = axis_geometry(w, kw, sw, same);
+    let mut y = vec![0.0; n * oh * ow * o];
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for oc in 0..o {
+                    let mut s = bias.map_or(0.0, |bb| bb[oc]);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * sh + ky) as isize - pt as isize;
+                            let ix = (ox * sw + kx) as isize - pl as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ic in 0..c {
+                                let xv = x[((b * h + iy as usize) * w + ix as usize) * c + ic];
+                                s += xv * f[((ky * kw + kx) * c + ic) * o + oc];
+                            }
+                        }
+                    }
+                    y[((b * oh + oy) * ow + ox) * o + oc] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[derive(Clone, Copy)]
+pub enum Pool {
+    Max,
+    Avg,
+    L2,
+}
+
+/// NHWC pooling; padding never enters a window.
+pub fn pool2d(
+    x: &[f64],
+    [n, h, w, c]: [usize; 4],
+    kind: Pool,
+    (ph, pw): (usize, usize),
+    (sh, sw): (usize, usize),
+    same: bool,
+) -> Vec<f64> {
+    let (oh, pt) = axis_geometry(h, ph, sh, same);
+    let (ow, pl) = axis_geometry(w, pw, sw, same);
+    let mut y = Vec::with_capacity(n * oh * ow * c);
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let mut vals = Vec::new();
+                    for ky in 0..ph {
+                        for kx in 0..pw {
+                            let iy = (oy * sh + ky) as isize - pt as isize;
+                            let ix = (ox * sw + kx) as isize - pl as isize;
+                            if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                                vals.push(x[((b * h + iy as usize) * w + ix as usize) * c + ch]);
+                            }
+                        }
+                    }
+                    y.push(match kind {
+                        Pool::Max => vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+                        Pool::Avg => vals.iter().sum::<f64>() / vals.len() as f64,
+                        Pool::L2 => vals.iter().map(|v| v * v).sum::<f64>().sqrt(),
+                    });
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Softmax (or log-softmax) over rows of `[rows, cols]`.
+pub fn softmax(x: &[f64], cols: usize, log: bool) -> Vec<f64> {
+    x.chunks(cols)
+        .flat_map(|row| {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            row.iter().map(move |v| if log { v - lse } else { (v - lse).exp() }).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `-sum(labels * log_softmax(logits))` per row.
+pub fn softmax_cross_entropy(logits: &[f64], labels: &[f64], cols: usize) -> Vec<f64> {
+    let ls = softmax(logits, cols, true);
+    ls.chunks(cols)
+        .zip(labels.chunks(cols))
+        .map(|(l, t)| -l.iter().zip(t).map(|(a, b)| a * b).sum::<f64>())
+        .collect()
+}
+
+/// Sum over axis `axis` of `dims`.
+pub fn sum_axis(x: &[f64], dims: &[usize], axis: usize) -> Vec<f64> {
+    let outer: usize = dims[..axis].iter().product();
+    let inner: usize = dims[axis + 1..].iter().product();
+    let len = dims[axis];
+    let mut y = vec![0.0; outer * inner];
+    for o in 0..outer {
+        for a in 0..len {
+            for i in 0..inner {
+                y[o * inner + i] += x[(o * len + a) * inner + i];
+            }
+        }
+    }
+    y
+}
+
+/// Concatenation along `axis` of parts with dims `dims[i]`.
+pub fn concat(parts: &[&[f64]], dims: &[Vec<usize>], axis: usize) -> Vec<f64> {
+    let outer: usize = dims[0][..axis].iter().product();
+    let mut y = Vec::new();
+    for o in 0..outer {
+        for (p, d) in parts.iter().zip(dims) {
+            let row: usize = d[axis..].iter().product();
+            y.extend_from_slice(&p[o * row..(o + 1) * row]);
+        }
+    }
+    y
+}

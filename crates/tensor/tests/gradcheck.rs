@@ -1,0 +1,381 @@
+//! Every differentiable op: forward against the f64 reference, backward against central
+//! finite differences of that reference. Shapes are deliberately odd (batch 3, 7x9 images,
+//! 5 channels, stride 2, `same` padding) so no kernel tiling hides an off-by-one.
+
+mod common;
+
+use common::reference::{self as r, Pool};
+use common::{check_op, constant_in, input, input_in};
+use tensor::{Padding, Tensor};
+
+#[test]
+fn broadcast_arithmetic() {
+    let (a, b) = ([3, 1, 5], [4, 1]);
+    let ins = [input(&a), input(&b)];
+    let bc = |v: &[Vec<f64>], f: fn(f64, f64) -> f64| r::broadcast_binary(&v[0], &a, &v[1], &b, f);
+    check_op("add", 1, &ins, |t| t[0].add(&t[1]), |v| bc(v, |x, y| x + y));
+    check_op("sub", 2, &ins, |t| t[0].sub(&t[1]), |v| bc(v, |x, y| x - y));
+    check_op("mul", 3, &ins, |t| t[0].mul(&t[1]), |v| bc(v, |x, y| x * y));
+    let div_ins = [input(&a), input_in(&b, 0.5, 2.0)];
+    check_op("div", 4, &div_ins, |t| t[0].div(&t[1]), |v| bc(v, |x, y| x / y));
+}
+
+#[test]
+fn bias_broadcast_over_nhwc() {
+    let (x, b) = ([3, 7, 9, 5], [5]);
+    check_op(
+        "add bias",
+        5,
+        &[input(&x), input(&b)],
+        |t| t[0].add(&t[1]),
+        |v| r::broadcast_binary(&v[0], &x, &v[1], &b, |p, q| p + q),
+    );
+}
+
+#[test]
+fn maximum_and_minimum() {
+    let (a, b) = ([3, 4], [4]);
+    let ins = [input(&a), input(&b)];
+    check_op(
+        "maximum",
+        6,
+        &ins,
+        |t| t[0].maximum(&t[1]),
+        |v| r::broadcast_binary(&v[0], &a, &v[1], &b, f64::max),
+    );
+    check_op(
+        "minimum",
+        7,
+        &ins,
+        |t| t[0].minimum(&t[1]),
+        |v| r::broadcast_binary(&v[0], &a, &v[1], &b, f64::min),
+    );
+}
+
+#[test]
+fn unary_functions() {
+    let s = [3, 7, 5];
+    type F = fn(&Tensor) -> tensor::Result<Tensor>;
+    /// (name, op, f64 reference, input range low, high)
+    type Case = (&'static str, F, fn(f64) -> f64, f64, f64);
+    let cases: [Case; 10] = [
+        ("relu", Tensor::relu, |x| x.max(0.0), -1.0, 1.0),
+        ("tanh", Tensor::tanh, f64::tanh, -2.0, 2.0),
+        ("sigmoid", Tensor::sigmoid, |x| 1.0 / (1.0 + (-x).exp()), -3.0, 3.0),
+        ("exp", Tensor::exp, f64::exp, -2.0, 2.0),
+        ("log", Tensor::log, f64::ln, 0.2, 3.0),
+        ("sqrt", Tensor::sqrt, f64::sqrt, 0.2, 3.0),
+        ("square", Tensor::square, |x| x * x, -2.0, 2.0),
+        ("abs", Tensor::abs, f64::abs, -1.0, 1.0),
+        ("neg", Tensor::neg, |x| -x, -1.0, 1.0),
+        ("clamp", |t| t.clamp(-0.5, 0.25), |x| x.clamp(-0.5, 0.25), -1.0, 1.0),
+    ];
+    for (i, (name, op, f, lo, hi)) in cases.into_iter().enumerate() {
+        check_op(
+            name,
+            10 + i as u64,
+            &[input_in(&s, lo, hi)],
+            |t| op(&t[0]),
+            |v| v[0].iter().map(|&x| f(x)).collect(),
+        );
+    }
+    check_op(
+        "affine",
+        30,
+        &[input(&s)],
+        |t| t[0].affine(-1.5, 0.25),
+        |v| v[0].iter().map(|x| x * -1.5 + 0.25).collect(),
+    );
+}
+
+#[test]
+fn matmul_all_transpositions() {
+    let (m, k, n) = (5, 7, 3);
+    for (i, (ta, tb)) in [(false, false), (true, false), (false, true), (true, true)].into_iter().enumerate()
+    {
+        let a = if ta { [k, m] } else { [m, k] };
+        let b = if tb { [n, k] } else { [k, n] };
+        check_op(
+            &format!("matmul ta={ta} tb={tb}"),
+            40 + i as u64,
+            &[input(&a), input(&b)],
+            |t| t[0].matmul_ex(&t[1], ta, tb),
+            |v| r::matmul(&v[0], &v[1], m, k, n, ta, tb),
+        );
+    }
+}
+
+#[test]
+fn batched_matmul() {
+    check_op(
+        "batched matmul",
+        45,
+        &[input(&[2, 3, 4]), input(&[2, 4, 5])],
+        |t| t[0].matmul(&t[1]),
+        |v| {
+            let mut out = r::matmul(&v[0][..12], &v[1][..20], 3, 4, 5, false, false);
+            out.extend(r::matmul(&v[0][12..], &v[1][20..], 3, 4, 5, false, false));
+            out
+        },
+    );
+}
+
+#[test]
+fn linear_layer() {
+    check_op(
+        "linear",
+        46,
+        &[input(&[5, 7]), input(&[7, 3]), input(&[3])],
+        |t| t[0].linear(&t[1], &t[2]),
+        |v| {
+            let y = r::matmul(&v[0], &v[1], 5, 7, 3, false, false);
+            r::broadcast_binary(&y, &[5, 3], &v[2], &[3], |a, b| a + b)
+        },
+    );
+}
+
+#[test]
+fn reductions() {
+    let d = [3, 4, 5];
+    check_op("sum_all", 50, &[input(&d)], |t| t[0].sum_all(), |v| vec![v[0].iter().sum()]);
+    check_op("mean_all", 51, &[input(&d)], |t| t[0].mean_all(), |v| vec![v[0].iter().sum::<f64>() / 60.0]);
+    check_op("sum_axis 1", 52, &[input(&d)], |t| t[0].sum_axis(1, false), |v| r::sum_axis(&v[0], &d, 1));
+    check_op(
+        "sum_axis 0 keepdim",
+        53,
+        &[input(&d)],
+        |t| t[0].sum_axis(0, true),
+        |v| r::sum_axis(&v[0], &d, 0),
+    );
+    check_op(
+        "mean_axis -1",
+        54,
+        &[input(&d)],
+        |t| t[0].mean_axis(-1, false),
+        |v| r::sum_axis(&v[0], &d, 2).iter().map(|s| s / 5.0).collect(),
+    );
+    check_op(
+        "broadcast_to",
+        55,
+        &[input(&[4, 1])],
+        |t| t[0].broadcast_to(&[3, 4, 5].into()),
+        |v| r::broadcast_binary(&vec![0.0; 60], &d, &v[0], &[4, 1], |_, b| b),
+    );
+}
+
+#[test]
+fn softmax_family() {
+    let d = [4, 7];
+    check_op("softmax", 60, &[input_in(&d, -3.0, 3.0)], |t| t[0].softmax(), |v| r::softmax(&v[0], 7, false));
+    check_op(
+        "log_softmax",
+        61,
+        &[input_in(&d, -3.0, 3.0)],
+        |t| t[0].log_softmax(),
+        |v| r::softmax(&v[0], 7, true),
+    );
+    // Soft labels, differentiable too, and a 3-d input (rows = 2 * 3).
+    check_op(
+        "softmax_cross_entropy",
+        62,
+        &[input_in(&[2, 3, 7], -3.0, 3.0), input_in(&[2, 3, 7], 0.0, 1.0)],
+        |t| t[0].softmax_cross_entropy(&t[1]),
+        |v| r::softmax_cross_entropy(&v[0], &v[1], 7),
+    );
+}
+
+#[test]
+fn softmax_cross_entropy_is_stable_for_huge_logits() {
+    let dev = common::device();
+    let logits = Tensor::from_vec(vec![1e4, 0.0, -1e4, 3.0, 3.0, 3.0], [2, 3], &dev).unwrap();
+    let labels = Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [2, 3], &dev).unwrap();
+    let loss = logits.softmax_cross_entropy(&labels).unwrap().to_vec().unwrap();
+    assert_eq!(loss[0], 1e4);
+    assert!((loss[1] - 3f32.ln()).abs() < 1e-6, "{}", loss[1]);
+}
+
+fn conv_case(seed: u64, x: [usize; 4], f: [usize; 4], strides: (usize, usize), padding: Padding, bias: bool) {
+    let same = padding == Padding::Same;
+    let mut ins = vec![input(&x), input(&f)];
+    if bias {
+        ins.push(input(&[f[3]]));
+    }
+    check_op(
+        &format!("conv2d x={x:?} f={f:?} strides={strides:?} {padding:?} bias={bias}"),
+        seed,
+        &ins,
+        |t| t[0].conv2d(&t[1], t.get(2), strides, padding),
+        |v| r::conv2d(&v[0], x, &v[1], f, v.get(2).map(|b| b.as_slice()), strides, same),
+    );
+}
+
+#[test]
+fn conv2d_same_stride2_odd_shapes() {
+    conv_case(70, [3, 7, 9, 5], [3, 2, 5, 4], (2, 2), Padding::Same, true);
+}
+
+#[test]
+fn conv2d_valid_stride1() {
+    conv_case(71, [2, 8, 6, 3], [3, 3, 3, 6], (1, 1), Padding::Valid, false);
+}
+
+#[test]
+fn conv2d_mnist_first_layer_shape() {
+    // One input channel, 5x5 kernel, as in the lecture's first layer (small batch).
+    conv_case(72, [2, 12, 11, 1], [5, 5, 1, 4], (1, 1), Padding::Valid, true);
+}
+
+#[test]
+fn conv2d_same_mixed_strides() {
+    conv_case(73, [3, 7, 9, 2], [4, 3, 2, 3], (1, 3), Padding::Same, true);
+}
+
+fn pool_case(seed: u64, kind: Pool, pool: (usize, usize), strides: (usize, usize), padding: Padding) {
+    let x = [3, 7, 9, 5];
+    let same = padding == Padding::Same;
+    let (lo, hi) = if matches!(kind, Pool::L2) { (0.1, 1.0) } else { (-1.0, 1.0) };
+    check_op(
+        &format!("pool {pool:?} strides={strides:?} {padding:?}"),
+        seed,
+        &[input_in(&x, lo, hi)],
+        |t| match kind {
+            Pool::Max => t[0].max_pool2d(pool, strides, padding),
+            Pool::Avg => t[0].avg_pool2d(pool, strides, padding),
+            Pool::L2 => t[0].l2_pool2d(pool, strides, padding),
+        },
+        |v| r::pool2d(&v[0], x, kind, pool, strides, same),
+    );
+}
+
+#[test]
+fn pooling() {
+    let mut seed = 80;
+    for kind in [Pool::Max, Pool::Avg, Pool::L2] {
+        pool_case(seed, kind, (2, 2), (2, 2), Padding::Same);
+        pool_case(seed + 1, kind, (2, 2), (2, 2), Padding::Valid);
+        // Overlapping windows: gradients of shared inputs must add up.
+        pool_case(seed + 2, kind, (3, 3), (2, 1), Padding::Valid);
+        pool_case(seed + 3, kind, (3, 2), (2, 2), Padding::Same);
+        seed += 4;
+    }
+}
+
+#[test]
+fn concat_and_narrow() {
+    let (a, b) = ([3, 2, 4], [3, 5, 4]);
+    check_op(
+        "concat axis 1",
+        100,
+        &[input(&a), input(&b)],
+        |t| Tensor::concat(&[&t[0], &t[1]], 1),
+        |v| r::concat(&[&v[0], &v[1]], &[a.to_vec(), b.to_vec()], 1),
+    );
+    let (c, d) = ([3, 2], [3, 5]);
+    check_op(
+        "concat last axis",
+        101,
+        &[input(&c), input(&d), input(&c)],
+        |t| Tensor::concat(&[&t[0], &t[1], &t[2]], -1),
+        |v| r::concat(&[&v[0], &v[1], &v[2]], &[c.to_vec(), d.to_vec(), c.to_vec()], 1),
+    );
+    check_op(
+        "narrow",
+        102,
+        &[input(&[3, 7, 2])],
+        |t| t[0].narrow(1, 2, 3),
+        |v| (0..3).flat_map(|o| v[0][o * 14 + 4..o * 14 + 10].to_vec()).collect(),
+    );
+}
+
+#[test]
+fn reshape_and_flatten() {
+    check_op(
+        "flatten",
+        110,
+        &[input(&[3, 2, 5])],
+        |t| t[0].flatten()?.mul(&t[0].flatten()?),
+        |v| v[0].iter().map(|x| x * x).collect(),
+    );
+    check_op(
+        "reshape",
+        111,
+        &[input(&[6, 5])],
+        |t| t[0].reshape([2, 15])?.sum_axis(0, false),
+        |v| r::sum_axis(&v[0], &[2, 15], 0),
+    );
+}
+
+#[test]
+fn dropout_gradient_is_its_mask() {
+    let (rate, seed) = (0.3, 99);
+    check_op(
+        "dropout",
+        120,
+        &[input(&[4, 25])],
+        |t| t[0].dropout(rate, seed),
+        |v| {
+            v[0].iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    if tensor::random::uniform(seed, i as u32) >= rate {
+                        x / (1.0 - rate as f64)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        },
+    );
+}
+
+#[test]
+fn tensor_used_twice_accumulates() {
+    // y = x * x + x * w - x: x feeds three ops.
+    check_op(
+        "reuse",
+        130,
+        &[input(&[4, 3]), input(&[3]), constant_in(&[4, 3], -1.0, 1.0)],
+        |t| t[0].mul(&t[0])?.add(&t[0].mul(&t[1])?)?.sub(&t[0])?.add(&t[2]),
+        |v| (0..12).map(|i| v[0][i] * v[0][i] + v[0][i] * v[1][i % 3] - v[0][i] + v[2][i]).collect(),
+    );
+}
+
+#[test]
+fn small_cnn_end_to_end() {
+    // conv -> relu -> maxpool -> flatten -> linear -> tanh -> linear -> softmax-xent -> mean
+    let x = [3, 8, 7, 2];
+    let f = [3, 3, 2, 4];
+    check_op(
+        "cnn",
+        140,
+        &[
+            constant_in(&x, -1.0, 1.0),
+            input(&f),
+            input(&[4]),
+            input(&[24, 5]),
+            input(&[5]),
+            input(&[5, 3]),
+            input(&[3]),
+            constant_in(&[3, 3], 0.0, 1.0),
+        ],
+        |t| {
+            let h = t[0].conv2d(&t[1], Some(&t[2]), (1, 1), Padding::Same)?.relu()?;
+            let h = h.max_pool2d((2, 2), (2, 2), Padding::Valid)?.reshape([3, 4 * 3 * 4])?;
+            // [3, 48] -> take a [3, 24] slice so the dense fits, exercising narrow too.
+            let h = h.narrow(1, 10, 24)?.linear(&t[3], &t[4])?.tanh()?;
+            h.linear(&t[5], &t[6])?.softmax_cross_entropy(&t[7])?.mean_all()
+        },
+        |v| {
+            let h = r::conv2d(&v[0], x, &v[1], f, Some(&v[2]), (1, 1), true);
+            let h: Vec<f64> = h.iter().map(|a| a.max(0.0)).collect();
+            let h = r::pool2d(&h, [3, 8, 7, 4], Pool::Max, (2, 2), (2, 2), false);
+            let h: Vec<f64> = (0..3).flat_map(|o| h[o * 48 + 10..o * 48 + 34].to_vec()).collect();
+            let h = r::matmul(&h, &v[3], 3, 24, 5, false, false);
+            let h: Vec<f64> = r::broadcast_binary(&h, &[3, 5], &v[4], &[5], |a, b| (a + b).tanh());
+            let z = r::matmul(&h, &v[5], 3, 5, 3, false, false);
+            let z = r::broadcast_binary(&z, &[3, 3], &v[6], &[3], |a, b| a + b);
+            let l = r::softmax_cross_entropy(&z, &v[7], 3);
+            vec![l.iter().sum::<f64>() / 3.0]
+        },
+    );
+}

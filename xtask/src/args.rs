@@ -1,0 +1,58 @@
+//! A small `--flag value` parser: xtask's commands take a handful of flags, and a clear
+//! error for an unknown or malformed one matters more than generality.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Parsed flags of one command.
+pub struct Args {
+    values: HashMap<String, String>,
+    switches: Vec<String>,
+}
+
+impl Args {
+    /// Parses `args`, accepting `--name value` for `valued` names and bare `--name` for
+    /// `switches`; anything else is an error.
+    pub fn parse(args: &[String], valued: &[&str], switches: &[&str]) -> Result<Args, String> {
+        let mut values = HashMap::new();
+        let mut on = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let name = arg.strip_prefix("--").ok_or_else(|| format!("unexpected argument '{arg}'"))?;
+            let (name, inline) = match name.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (name, None),
+            };
+            if valued.contains(&name) {
+                let v = match inline {
+                    Some(v) => v,
+                    None => it.next().ok_or_else(|| format!("--{name} needs a value"))?.clone(),
+                };
+                values.insert(name.to_string(), v);
+            } else if switches.contains(&name) && inline.is_none() {
+                on.push(name.to_string());
+            } else {
+                return Err(format!("unknown flag --{name}"));
+            }
+        }
+        Ok(Args { values, switches: on })
+    }
+
+    /// The value of `--name`, parsed, or `default`.
+    pub fn get<T: FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.values.get(name) {
+            Some(v) => v.parse().map_err(|_| format!("--{name}: cannot parse '{v}'")),
+            None => Ok(default),
+        }
+    }
+
+    /// The raw value of `--name`, if given.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether the switch `--name` was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+}

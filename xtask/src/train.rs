@@ -1,0 +1,113 @@
+//! `cargo xtask train-mnist` and `cargo xtask summary`.
+
+use std::path::PathBuf;
+
+use nn::datasets::{DatasetKind, LoadOptions};
+use nn::{Adam, FitOptions, Loss, Metric, Optimizer, Sgd};
+
+use crate::args::Args;
+
+/// Epochs the lecture trained each model for.
+fn lecture_epochs(model: &str) -> usize {
+    if model == "model5" {
+        100
+    } else {
+        30
+    }
+}
+
+pub fn summary(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv, &["model"], &[])?;
+    let name = args.value("model").unwrap_or("model5");
+    let model = nn::zoo::by_name(name, &nn::device::cpu(), 0).map_err(|e| e.to_string())?;
+    print!("{}", model.summary().map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+pub fn train_mnist(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        argv,
+        &[
+            "model",
+            "epochs",
+            "batch-size",
+            "optimizer",
+            "lr",
+            "backend",
+            "data",
+            "dataset",
+            "seed",
+            "verbose",
+            "report",
+        ],
+        &["normalize"],
+    )?;
+    let name = args.value("model").unwrap_or("model5").to_string();
+    let epochs = args.get("epochs", lecture_epochs(&name))?;
+    let batch_size = args.get("batch-size", 128usize)?;
+    let seed = args.get("seed", 1u64)?;
+    let verbose = args.get("verbose", 2u8)?;
+    let optimizer: Optimizer = match args.value("optimizer").unwrap_or("sgd") {
+        "sgd" => Sgd::new(args.get("lr", 0.01f32)?).into(),
+        "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
+        other => return Err(format!("--optimizer: unknown optimizer '{other}' (sgd or adam)")),
+    };
+    let device = match args.value("backend").unwrap_or("cpu") {
+        "cpu" => nn::device::cpu(),
+        other => return Err(format!("--backend: '{other}' is not available in this build (cpu)")),
+    };
+    let dataset = match args.value("dataset").unwrap_or("mnist") {
+        "mnist" => DatasetKind::Mnist,
+        "fashion" => DatasetKind::Fashion,
+        other => return Err(format!("--dataset: unknown dataset '{other}' (mnist or fashion)")),
+    };
+    let options =
+        LoadOptions { data_dir: args.value("data").map(PathBuf::from), dataset, ..LoadOptions::default() };
+    let ((x_train, y_train), (x_test, y_test)) =
+        nn::datasets::mnist::load_data_with(&options).map_err(|e| e.to_string())?;
+
+    // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
+    let scale = if args.switch("normalize") { 1.0 / 255.0 } else { 1.0 };
+    let shape = nn::zoo::input_shape(&name);
+    let prepare = |x: nn::Array| -> Result<nn::Array, String> {
+        let n = x.len();
+        let dims: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+        x.map(|v| v * scale).reshape(dims).map_err(|e| e.to_string())
+    };
+    let (x_train, x_test) = (prepare(x_train)?, prepare(x_test)?);
+    let to_onehot = |y: &nn::Array| nn::to_categorical(y, 10).map_err(|e| e.to_string());
+    let (y_train, y_test) = (to_onehot(&y_train)?, to_onehot(&y_test)?);
+
+    let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
+    if verbose > 0 {
+        print!("{}", model.summary().map_err(|e| e.to_string())?);
+    }
+    model
+        .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
+        .map_err(|e| e.to_string())?;
+    let fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(verbose).seed(seed);
+    let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
+
+    let eval_start = std::time::Instant::now();
+    let scores = model.evaluate(&x_test, &y_test, 1000).map_err(|e| e.to_string())?;
+    let eval_seconds = eval_start.elapsed().as_secs_f64();
+    let (test_loss, test_accuracy) = (scores[0], scores[1]);
+    let wrong = ((1.0 - test_accuracy as f64) * x_test.len() as f64).round() as usize;
+    println!("test loss: {test_loss:.4} (evaluated in {eval_seconds:.2}s)");
+    println!("test accuracy: {test_accuracy:.4} ({wrong}/{} wrong)", x_test.len());
+
+    if let Some(path) = args.value("report") {
+        let list = |v: &[f32]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
+        let secs = history.epoch_seconds.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+        let json = format!(
+            "{{\n  \"model\": \"{name}\",\n  \"backend\": \"{}\",\n  \"epochs\": {epochs},\n  \"epoch_seconds\": [{secs}],\n  \
+             \"train_loss\": [{}],\n  \"train_accuracy\": [{}],\n  \"test_loss\": {test_loss},\n  \
+             \"test_accuracy\": {test_accuracy},\n  \"wrong\": {wrong}\n}}\n",
+            device.name().replace('"', "'"),
+            list(history.get("loss").unwrap_or(&[])),
+            list(history.get("accuracy").unwrap_or(&[])),
+        );
+        std::fs::write(path, json).map_err(|e| format!("cannot write report {path}: {e}"))?;
+    }
+    Ok(())
+}
