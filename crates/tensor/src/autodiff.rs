@@ -1,6 +1,6 @@
 //! Reverse-mode automatic differentiation.
 //!
-//! Each op result that depends on a variable keeps a [`Node`]: its inputs and a closure that
+//! Each op result that depends on a variable keeps a `Node`: its inputs and a closure that
 //! maps the output's gradient to the inputs' gradients. [`Tensor::backward`] orders the graph
 //! topologically from the loss and runs the closures once each, summing the gradients of a
 //! tensor used more than once. Backward closures run with recording switched off, so computing
