@@ -13,6 +13,20 @@ fn write_run(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
     }
 }
 
+/// Rows `indices[i]` of `x` (rows of `row_len`), stacked.
+///
+/// # Panics
+/// If an index is past the last row.
+pub fn gather_rows(x: &[f32], row_len: usize, indices: &[u32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0; indices.len() * row_len];
+    out.par_chunks_mut(row_len.max(1)).zip(indices.par_iter()).for_each(|(dst, &i)| {
+        let i = i as usize;
+        dst.copy_from_slice(&x[i * row_len..(i + 1) * row_len]);
+    });
+    out
+}
+
 /// Concatenates `parts` (part `i` viewed as `[outer, spec.part_inner[i]]`) into
 /// `[outer, sum of part_inner]`.
 ///

@@ -329,6 +329,21 @@ impl Backend for CpuBackend {
         Ok(store(self.run(|| layout::narrow(x, spec))))
     }
 
+    fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage> {
+        let x = cpu_slice(x, "gather_rows")?;
+        let rows = if row_len == 0 { 0 } else { x.len() / row_len };
+        if row_len == 0 || x.len() % row_len != 0 {
+            return Err(TensorError::Backend(format!(
+                "gather_rows: {} elements are not whole rows of {row_len}",
+                x.len()
+            )));
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= rows) {
+            return Err(TensorError::Backend(format!("gather_rows: row {bad} of {rows} is out of range")));
+        }
+        Ok(store(self.run(|| layout::gather_rows(x, row_len, indices))))
+    }
+
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage> {
         let mask = self.run(|| layout::dropout_mask(len, rate, seed))?;
         Ok(store(mask))

@@ -182,6 +182,10 @@ pub trait Backend: Send + Sync + Debug {
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage>;
     /// Columns `offset..offset+len` of `[outer, inner]`.
     fn narrow(&self, x: &Storage, spec: &NarrowSpec) -> Result<Storage>;
+    /// Rows `indices[i]` of `x` viewed as `[rows, row_len]`, stacked into
+    /// `[indices.len(), row_len]`. Lets a training loop keep the whole data set on the device
+    /// and send only the batch's indices each step. An index past the last row is an error.
+    fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage>;
 
     /// Dropout scaling mask: element `i` is `1 / (1 - rate)` if
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend

@@ -103,3 +103,14 @@ fn dropout_keeps_expected_fraction_and_rejects_bad_rates() {
     assert!(x.dropout(1.0, 7).is_err());
     assert!(x.dropout(-0.1, 7).is_err());
 }
+
+#[test]
+fn gather_rows_picks_rows_in_order_and_rejects_bad_indices() {
+    let device = common::device();
+    let x = Tensor::from_vec((0..12).map(|v| v as f32).collect(), [4, 3], &device).unwrap();
+    let g = x.gather_rows(&[3, 0, 3]).unwrap();
+    assert_eq!(g.dims(), &[3, 3]);
+    assert_eq!(g.to_vec().unwrap(), vec![9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 9.0, 10.0, 11.0]);
+    let err = x.gather_rows(&[4]).unwrap_err().to_string();
+    assert!(err.contains("row 4") && err.contains("[4, 3]"), "{err}");
+}

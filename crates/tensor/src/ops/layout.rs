@@ -21,6 +21,29 @@ impl Tensor {
         }))
     }
 
+    /// Rows `indices` of the first axis, stacked in that order: `[n, ...] -> [k, ...]`. A data
+    /// op for batching (the result records no gradient), so a whole data set can stay on the
+    /// device while each step sends only its indices.
+    pub fn gather_rows(&self, indices: &[u32]) -> Result<Tensor> {
+        let Some((&rows, rest)) = self.dims().split_first() else {
+            return Err(TensorError::InvalidAxis { axis: 0, shape: self.shape().clone() });
+        };
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= rows) {
+            return Err(TensorError::InvalidArgument(format!(
+                "gather_rows: row {bad} is outside the {rows} rows of shape {}",
+                self.shape()
+            )));
+        }
+        let row_len: usize = rest.iter().product();
+        let mut dims = self.dims().to_vec();
+        dims[0] = indices.len();
+        if row_len == 0 || indices.is_empty() {
+            return Tensor::zeros(dims, self.device());
+        }
+        let storage = self.backend().gather_rows(self.storage(), row_len, indices)?;
+        Tensor::from_storage(storage, dims, self.device())
+    }
+
     /// Keeps the first (batch) axis and flattens the rest: `[n, ...] -> [n, prod(...)]`.
     pub fn flatten(&self) -> Result<Tensor> {
         let Some((&n, rest)) = self.dims().split_first() else {
