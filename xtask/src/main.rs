@@ -16,7 +16,7 @@ commands:
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json]
   summary        [--model model1|model4|model5]
-  bench-kernels  [--batch N] [--repeats N]";
+  bench-kernels  [--batch N] [--repeats N] [--threads N] [--filter TEXT]";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -331,7 +331,7 @@ impl Backend for CpuBackend {
 
     fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage> {
         let x = cpu_slice(x, "gather_rows")?;
-        let rows = if row_len == 0 { 0 } else { x.len() / row_len };
+        let rows = x.len().checked_div(row_len).unwrap_or(0);
         if row_len == 0 || x.len() % row_len != 0 {
             return Err(TensorError::Backend(format!(
                 "gather_rows: {} elements are not whole rows of {row_len}",

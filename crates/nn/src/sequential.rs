@@ -188,14 +188,29 @@ impl Sequential {
     ) -> Result<Prediction> {
         let mut h = x.clone();
         let last = self.layers.len().saturating_sub(1);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let ctx = ForwardCtx { training, seed: tensor::random::hash32(i as u32) as u64 ^ step_seed };
+        let ctx_of =
+            |i: usize| ForwardCtx { training, seed: tensor::random::hash32(i as u32) as u64 ^ step_seed };
+        let mut i = 0;
+        while i < self.layers.len() {
+            let (layer, ctx) = (&self.layers[i], ctx_of(i));
             if logits && i == last {
                 if let Some(z) = layer.forward_logits(&h, ctx) {
                     return Ok(Prediction::SoftmaxLogits(z?));
                 }
             }
+            // ReLU then max pooling runs as max pooling then ReLU: same values and gradients,
+            // a quarter of the activation work (see `Layer::forward_before_relu`).
+            let pool = self.layers.get(i + 1).filter(|next| next.is_max_pooling());
+            if let Some((pool, z)) = pool.and_then(|p| Some((p, layer.forward_before_relu(&h, ctx)?))) {
+                let z = z.map_err(|e| with_layer(e, &self.names[i]))?;
+                let pooled =
+                    pool.forward(&z, ctx_of(i + 1)).map_err(|e| with_layer(e, &self.names[i + 1]))?;
+                h = pooled.relu()?;
+                i += 2;
+                continue;
+            }
             h = layer.forward(&h, ctx).map_err(|e| with_layer(e, &self.names[i]))?;
+            i += 1;
         }
         Ok(Prediction::Output(h))
     }

@@ -66,4 +66,15 @@ pub trait Layer: Send {
     fn forward_logits(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         None
     }
+    /// For a layer whose activation is ReLU: its output before the activation. A model may
+    /// then apply a following max pooling first and the ReLU after it, on 4x fewer values:
+    /// `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU is monotone
+    /// and maps every value it does not preserve to the same 0. `None` for other layers.
+    fn forward_before_relu(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
+        None
+    }
+    /// Whether this layer is a max pooling, which commutes with a preceding ReLU.
+    fn is_max_pooling(&self) -> bool {
+        false
+    }
 }

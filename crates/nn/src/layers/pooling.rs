@@ -109,6 +109,9 @@ macro_rules! pooling_layer {
             fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
                 self.0.forward(x)
             }
+            fn is_max_pooling(&self) -> bool {
+                self.0.kind == PoolKind::Max
+            }
         }
     };
 }
