@@ -14,7 +14,7 @@ commands:
   train-mnist    [--model model1|model4|model5] [--epochs N] [--batch-size N]
                  [--optimizer sgd|adam] [--lr F] [--backend cpu] [--data DIR]
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
-                 [--report FILE.json]
+                 [--report FILE.json] [--validate] [--min-accuracy F]
   summary        [--model model1|model4|model5]
   bench-kernels  [--batch N] [--repeats N] [--threads N] [--filter TEXT]";
 

@@ -39,8 +39,9 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "seed",
             "verbose",
             "report",
+            "min-accuracy",
         ],
-        &["normalize"],
+        &["normalize", "validate"],
     )?;
     let name = args.value("model").unwrap_or("model5").to_string();
     let epochs = args.get("epochs", lecture_epochs(&name))?;
@@ -85,7 +86,11 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     model
         .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
         .map_err(|e| e.to_string())?;
-    let fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(verbose).seed(seed);
+    let mut fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(verbose).seed(seed);
+    if args.switch("validate") {
+        // Test accuracy after every epoch, as the lecture's curves show it.
+        fit = fit.validation_data(x_test.clone(), y_test.clone());
+    }
     let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
 
     let eval_start = std::time::Instant::now();
@@ -107,7 +112,21 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             list(history.get("loss").unwrap_or(&[])),
             list(history.get("accuracy").unwrap_or(&[])),
         );
+        let json = match history.get("val_accuracy") {
+            Some(val) => json.replacen(
+                "\n  \"test_loss\"",
+                &format!("\n  \"val_accuracy\": [{}],\n  \"test_loss\"", list(val)),
+                1,
+            ),
+            None => json,
+        };
         std::fs::write(path, json).map_err(|e| format!("cannot write report {path}: {e}"))?;
+    }
+    if let Some(min) = args.value("min-accuracy") {
+        let min: f32 = min.parse().map_err(|_| format!("--min-accuracy: '{min}' is not a number"))?;
+        if test_accuracy < min {
+            return Err(format!("test accuracy {test_accuracy:.4} is below --min-accuracy {min}"));
+        }
     }
     Ok(())
 }

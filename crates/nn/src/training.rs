@@ -261,6 +261,12 @@ impl Sequential {
         let steps = n.div_ceil(options.batch_size);
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
+        if u32::try_from(n).is_err() {
+            return Err(Error::Data(format!("{n} training samples: at most {} are supported", u32::MAX)));
+        }
+        // The whole training set goes to the device once; each step sends only its indices.
+        let (x_all, y_all) = (x_train.to_tensor(&self.device)?, y_train.to_tensor(&self.device)?);
+        let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
         for epoch in 1..=options.epochs {
             if options.verbose > 0 {
                 println!("Epoch {epoch}/{}", options.epochs);
@@ -271,8 +277,9 @@ impl Sequential {
             let start = Instant::now();
             let mut totals = RunningTotals::new();
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
-                let xb = x_train.gather(batch).to_tensor(&self.device)?;
-                let yb = y_train.gather(batch).to_tensor(&self.device)?;
+                indices.clear();
+                indices.extend(batch.iter().map(|&i| i as u32));
+                let (xb, yb) = (x_all.gather_rows(&indices)?, y_all.gather_rows(&indices)?);
                 let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
                 let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
                 totals.add(&loss, correct, batch.len())?;
