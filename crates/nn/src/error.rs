@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::datasets::DatasetError;
+use crate::saving::SavingError;
 
 /// Result of an `nn` operation.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -18,6 +19,8 @@ pub enum Error {
     Data(String),
     /// A dataset could not be read, found or downloaded.
     Dataset(DatasetError),
+    /// Weights or a model could not be saved or loaded.
+    Saving(SavingError),
     /// Training produced a non-finite loss.
     NonFiniteLoss {
         /// Epoch (1-based).
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
             Error::Build(msg) => write!(f, "cannot build model: {msg}"),
             Error::Data(msg) => write!(f, "bad data: {msg}"),
             Error::Dataset(e) => write!(f, "{e}"),
+            Error::Saving(e) => write!(f, "{e}"),
             Error::NonFiniteLoss { epoch, step } => {
                 write!(f, "loss became NaN or infinite at epoch {epoch}, step {step}; training stopped")
             }
@@ -46,6 +50,7 @@ impl std::error::Error for Error {
         match self {
             Error::Tensor(e) => Some(e),
             Error::Dataset(e) => Some(e),
+            Error::Saving(e) => Some(e),
             _ => None,
         }
     }
@@ -60,5 +65,11 @@ impl From<tensor::TensorError> for Error {
 impl From<DatasetError> for Error {
     fn from(e: DatasetError) -> Self {
         Error::Dataset(e)
+    }
+}
+
+impl From<SavingError> for Error {
+    fn from(e: SavingError) -> Self {
+        Error::Saving(e)
     }
 }

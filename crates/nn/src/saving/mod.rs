@@ -1,0 +1,43 @@
+//! Saving and loading: [`Sequential::save_weights`] / [`Sequential::load_weights`] in the
+//! safetensors format, written atomically.
+//!
+//! Weights are keyed by Keras-style names, `LAYER/kernel` and `LAYER/bias` (e.g.
+//! `conv2d_1/kernel`), in Keras' layouts, so other tools can read them. A save writes a temporary
+//! file beside the target and renames it over the target only once it is complete and on disk
+//! (see [`atomic`]), so a crash or a full disk mid-save leaves the previous file intact. A load
+//! checks every name, shape and element type before it changes anything, and names the first
+//! mismatch.
+
+pub mod atomic;
+mod error;
+mod weights;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::SavingError;
+
+use crate::error::Result;
+use crate::sequential::Sequential;
+
+impl Sequential {
+    /// Saves the weights to `path` in the safetensors format (see [the module](crate::saving)),
+    /// atomically: if the save fails, a previous file at `path` is left as it was.
+    ///
+    /// Fails with [`SavingError::NotBuilt`] if the model has no weights yet.
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        weights::save_weights_with(self, path.as_ref(), None, |w, bytes| w.write_all(bytes))
+    }
+
+    /// Loads weights saved by [`save_weights`](Self::save_weights) (or any safetensors file with
+    /// the same names, shapes and `F32` element type) into this built model.
+    ///
+    /// Fails, changing nothing, with a [`SavingError`] naming the file and the first tensor that
+    /// is missing, unexpected, of another shape or of another element type; or if the model is
+    /// not built.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        weights::load_weights(self, path.as_ref())
+    }
+}

@@ -1,0 +1,155 @@
+//! Weights in the safetensors format, keyed by Keras-style names (`conv2d_1/kernel`).
+//!
+//! Tensors keep the layouts Keras uses (HWIO convolution kernels, `[in, out]` dense kernels), as
+//! little-endian `F32`, so the file can be read by any safetensors reader and compared one to one
+//! with a Keras model's weights.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+use tensor::Tensor;
+
+use super::atomic::write_atomic_with;
+use super::SavingError;
+use crate::error::Result;
+use crate::layers::Layer;
+use crate::sequential::Sequential;
+
+/// The name of a layer's `index`-th variable. Layers list their variables kernel first, then
+/// bias (see [`Layer::params`]), which is also Keras' naming; any further ones are numbered.
+fn variable_name(index: usize) -> String {
+    match index {
+        0 => "kernel".to_string(),
+        1 => "bias".to_string(),
+        i => format!("variable_{i}"),
+    }
+}
+
+/// The full names (`layer/variable`) of one layer's variables, in [`Layer::params`] order.
+fn layer_variable_names(layer_name: &str, layer: &dyn Layer) -> Vec<String> {
+    (0..layer.params().len()).map(|i| format!("{layer_name}/{}", variable_name(i))).collect()
+}
+
+/// The model's variables with their file names, in layer order.
+fn named_variables(model: &Sequential) -> Vec<(String, &Tensor)> {
+    model
+        .layers
+        .iter()
+        .zip(&model.names)
+        .flat_map(|(layer, name)| layer_variable_names(name, &**layer).into_iter().zip(layer.params()))
+        .collect()
+}
+
+/// Serialises the model's weights (plus `metadata`, stored in the safetensors header).
+pub(crate) fn weights_bytes(
+    model: &Sequential,
+    path: &Path,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    if !model.is_built() {
+        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
+    }
+    let mut tensors = Vec::new();
+    for (name, var) in named_variables(model) {
+        let bytes: Vec<u8> = var.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((name, var.dims().to_vec(), bytes));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (name.as_str(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format_error(path, e))?;
+    Ok(safetensors::serialize(views, metadata).map_err(|e| format_error(path, e))?)
+}
+
+/// Saves the weights to `path` atomically; `sink` writes the serialised bytes to the temporary
+/// file (a test passes one that fails half-way).
+pub(crate) fn save_weights_with(
+    model: &Sequential,
+    path: &Path,
+    metadata: Option<HashMap<String, String>>,
+    sink: impl FnOnce(&mut dyn Write, &[u8]) -> io::Result<()>,
+) -> Result<()> {
+    let bytes = weights_bytes(model, path, metadata)?;
+    Ok(write_atomic_with(path, |w| sink(w, &bytes))?)
+}
+
+/// Reads a whole file, naming it on failure.
+pub(crate) fn read_file(path: &Path) -> std::result::Result<Vec<u8>, SavingError> {
+    std::fs::read(path).map_err(|source| SavingError::Io { path: path.to_path_buf(), action: "read", source })
+}
+
+/// Parses safetensors `bytes` (read from `path`).
+pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> std::result::Result<SafeTensors<'a>, SavingError> {
+    SafeTensors::deserialize(bytes).map_err(|e| format_error(path, e))
+}
+
+fn format_error(path: &Path, e: safetensors::SafeTensorError) -> SavingError {
+    SavingError::Format { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Loads weights parsed from `path` into the model.
+///
+/// Every tensor is checked (present, `F32`, same shape; no tensor left over) before any variable
+/// is replaced, so a file that does not fit leaves the model as it was.
+pub(crate) fn load_into(model: &mut Sequential, path: &Path, file: &SafeTensors<'_>) -> Result<()> {
+    if !model.is_built() {
+        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
+    }
+    let mut values = Vec::new();
+    for (name, var) in named_variables(model) {
+        let expected = var.dims().to_vec();
+        let Ok(view) = file.tensor(&name) else {
+            return Err(SavingError::MissingTensor {
+                path: path.to_path_buf(),
+                name,
+                expected_shape: expected,
+            }
+            .into());
+        };
+        if view.dtype() != Dtype::F32 {
+            let found = view.dtype().to_string();
+            return Err(SavingError::DtypeMismatch { path: path.to_path_buf(), name, found }.into());
+        }
+        if view.shape() != expected.as_slice() {
+            let found = view.shape().to_vec();
+            return Err(SavingError::ShapeMismatch { path: path.to_path_buf(), name, expected, found }.into());
+        }
+        // safetensors checked the byte length against the shape; the data may be unaligned.
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        values.push((data, expected));
+    }
+    let known: HashSet<String> = named_variables(model).into_iter().map(|(n, _)| n).collect();
+    let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known.contains(*n)).collect();
+    extra.sort_unstable();
+    if let Some(name) = extra.first() {
+        let shape = file.tensor(name).map(|v| v.shape().to_vec()).unwrap_or_default();
+        return Err(SavingError::UnexpectedTensor {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            shape,
+        }
+        .into());
+    }
+    let device = model.device.clone();
+    for (var, (data, shape)) in model.variables_mut().into_iter().zip(values) {
+        *var = Tensor::from_vec(data, shape, &device)?.to_variable();
+    }
+    Ok(())
+}
+
+/// Loads the weights file at `path` into the model.
+pub(crate) fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
+    // Checked before reading: a missing model is the more useful message than the file's content.
+    if !model.is_built() {
+        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
+    }
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    load_into(model, path, &file)
+}
