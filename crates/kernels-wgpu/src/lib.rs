@@ -1,1 +1,250 @@
-//! kernels-wgpu (filled by its issue).
+//! GPU kernels for the `tensor` crate through wgpu (Vulkan, Metal, DX12): a [`WgpuBackend`]
+//! implementing [`tensor::Backend`] with the WGSL compute shaders in the workspace's
+//! `shaders/` folder, one file per kernel family (see [`Shader`]).
+//!
+//! Execution model: every kernel is recorded into one pending command encoder (one ordered
+//! stream), which is submitted only when the host needs data ([`tensor::Backend::download`],
+//! [`WgpuBackend::sync`]) or when many commands have piled up. Nothing reads back inside an op.
+//! Pipelines are compiled once per entry point; freed storages return their buffer to a pool
+//! keyed by size class. Device errors (validation, out of memory, device lost) and buffers
+//! beyond the adapter's limits come back as [`TensorError::Backend`], never as panics.
+//!
+//! ```no_run
+//! use kernels_wgpu::WgpuBackend;
+//! use tensor::{Device, Tensor};
+//! let device = Device::new(WgpuBackend::new()?);
+//! let x = Tensor::from_slice(&[1.0, 2.0, 3.0], [3], &device)?;
+//! assert_eq!(x.square()?.to_vec()?, vec![1.0, 4.0, 9.0]);
+//! # Ok::<(), tensor::TensorError>(())
+//! ```
+
+mod buffers;
+mod context;
+mod ops;
+mod shaders;
+
+pub use buffers::WgpuStorage;
+pub use shaders::Shader;
+
+use context::Context;
+use std::sync::Arc;
+use tensor::shape::{
+    BroadcastSpec, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+};
+use tensor::{Backend, BinaryOp, ReduceOp, Result, Storage, TensorError, UnaryOp};
+
+/// Construction options of a [`WgpuBackend`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WgpuOptions {
+    /// Fill every new output buffer with NaN before its kernel runs, so an element a kernel
+    /// fails to write shows up in tests. Costs one extra dispatch per output.
+    pub poison_outputs: bool,
+}
+
+/// The wgpu backend: one device and queue, shared by every storage it creates. Cloning is
+/// cheap and shares the device.
+#[derive(Clone)]
+pub struct WgpuBackend {
+    context: Arc<Context>,
+}
+
+impl std::fmt::Debug for WgpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuBackend").field("adapter", &self.context.info.name).finish()
+    }
+}
+
+impl WgpuBackend {
+    /// The high-performance adapter of any backend (or those named by the `WGPU_BACKEND`
+    /// environment variable, e.g. `vulkan`), with default options.
+    pub fn new() -> Result<Self> {
+        Self::with_options(WgpuOptions::default())
+    }
+
+    /// Like [`WgpuBackend::new`], with `options`.
+    pub fn with_options(options: WgpuOptions) -> Result<Self> {
+        pollster::block_on(Self::create(options))
+    }
+
+    async fn create(options: WgpuOptions) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| TensorError::Backend(format!("wgpu: no GPU adapter found: {e}")))?;
+        let info = adapter.get_info();
+        // The adapter's own limits, not wgpu's portable defaults (128 MiB bindings, 16 KiB of
+        // workgroup memory), which would cap tensor sizes far below what the GPU can do.
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("kernels-wgpu"),
+                required_features: wgpu::Features::empty(),
+                required_limits: adapter.limits(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| TensorError::Backend(format!("wgpu: cannot open {}: {e}", info.name)))?;
+        Ok(WgpuBackend { context: Context::new(device, queue, info, options.poison_outputs) })
+    }
+
+    /// The adapter this backend runs on (name, vendor, driver, graphics API).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.context.info
+    }
+
+    /// The device limits in force (the adapter's).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.context.limits
+    }
+
+    /// Submits every pending kernel and waits until the device has finished them (for timing).
+    pub fn sync(&self) -> Result<()> {
+        self.context.sync()
+    }
+
+    /// Releases the free buffers the pool keeps for reuse.
+    pub fn clear_buffer_pool(&self) {
+        self.context.pool.clear();
+    }
+
+    /// Bytes held by free buffers in the pool.
+    pub fn pooled_bytes(&self) -> u64 {
+        self.context.pool.bytes()
+    }
+}
+
+/// A [`tensor::Device`] on a new [`WgpuBackend`] (default options).
+pub fn wgpu_device() -> Result<tensor::Device> {
+    Ok(tensor::Device::new(WgpuBackend::new()?))
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> String {
+        format!("wgpu ({}, {:?})", self.context.info.name, self.context.info.backend)
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<Storage> {
+        let storage = self.context.upload(data)?;
+        self.context.store(storage)
+    }
+
+    fn download(&self, storage: &Storage) -> Result<Vec<f32>> {
+        let s = buffers::wgpu_storage(storage, &self.context, "download")?;
+        self.context.read(s.buffer(), s.len())
+    }
+
+    fn fill(&self, len: usize, value: f32) -> Result<Storage> {
+        ops::elementwise::fill(&self.context, len, value)
+    }
+
+    fn matmul(&self, a: &Storage, b: &Storage, bias: Option<&Storage>, spec: &MatmulSpec) -> Result<Storage> {
+        ops::matmul::matmul(&self.context, a, b, bias, spec)
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        ops::elementwise::unary(&self.context, op, x)
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, y: &Storage, dy: &Storage) -> Result<Storage> {
+        ops::elementwise::unary_backward(&self.context, op, x, y, dy)
+    }
+
+    fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        ops::elementwise::binary(&self.context, op, a, b, spec)
+    }
+
+    fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        ops::elementwise::expand(&self.context, x, spec)
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
+        ops::reduce::reduce(&self.context, op, x, spec)
+    }
+
+    fn argmax(&self, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
+        ops::reduce::argmax(&self.context, x, rows, cols)
+    }
+
+    fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
+        ops::softmax::softmax(&self.context, x, rows, cols, log)
+    }
+
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        rows: usize,
+        cols: usize,
+        log: bool,
+    ) -> Result<Storage> {
+        ops::softmax::softmax_backward(&self.context, y, dy, rows, cols, log)
+    }
+
+    fn softmax_cross_entropy(
+        &self,
+        logits: &Storage,
+        labels: &Storage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Storage, Storage)> {
+        ops::softmax::softmax_cross_entropy(&self.context, logits, labels, rows, cols)
+    }
+
+    fn conv2d(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &Conv2dSpec,
+    ) -> Result<Storage> {
+        ops::conv2d::forward(&self.context, x, filter, bias, spec)
+    }
+
+    fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        ops::conv2d::backward_input(&self.context, dy, filter, spec)
+    }
+
+    fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        ops::conv2d::backward_filter(&self.context, x, dy, spec)
+    }
+
+    fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
+        ops::pool::forward(&self.context, kind, x, spec)
+    }
+
+    fn pool2d_backward(
+        &self,
+        kind: PoolKind,
+        x: &Storage,
+        y: &Storage,
+        dy: &Storage,
+        spec: &Pool2dSpec,
+    ) -> Result<Storage> {
+        ops::pool::backward(&self.context, kind, x, y, dy, spec)
+    }
+
+    fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
+        ops::layout::concat(&self.context, parts, spec)
+    }
+
+    fn narrow(&self, x: &Storage, spec: &NarrowSpec) -> Result<Storage> {
+        ops::layout::narrow(&self.context, x, spec)
+    }
+
+    fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage> {
+        ops::layout::gather_rows(&self.context, x, row_len, indices)
+    }
+
+    fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage> {
+        ops::layout::dropout_mask(&self.context, len, rate, seed)
+    }
+}

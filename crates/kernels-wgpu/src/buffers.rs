@@ -1,0 +1,173 @@
+//! Device memory: [`WgpuStorage`] and the pool its buffers go back to when dropped.
+//!
+//! Allocating a GPU buffer costs far more than a kernel on small tensors, and a training step
+//! frees and allocates the same sizes over and over, so freed buffers are kept per size class
+//! and handed out again. Reuse is safe without waiting for the GPU because every kernel is
+//! recorded into one ordered command stream: wgpu puts a barrier between the last use of a
+//! buffer and its next writer.
+
+use crate::context::Context;
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use tensor::{BackendStorage, Result, Storage, TensorError};
+
+/// Smallest buffer handed out, in bytes; also what an empty tensor gets (wgpu cannot bind a
+/// zero-sized buffer).
+const MIN_BYTES: u64 = 256;
+
+/// Free buffers kept at most, in bytes, beyond which dropped buffers are released.
+const POOL_LIMIT_BYTES: u64 = 1 << 30;
+
+/// Usages of every storage buffer: bound to kernels, and copied in and out.
+pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+/// The size class of a request of `bytes`: a power of two up to 64 KiB, above that a multiple of
+/// an eighth of the next power of two (at most 12.5% waste).
+pub(crate) fn size_class(bytes: u64) -> u64 {
+    let bytes = bytes.max(MIN_BYTES);
+    let pow2 = bytes.next_power_of_two();
+    if pow2 <= 1 << 16 {
+        return pow2;
+    }
+    let step = pow2 / 8;
+    bytes.div_ceil(step) * step
+}
+
+/// Free buffers by size class.
+#[derive(Default)]
+pub(crate) struct BufferPool {
+    free: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    by_class: HashMap<u64, Vec<wgpu::Buffer>>,
+    bytes: u64,
+}
+
+impl BufferPool {
+    /// A free buffer of exactly `class` bytes, if one is kept.
+    pub(crate) fn take(&self, class: u64) -> Option<wgpu::Buffer> {
+        let mut state = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = state.by_class.get_mut(&class)?.pop()?;
+        state.bytes -= class;
+        Some(buffer)
+    }
+
+    /// Keeps `buffer` for reuse, or releases it when the pool is full.
+    pub(crate) fn give(&self, buffer: wgpu::Buffer) {
+        let class = buffer.size();
+        let mut state = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if state.bytes + class > POOL_LIMIT_BYTES {
+            return;
+        }
+        state.bytes += class;
+        state.by_class.entry(class).or_default().push(buffer);
+    }
+
+    /// Releases every kept buffer.
+    pub(crate) fn clear(&self) {
+        let mut state = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        state.by_class.clear();
+        state.bytes = 0;
+    }
+
+    /// Bytes held by free buffers.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+}
+
+/// A tensor's values on the GPU: `len` f32 values at the start of a pooled buffer (which may
+/// be larger). Dropping it returns the buffer to its backend's pool.
+pub struct WgpuStorage {
+    buffer: Option<wgpu::Buffer>,
+    len: usize,
+    context: Arc<Context>,
+}
+
+impl WgpuStorage {
+    pub(crate) fn new(buffer: wgpu::Buffer, len: usize, context: Arc<Context>) -> Self {
+        WgpuStorage { buffer: Some(buffer), len, context }
+    }
+
+    /// Number of f32 values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the storage holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The underlying buffer (its size is the size class, at least `4 * len` bytes).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer is only taken in drop")
+    }
+
+    /// Whether this storage was made by the backend owning `context`.
+    pub(crate) fn belongs_to(&self, context: &Arc<Context>) -> bool {
+        Arc::ptr_eq(&self.context, context)
+    }
+}
+
+impl fmt::Debug for WgpuStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WgpuStorage").field("len", &self.len).field("bytes", &self.buffer().size()).finish()
+    }
+}
+
+impl Drop for WgpuStorage {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.context.pool.give(buffer);
+        }
+    }
+}
+
+impl BackendStorage for WgpuStorage {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The GPU storage behind `storage`, or an error when it belongs to another backend (or another
+/// `WgpuBackend`, whose device cannot read it).
+pub(crate) fn wgpu_storage<'a>(
+    storage: &'a Storage,
+    context: &Arc<Context>,
+    op: &str,
+) -> Result<&'a WgpuStorage> {
+    match storage.as_any().downcast_ref::<WgpuStorage>() {
+        Some(s) if s.belongs_to(context) => Ok(s),
+        Some(_) => Err(TensorError::Backend(format!("{op}: storage belongs to another wgpu device"))),
+        None => Err(TensorError::Backend(format!(
+            "{op}: storage is not a wgpu buffer (it belongs to another backend)"
+        ))),
+    }
+}
+
+/// [`wgpu_storage`] plus a check that it holds `expected` elements.
+pub(crate) fn input<'a>(
+    storage: &'a Storage,
+    context: &Arc<Context>,
+    op: &str,
+    what: &str,
+    expected: usize,
+) -> Result<&'a WgpuStorage> {
+    let s = wgpu_storage(storage, context, op)?;
+    if s.len != expected {
+        return Err(TensorError::Backend(format!(
+            "{op}: {what} has {} elements but the spec needs {expected}",
+            s.len
+        )));
+    }
+    Ok(s)
+}

@@ -1,0 +1,424 @@
+//! The device, its queue, the one ordered command stream every kernel is recorded into, the
+//! compiled pipelines, and how errors from the driver become `Err` values.
+
+use crate::buffers::{size_class, BufferPool, WgpuStorage, STORAGE_USAGE};
+use crate::shaders::Shader;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tensor::{Result, Storage, TensorError};
+use wgpu::util::DeviceExt;
+
+/// Threads per workgroup of the one-dimensional kernels (elementwise, layout, pooling);
+/// `shaders/*.wgsl` use the same number.
+pub(crate) const WORKGROUP: u32 = 256;
+
+/// Recorded dispatches after which the pending commands are submitted without waiting, so
+/// a long chain of kernels does not hold all its temporary buffers until the next download.
+const MAX_PENDING: usize = 64;
+
+/// How a kernel binds one buffer.
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    /// `var<storage, read>`
+    Read,
+    /// `var<storage, read_write>`
+    Write,
+}
+
+/// One binding of a dispatch: the binding number in group 0, the buffer and its access.
+pub(crate) type Binding<'a> = (u32, &'a wgpu::Buffer, Access);
+
+/// A compiled kernel and the layout of its bind group.
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// Commands recorded but not yet submitted.
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    commands: usize,
+}
+
+/// Everything a [`crate::WgpuBackend`] and its storages share.
+pub(crate) struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) pool: BufferPool,
+    /// Fill every new output with NaN before its kernel runs (tests: an element a kernel
+    /// forgets to write then shows up).
+    pub(crate) poison: bool,
+    pending: Mutex<Pending>,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    kernels: Mutex<HashMap<(Shader, &'static str), Arc<Kernel>>>,
+    /// The first error the device reported outside an error scope (validation, out of memory,
+    /// device lost); returned by the next operation.
+    error: Arc<Mutex<Option<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Context {
+    pub(crate) fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        poison: bool,
+    ) -> Arc<Self> {
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        // Without a handler wgpu panics on a validation error or out-of-memory; keep the first
+        // one and report it as an `Err` from the next operation instead.
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = lock(&sink);
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let lost = error.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = lock(&lost);
+            if slot.is_none() {
+                *slot = Some(format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        let limits = device.limits();
+        Arc::new(Context {
+            device,
+            queue,
+            info,
+            limits,
+            pool: BufferPool::default(),
+            poison,
+            pending: Mutex::new(Pending::default()),
+            modules: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(HashMap::new()),
+            error,
+        })
+    }
+
+    /// The error the device reported since the last check, if any.
+    pub(crate) fn check(&self) -> Result<()> {
+        match lock(&self.error).take() {
+            Some(e) => Err(TensorError::Backend(format!("wgpu: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes a storage binding of `len` f32 values needs, or an error naming the limit it
+    /// would exceed.
+    pub(crate) fn checked_bytes(&self, op: &str, len: usize) -> Result<u64> {
+        let bytes = (len as u64).saturating_mul(4);
+        let class = size_class(bytes);
+        let binding = self.limits.max_storage_buffer_binding_size;
+        if class > binding {
+            return Err(TensorError::Backend(format!(
+                "{op}: a buffer of {len} f32 values ({class} bytes) exceeds the adapter's \
+                 max_storage_buffer_binding_size of {binding} bytes"
+            )));
+        }
+        if class > self.limits.max_buffer_size {
+            return Err(TensorError::Backend(format!(
+                "{op}: a buffer of {len} f32 values ({class} bytes) exceeds the adapter's \
+                 max_buffer_size of {} bytes",
+                self.limits.max_buffer_size
+            )));
+        }
+        Ok(class)
+    }
+
+    /// A buffer for `len` f32 values (from the pool when one of its size class is free). Its
+    /// contents are undefined (NaN when poisoning).
+    pub(crate) fn alloc(self: &Arc<Self>, op: &str, len: usize) -> Result<WgpuStorage> {
+        let class = self.checked_bytes(op, len)?;
+        let buffer = match self.pool.take(class) {
+            Some(b) => b,
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernels-wgpu storage"),
+                size: class,
+                usage: STORAGE_USAGE,
+                mapped_at_creation: false,
+            }),
+        };
+        let storage = WgpuStorage::new(buffer, len, self.clone());
+        if self.poison && len > 0 {
+            self.fill_buffer(storage.buffer(), len, f32::NAN)?;
+        }
+        Ok(storage)
+    }
+
+    /// A new storage holding `data`. The buffer is created mapped and written directly, so the
+    /// copy does not depend on (and cannot race with) commands still pending.
+    pub(crate) fn upload(self: &Arc<Self>, data: &[f32]) -> Result<WgpuStorage> {
+        let class = self.checked_bytes("upload", data.len())?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernels-wgpu storage"),
+            size: class,
+            usage: STORAGE_USAGE,
+            mapped_at_creation: true,
+        });
+        if !data.is_empty() {
+            let bytes: &[u8] = bytemuck::cast_slice(data);
+            let mut view = buffer
+                .slice(..bytes.len() as u64)
+                .get_mapped_range_mut()
+                .map_err(|e| TensorError::Backend(format!("upload: cannot map the new buffer: {e}")))?;
+            view.copy_from_slice(bytes);
+        }
+        buffer.unmap();
+        self.check()?;
+        Ok(WgpuStorage::new(buffer, data.len(), self.clone()))
+    }
+
+    /// Wraps a finished output.
+    pub(crate) fn store(&self, storage: WgpuStorage) -> Result<Storage> {
+        self.check()?;
+        Ok(Arc::new(storage))
+    }
+
+    /// Writes `value` into the first `len` elements of `buffer` (recorded, not run yet).
+    pub(crate) fn fill_buffer(&self, buffer: &wgpu::Buffer, len: usize, value: f32) -> Result<()> {
+        // The elementwise uniform: 8 scalars and three arrays of 16 broadcast dimensions.
+        let mut params = [0u32; 56];
+        params[0] = u32::try_from(len)
+            .map_err(|_| TensorError::Backend(format!("fill: {len} elements exceed 32-bit indices")))?;
+        params[4] = value.to_bits();
+        self.dispatch(
+            Shader::Elementwise,
+            "fill",
+            &params,
+            &[(4, buffer, Access::Write)],
+            self.grid_1d(len as u64),
+        )
+    }
+
+    /// Workgroup counts covering `threads` invocations of a [`WORKGROUP`]-wide kernel, folded
+    /// into two dimensions when they exceed the per-dimension limit. The shaders rebuild the
+    /// linear index from `workgroup_id` and `num_workgroups`.
+    pub(crate) fn grid_1d(&self, threads: u64) -> (u32, u32, u32) {
+        self.grid_groups(threads.div_ceil(WORKGROUP as u64))
+    }
+
+    /// `groups` workgroups as an `(x, y, 1)` grid within the per-dimension limit.
+    pub(crate) fn grid_groups(&self, groups: u64) -> (u32, u32, u32) {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let groups = groups.max(1);
+        if groups <= max {
+            return (groups as u32, 1, 1);
+        }
+        let y = groups.div_ceil(max);
+        let x = groups.div_ceil(y);
+        (x as u32, y.min(max) as u32, 1)
+    }
+
+    fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+        let mut modules = lock(&self.modules);
+        modules
+            .entry(shader)
+            .or_insert_with(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file_name()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                })
+            })
+            .clone()
+    }
+
+    /// The pipeline of `entry` in `shader`, compiled on first use with an explicit layout
+    /// matching `bindings` (so an entry point need not use every binding it is given).
+    fn kernel(&self, shader: Shader, entry: &'static str, bindings: &[Binding<'_>]) -> Arc<Kernel> {
+        if let Some(k) = lock(&self.kernels).get(&(shader, entry)) {
+            return k.clone();
+        }
+        let module = self.module(shader);
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for &(binding, _, access) in bindings {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: matches!(access, Access::Read) },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(entry),
+            entries: &entries,
+        });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[],
+                // Every kernel writes its workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let kernel = Arc::new(Kernel { pipeline, layout });
+        lock(&self.kernels).insert((shader, entry), kernel.clone());
+        kernel
+    }
+
+    /// Records one dispatch of `entry` with `params` (uploaded as the uniform at binding 0,
+    /// padded to 16 bytes) and `bindings`, over `groups` workgroups.
+    pub(crate) fn dispatch(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        params: &[u32],
+        bindings: &[Binding<'_>],
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.0 > max || groups.1 > max || groups.2 > max {
+            return Err(TensorError::Backend(format!(
+                "{entry}: {groups:?} workgroups exceed max_compute_workgroups_per_dimension {max}"
+            )));
+        }
+        let kernel = self.kernel(shader, entry, bindings);
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        // A fresh uniform per dispatch: `queue.write_buffer` into a reused one would land
+        // before the pending commands that still read its old contents.
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("kernels-wgpu params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        for &(binding, buffer, _) in bindings {
+            entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        let mut pending = lock(&self.pending);
+        let encoder = pending.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernels-wgpu") })
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
+        pending.commands += 1;
+        if pending.commands >= MAX_PENDING {
+            self.submit_locked(&mut pending);
+        }
+        Ok(())
+    }
+
+    /// Records a buffer-to-buffer copy into the stream.
+    pub(crate) fn copy(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        let encoder = pending.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernels-wgpu") })
+        });
+        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+        pending.commands += 1;
+    }
+
+    fn submit_locked(&self, pending: &mut Pending) -> Option<wgpu::SubmissionIndex> {
+        let encoder = pending.encoder.take()?;
+        pending.commands = 0;
+        Some(self.queue.submit([encoder.finish()]))
+    }
+
+    /// Submits the pending commands (without waiting).
+    pub(crate) fn flush(&self) {
+        self.submit_locked(&mut lock(&self.pending));
+    }
+
+    /// Submits the pending commands and waits until the device has run them.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.flush();
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| TensorError::Backend(format!("wgpu: waiting for the device failed: {e}")))?;
+        self.check()
+    }
+
+    /// Copies the first `len` values of `buffer` to the host: submits everything pending,
+    /// waits, and reads a staging copy.
+    pub(crate) fn read(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            self.check()?;
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernels-wgpu readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.copy(buffer, 0, &staging, 0, bytes);
+        self.flush();
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| TensorError::Backend(format!("wgpu: waiting for the device failed: {e}")))?;
+        self.check()?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(TensorError::Backend(format!("wgpu: mapping the readback buffer failed: {e}")))
+            }
+            Err(_) => return Err(TensorError::Backend("wgpu: the readback was never completed".into())),
+        }
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| TensorError::Backend(format!("wgpu: reading the readback buffer failed: {e}")))?;
+        let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(values)
+    }
+}

@@ -1,0 +1,189 @@
+//! Fill, unary maps and their gradients, broadcast binary ops and expand
+//! (`shaders/elementwise.wgsl`).
+
+use super::u32_param;
+use crate::buffers::{input, wgpu_storage};
+use crate::context::{Access, Context};
+use crate::shaders::Shader;
+use std::sync::Arc;
+use tensor::shape::BroadcastSpec;
+use tensor::{BinaryOp, Result, Storage, TensorError, UnaryOp};
+
+/// Broadcast dimensions the shader's uniform has room for.
+const MAX_RANK: usize = 16;
+
+/// Words of the elementwise uniform: 8 scalars, then dims and the two stride arrays.
+const PARAM_WORDS: usize = 8 + 3 * MAX_RANK;
+
+/// The shader's code for `op` and its two constants.
+fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
+    match op {
+        UnaryOp::Neg => (0, 0.0, 0.0),
+        UnaryOp::Relu => (1, 0.0, 0.0),
+        UnaryOp::Tanh => (2, 0.0, 0.0),
+        UnaryOp::Sigmoid => (3, 0.0, 0.0),
+        UnaryOp::Exp => (4, 0.0, 0.0),
+        UnaryOp::Log => (5, 0.0, 0.0),
+        UnaryOp::Sqrt => (6, 0.0, 0.0),
+        UnaryOp::Square => (7, 0.0, 0.0),
+        UnaryOp::Abs => (8, 0.0, 0.0),
+        UnaryOp::Affine { scale, shift } => (9, scale, shift),
+        UnaryOp::Clamp { min, max } => (10, min, max),
+    }
+}
+
+fn binary_code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::Minimum => 5,
+        BinaryOp::Equal => 6,
+        BinaryOp::GreaterEqual => 7,
+    }
+}
+
+fn params(n: u32, op: u32, f0: f32, f1: f32) -> [u32; PARAM_WORDS] {
+    let mut p = [0u32; PARAM_WORDS];
+    p[0] = n;
+    p[1] = op;
+    p[4] = f0.to_bits();
+    p[5] = f1.to_bits();
+    p
+}
+
+/// New storage of `len` copies of `value`.
+pub(crate) fn fill(ctx: &Arc<Context>, len: usize, value: f32) -> Result<Storage> {
+    u32_param("fill", "len", len)?;
+    let out = ctx.alloc("fill", len)?;
+    if len > 0 {
+        ctx.fill_buffer(out.buffer(), len, value)?;
+    }
+    ctx.store(out)
+}
+
+/// `op(x)` elementwise.
+pub(crate) fn unary(ctx: &Arc<Context>, op: UnaryOp, x: &Storage) -> Result<Storage> {
+    let x = wgpu_storage(x, ctx, "unary")?;
+    let n = x.len();
+    let out = ctx.alloc("unary", n)?;
+    if n > 0 {
+        let (code, f0, f1) = unary_code(op);
+        let p = params(u32_param("unary", "len", n)?, code, f0, f1);
+        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+        ctx.dispatch(Shader::Elementwise, "unary", &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}
+
+/// `dy * op'(x)` elementwise.
+pub(crate) fn unary_backward(
+    ctx: &Arc<Context>,
+    op: UnaryOp,
+    x: &Storage,
+    y: &Storage,
+    dy: &Storage,
+) -> Result<Storage> {
+    let name = "unary_backward";
+    let x = wgpu_storage(x, ctx, name)?;
+    let n = x.len();
+    let y = input(y, ctx, name, "y", n)?;
+    let dy = input(dy, ctx, name, "dy", n)?;
+    let out = ctx.alloc(name, n)?;
+    if n > 0 {
+        let (code, f0, f1) = unary_code(op);
+        let p = params(u32_param(name, "len", n)?, code, f0, f1);
+        let bindings = [
+            (1, x.buffer(), Access::Read),
+            (2, y.buffer(), Access::Read),
+            (3, dy.buffer(), Access::Read),
+            (4, out.buffer(), Access::Write),
+        ];
+        ctx.dispatch(Shader::Elementwise, name, &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}
+
+/// Checks that every offset a broadcast read can reach lies inside the input.
+fn check_reads(op: &str, what: &str, len: usize, dims: &[usize], strides: &[usize]) -> Result<()> {
+    if dims.len() != strides.len() {
+        return Err(TensorError::Backend(format!(
+            "{op}: {} dims but {} strides for {what}",
+            dims.len(),
+            strides.len()
+        )));
+    }
+    if dims.contains(&0) {
+        return Ok(());
+    }
+    let last: usize = dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum();
+    if last >= len {
+        return Err(TensorError::Backend(format!(
+            "{op}: the broadcast reads {what} up to element {last} but it has {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the broadcast geometry into the uniform.
+fn set_geometry(op: &str, p: &mut [u32; PARAM_WORDS], spec: &BroadcastSpec) -> Result<()> {
+    let rank = spec.dims.len();
+    if rank > MAX_RANK {
+        return Err(TensorError::Backend(format!(
+            "{op}: {rank} broadcast dimensions after merging; the shader takes at most {MAX_RANK}"
+        )));
+    }
+    p[2] = rank as u32;
+    for d in 0..rank {
+        p[8 + d] = u32_param(op, "dimension", spec.dims[d])?;
+        p[8 + MAX_RANK + d] = u32_param(op, "stride", spec.a_strides[d])?;
+        p[8 + 2 * MAX_RANK + d] = u32_param(op, "stride", *spec.b_strides.get(d).unwrap_or(&0))?;
+    }
+    Ok(())
+}
+
+/// `a op b` with broadcasting.
+pub(crate) fn binary(
+    ctx: &Arc<Context>,
+    op: BinaryOp,
+    a: &Storage,
+    b: &Storage,
+    spec: &BroadcastSpec,
+) -> Result<Storage> {
+    let a = wgpu_storage(a, ctx, "binary")?;
+    let b = wgpu_storage(b, ctx, "binary")?;
+    check_reads("binary", "a", a.len(), &spec.dims, &spec.a_strides)?;
+    check_reads("binary", "b", b.len(), &spec.dims, &spec.b_strides)?;
+    let n = spec.numel();
+    let out = ctx.alloc("binary", n)?;
+    if n > 0 {
+        let mut p = params(u32_param("binary", "len", n)?, binary_code(op), 0.0, 0.0);
+        set_geometry("binary", &mut p, spec)?;
+        let bindings =
+            [(1, a.buffer(), Access::Read), (2, b.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+        ctx.dispatch(Shader::Elementwise, "binary", &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}
+
+/// Materialises `x` read with `spec.a_strides` into a contiguous output of `spec.dims`.
+pub(crate) fn expand(ctx: &Arc<Context>, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+    let x = wgpu_storage(x, ctx, "expand")?;
+    check_reads("expand", "x", x.len(), &spec.dims, &spec.a_strides)?;
+    let n = spec.numel();
+    let out = ctx.alloc("expand", n)?;
+    if n > 0 {
+        let mut p = params(u32_param("expand", "len", n)?, 0, 0.0, 0.0);
+        let spec = BroadcastSpec {
+            dims: spec.dims.clone(),
+            a_strides: spec.a_strides.clone(),
+            b_strides: vec![0; spec.dims.len()],
+        };
+        set_geometry("expand", &mut p, &spec)?;
+        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+        ctx.dispatch(Shader::Elementwise, "expand", &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}

@@ -1,0 +1,82 @@
+//! Max / average / L2 pooling and their gradients (`shaders/pool.wgsl`).
+
+use super::u32_param;
+use crate::buffers::input;
+use crate::context::{Access, Context};
+use crate::shaders::Shader;
+use std::sync::Arc;
+use tensor::shape::{Pool2dSpec, PoolKind};
+use tensor::{Result, Storage};
+
+fn input_len(spec: &Pool2dSpec) -> usize {
+    spec.batch * spec.in_h * spec.in_w * spec.channels
+}
+
+fn params(op: &str, n: usize, kind: PoolKind, s: &Pool2dSpec) -> Result<[u32; 16]> {
+    let p = |what, v| u32_param(op, what, v);
+    let kind = match kind {
+        PoolKind::Max => 0,
+        PoolKind::Average => 1,
+        PoolKind::L2 => 2,
+    };
+    Ok([
+        p("elements", n)?,
+        p("in_h", s.in_h)?,
+        p("in_w", s.in_w)?,
+        p("channels", s.channels)?,
+        p("out_h", s.out_h)?,
+        p("out_w", s.out_w)?,
+        p("pool_h", s.pool_h)?,
+        p("pool_w", s.pool_w)?,
+        p("stride_h", s.stride_h)?,
+        p("stride_w", s.stride_w)?,
+        p("pad_top", s.pad_top)?,
+        p("pad_left", s.pad_left)?,
+        kind,
+        0,
+        0,
+        0,
+    ])
+}
+
+/// Pools NHWC `x`.
+pub(crate) fn forward(ctx: &Arc<Context>, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
+    let op = "pool2d";
+    let x = input(x, ctx, op, "input", input_len(spec))?;
+    let n = spec.output_shape().numel();
+    let out = ctx.alloc(op, n)?;
+    if n > 0 {
+        let p = params(op, n, kind, spec)?;
+        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+        ctx.dispatch(Shader::Pool, "pool_forward", &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}
+
+/// Gradient of the pooling with respect to its input.
+pub(crate) fn backward(
+    ctx: &Arc<Context>,
+    kind: PoolKind,
+    x: &Storage,
+    y: &Storage,
+    dy: &Storage,
+    spec: &Pool2dSpec,
+) -> Result<Storage> {
+    let op = "pool2d_backward";
+    let n = input_len(spec);
+    let x = input(x, ctx, op, "input", n)?;
+    let y = input(y, ctx, op, "y", spec.output_shape().numel())?;
+    let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
+    let out = ctx.alloc(op, n)?;
+    if n > 0 {
+        let p = params(op, n, kind, spec)?;
+        let bindings = [
+            (1, x.buffer(), Access::Read),
+            (2, y.buffer(), Access::Read),
+            (3, dy.buffer(), Access::Read),
+            (4, out.buffer(), Access::Write),
+        ];
+        ctx.dispatch(Shader::Pool, "pool_backward", &p, &bindings, ctx.grid_1d(n as u64))?;
+    }
+    ctx.store(out)
+}

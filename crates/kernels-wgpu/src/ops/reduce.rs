@@ -1,0 +1,96 @@
+//! Sum / max over the middle axis of `[outer, reduced, inner]`, and row argmax
+//! (`shaders/reduce.wgsl`).
+
+use super::u32_param;
+use crate::buffers::{input, WgpuStorage};
+use crate::context::{Access, Context};
+use crate::shaders::Shader;
+use std::sync::Arc;
+use tensor::shape::ReduceSpec;
+use tensor::{ReduceOp, Result, Storage};
+
+/// Invocations below which a column reduction splits its reduced axis into chunks, so a
+/// reduction to few outputs (bias gradients) still occupies the GPU.
+const COLUMN_THREADS: usize = 1 << 16;
+
+/// Reduced rows a row-reduction workgroup takes per chunk when it splits a long row.
+const ROW_CHUNK: usize = 4096;
+
+/// `[outer, reduced, inner]` in `x` reduced to a new `[outer, inner]` storage.
+pub(crate) fn reduce_buffer(
+    ctx: &Arc<Context>,
+    op: ReduceOp,
+    x: &wgpu::Buffer,
+    spec: &ReduceSpec,
+) -> Result<WgpuStorage> {
+    let name = "reduce";
+    let &ReduceSpec { outer, reduced, inner } = spec;
+    let out = ctx.alloc(name, outer * inner)?;
+    if outer * inner == 0 {
+        return Ok(out);
+    }
+    let op_code = match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Max => 1,
+    };
+    // How many chunks the reduced axis is cut into (1 = one pass).
+    let chunks = if inner == 1 {
+        if outer < 512 {
+            reduced.div_ceil(ROW_CHUNK).max(1)
+        } else {
+            1
+        }
+    } else {
+        (COLUMN_THREADS / (outer * inner)).clamp(1, reduced.div_ceil(32).max(1))
+    };
+    let chunk_len = reduced.div_ceil(chunks).max(1);
+    let chunks = reduced.div_ceil(chunk_len).max(1);
+    let pass = |src: &wgpu::Buffer, dst: &wgpu::Buffer, reduced: usize, chunk_len: usize, chunks: usize| {
+        let params = [
+            u32_param(name, "outer", outer)?,
+            u32_param(name, "reduced", reduced)?,
+            u32_param(name, "inner", inner)?,
+            op_code,
+            u32_param(name, "chunk", chunk_len)?,
+            u32_param(name, "chunks", chunks)?,
+            0,
+            0,
+        ];
+        let bindings = [(1, src, Access::Read), (2, dst, Access::Write)];
+        if inner == 1 {
+            let groups = ctx.grid_groups((outer * chunks) as u64);
+            ctx.dispatch(Shader::Reduce, "reduce_rows", &params, &bindings, groups)
+        } else {
+            let groups = ctx.grid_1d((outer * chunks * inner) as u64);
+            ctx.dispatch(Shader::Reduce, "reduce_cols", &params, &bindings, groups)
+        }
+    };
+    if chunks == 1 {
+        pass(x, out.buffer(), reduced, reduced.max(1), 1)?;
+    } else {
+        let partials = ctx.alloc(name, outer * chunks * inner)?;
+        pass(x, partials.buffer(), reduced, chunk_len, chunks)?;
+        pass(partials.buffer(), out.buffer(), chunks, chunks, 1)?;
+    }
+    Ok(out)
+}
+
+/// Reduces `[outer, reduced, inner]` to `[outer, inner]`.
+pub(crate) fn reduce(ctx: &Arc<Context>, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
+    let x = input(x, ctx, "reduce", "x", spec.outer * spec.reduced * spec.inner)?;
+    let out = reduce_buffer(ctx, op, x.buffer(), spec)?;
+    ctx.store(out)
+}
+
+/// Index of the first largest value of each row of `[rows, cols]`, as f32.
+pub(crate) fn argmax(ctx: &Arc<Context>, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
+    let name = "argmax";
+    let x = input(x, ctx, name, "x", rows * cols)?;
+    let out = ctx.alloc(name, rows)?;
+    if rows > 0 {
+        let params = [u32_param(name, "rows", rows)?, u32_param(name, "cols", cols)?, 1, 1, 0, 1, 0, 0];
+        let bindings = [(1, x.buffer(), Access::Read), (2, out.buffer(), Access::Write)];
+        ctx.dispatch(Shader::Reduce, name, &params, &bindings, ctx.grid_groups(rows as u64))?;
+    }
+    ctx.store(out)
+}
