@@ -119,4 +119,14 @@ impl Layer for Conv2D {
     fn forward_before_relu(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Relu).then(|| self.convolve(x))
     }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "filters": self.filters,
+            "kernel_size": [self.kernel_size.0, self.kernel_size.1],
+            "strides": [self.strides.0, self.strides.1],
+            "padding": crate::saving::padding_name(self.padding),
+            "activation": self.activation.keras_name(),
+            "use_bias": self.use_bias,
+        }))
+    }
 }

@@ -107,4 +107,11 @@ impl Layer for Dense {
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Softmax).then(|| self.linear(x))
     }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "units": self.units,
+            "activation": self.activation.keras_name(),
+            "use_bias": self.use_bias,
+        }))
+    }
 }

@@ -48,4 +48,7 @@ impl Layer for Dropout {
             Ok(x.clone())
         }
     }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "rate": self.rate }))
+    }
 }

@@ -77,4 +77,10 @@ pub trait Layer: Send {
     fn is_max_pooling(&self) -> bool {
         false
     }
+    /// The layer's settings as Keras-style JSON (e.g. `{"units": 10, "activation": "relu"}`),
+    /// from which [`Sequential::load`](crate::Sequential::load) rebuilds it; `None` (the
+    /// default) for a layer that whole-model saving does not know.
+    fn config(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

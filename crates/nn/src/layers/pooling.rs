@@ -112,6 +112,14 @@ macro_rules! pooling_layer {
             fn is_max_pooling(&self) -> bool {
                 self.0.kind == PoolKind::Max
             }
+            fn config(&self) -> Option<serde_json::Value> {
+                let (pool, strides) = (self.0.pool_size, self.0.strides());
+                Some(serde_json::json!({
+                    "pool_size": [pool.0, pool.1],
+                    "strides": [strides.0, strides.1],
+                    "padding": crate::saving::padding_name(self.0.padding),
+                }))
+            }
         }
     };
 }

@@ -50,6 +50,9 @@ impl Layer for Flatten {
     fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
         Ok(x.flatten()?)
     }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({}))
+    }
 }
 
 /// Reshapes each sample to a target shape of the same size.
@@ -104,6 +107,9 @@ impl Layer for Reshape {
         dims.extend_from_slice(&self.target);
         Ok(x.reshape(dims)?)
     }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "target_shape": self.target }))
+    }
 }
 
 /// Applies an activation function.
@@ -142,5 +148,8 @@ impl Layer for ActivationLayer {
     }
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Softmax).then(|| Ok(x.clone()))
+    }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "activation": self.activation.keras_name() }))
     }
 }

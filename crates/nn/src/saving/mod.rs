@@ -7,9 +7,13 @@
 //! (see [`atomic`]), so a crash or a full disk mid-save leaves the previous file intact. A load
 //! checks every name, shape and element type before it changes anything, and names the first
 //! mismatch.
+//!
+//! [`Sequential::save`] also stores the architecture as JSON in the file's metadata (key
+//! [`ARCHITECTURE_KEY`]), and [`Sequential::load`] rebuilds the model from it, without its code.
 
 pub mod atomic;
 mod error;
+mod model;
 mod weights;
 
 #[cfg(test)]
@@ -18,6 +22,9 @@ mod tests;
 use std::path::Path;
 
 pub use error::SavingError;
+pub use model::{padding_name, ARCHITECTURE_KEY};
+
+use tensor::Device;
 
 use crate::error::Result;
 use crate::sequential::Sequential;
@@ -39,5 +46,26 @@ impl Sequential {
     /// not built.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         weights::load_weights(self, path.as_ref())
+    }
+
+    /// Saves the whole model, architecture and weights, to one safetensors file at `path`
+    /// (atomically), which [`Sequential::load`] rebuilds without this code. The optimizer is
+    /// not saved.
+    ///
+    /// Fails if the model is not built, or has a layer without a config
+    /// ([`Layer::config`](crate::layers::Layer::config)).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        model::save(self, path.as_ref())
+    }
+
+    /// Rebuilds a model saved by [`Sequential::save`], with its weights, on the default device.
+    /// Compile it again to train it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Sequential> {
+        model::load(path.as_ref(), &crate::device::default_device())
+    }
+
+    /// As [`Sequential::load`], with the weights on `device`.
+    pub fn load_on(path: impl AsRef<Path>, device: &Device) -> Result<Sequential> {
+        model::load(path.as_ref(), device)
     }
 }
