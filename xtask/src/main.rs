@@ -12,7 +12,7 @@ const USAGE: &str = "usage: cargo xtask <command> [flags]
 
 commands:
   train-mnist    [--model model1|model4|model5] [--epochs N] [--batch-size N]
-                 [--optimizer sgd|adam] [--lr F] [--backend cpu] [--data DIR]
+                 [--optimizer sgd|adam] [--lr F] [--backend cpu|wgpu|best] [--data DIR]
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json] [--validate] [--min-accuracy F]
   summary        [--model model1|model4|model5]

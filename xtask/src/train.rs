@@ -53,10 +53,9 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
         other => return Err(format!("--optimizer: unknown optimizer '{other}' (sgd or adam)")),
     };
-    let device = match args.value("backend").unwrap_or("cpu") {
-        "cpu" => nn::device::cpu(),
-        other => return Err(format!("--backend: '{other}' is not available in this build (cpu)")),
-    };
+    let kind: nn::DeviceKind =
+        args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
+    let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
     let dataset = match args.value("dataset").unwrap_or("mnist") {
         "mnist" => DatasetKind::Mnist,
         "fashion" => DatasetKind::Fashion,
@@ -81,6 +80,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
 
     let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
     if verbose > 0 {
+        println!("backend: {}", device.name());
         print!("{}", model.summary().map_err(|e| e.to_string())?);
     }
     model

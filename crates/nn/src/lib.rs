@@ -48,6 +48,7 @@ pub mod zoo;
 
 pub use activation::Activation;
 pub use array::{to_categorical, Array};
+pub use device::DeviceKind;
 pub use error::{Error, Result};
 pub use losses::Loss;
 pub use optimizers::{Adam, Optimizer, Sgd};
