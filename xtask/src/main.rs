@@ -2,7 +2,7 @@
 //!
 //! - `train-mnist`: trains a lecture model on MNIST and reports test accuracy.
 //! - `summary --model NAME`: prints a lecture model's summary.
-//! - `bench-kernels`: times the CPU kernels at the MNIST shapes and prints a GFLOP/s table.
+//! - `bench-kernels`: times the CPU or wgpu kernels at the MNIST shapes and prints a GFLOP/s table.
 
 mod args;
 mod bench;
@@ -15,8 +15,10 @@ commands:
                  [--optimizer sgd|adam] [--lr F] [--backend cpu|wgpu|best] [--data DIR]
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json] [--validate] [--min-accuracy F]
+                 [--save FILE.safetensors]
   summary        [--model model1|model4|model5]
-  bench-kernels  [--batch N] [--repeats N] [--threads N] [--filter TEXT]";
+  bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
+                 [--filter TEXT] [--square 1024,4096]";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -40,6 +40,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "verbose",
             "report",
             "min-accuracy",
+            "save",
         ],
         &["normalize", "validate"],
     )?;
@@ -92,6 +93,12 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         fit = fit.validation_data(x_test.clone(), y_test.clone());
     }
     let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
+
+    if let Some(path) = args.value("save") {
+        // The whole model (architecture + weights), loadable with `nn::Sequential::load`.
+        model.save(path).map_err(|e| format!("--save: {e}"))?;
+        println!("saved the model to {path}");
+    }
 
     let eval_start = std::time::Instant::now();
     let scores = model.evaluate(&x_test, &y_test, 1000).map_err(|e| e.to_string())?;

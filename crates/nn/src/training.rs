@@ -264,8 +264,13 @@ impl Sequential {
         if u32::try_from(n).is_err() {
             return Err(Error::Data(format!("{n} training samples: at most {} are supported", u32::MAX)));
         }
-        // The whole training set goes to the device once; each step sends only its indices.
-        let (x_all, y_all) = (x_train.to_tensor(&self.device)?, y_train.to_tensor(&self.device)?);
+        // The whole training set goes to the device once, if it fits there (a GPU limits the
+        // size of one buffer); each step then sends only its indices. Otherwise each batch is
+        // gathered on the host and uploaded.
+        let resident = match (x_train.to_tensor(&self.device), y_train.to_tensor(&self.device)) {
+            (Ok(x_all), Ok(y_all)) => Some((x_all, y_all)),
+            _ => None,
+        };
         let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
         for epoch in 1..=options.epochs {
             if options.verbose > 0 {
@@ -277,9 +282,17 @@ impl Sequential {
             let start = Instant::now();
             let mut totals = RunningTotals::new();
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
-                indices.clear();
-                indices.extend(batch.iter().map(|&i| i as u32));
-                let (xb, yb) = (x_all.gather_rows(&indices)?, y_all.gather_rows(&indices)?);
+                let (xb, yb) = match &resident {
+                    Some((x_all, y_all)) => {
+                        indices.clear();
+                        indices.extend(batch.iter().map(|&i| i as u32));
+                        (x_all.gather_rows(&indices)?, y_all.gather_rows(&indices)?)
+                    }
+                    None => (
+                        x_train.gather(batch).to_tensor(&self.device)?,
+                        y_train.gather(batch).to_tensor(&self.device)?,
+                    ),
+                };
                 let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
                 let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
                 totals.add(&loss, correct, batch.len())?;
