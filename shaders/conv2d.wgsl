@@ -143,3 +143,9 @@ fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
     gemm_64x64(lid, wid.y * nwg.x + wid.x);
 }
+
+@compute @workgroup_size(256)
+fn conv2d_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    gemm_128x128(lid, wid.y * nwg.x + wid.x);
+}

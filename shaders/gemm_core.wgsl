@@ -96,3 +96,329 @@ fn gemm_64x64(lid: u32, group: u32) {
     store_row(z, row + 2u, col, c2);
     store_row(z, row + 3u, col, c3);
 }
+
+// The large-tile variant: a 128x128 tile, 8x8 outputs per invocation in 16 named vec4
+// accumulators, BK = 8. The next k-slice is loaded into registers while the current one is
+// multiplied, into the other of two workgroup buffers, so each slice needs one barrier.
+// The inner loop is unrolled by hand (the runtime bounds checks wgpu adds cost far more in a
+// rolled loop).
+
+const BIG: u32 = 128u;
+const BIG_K: u32 = 8u;
+const BIG_ROW: u32 = 33u;                 // vec4s per k-row of a 128-wide tile, one of padding
+const BIG_BUF: u32 = 264u;                // BIG_K * BIG_ROW: one buffer
+
+var<workgroup> big_a: array<vec4<f32>, 528>; // two buffers
+var<workgroup> big_b: array<vec4<f32>, 528>;
+
+struct Slice {
+    a0: f32, a1: f32, a2: f32, a3: f32,
+    b0: f32, b1: f32, b2: f32, b3: f32,
+}
+
+// Where element j (0..3) of this invocation's share of a slice sits: (row or column, k).
+fn big_a_pos(e: u32) -> vec2<u32> {
+    if (params.a_k_contig != 0u) {
+        return vec2<u32>(e / BIG_K, e % BIG_K);
+    }
+    return vec2<u32>(e % BIG, e / BIG);
+}
+
+fn big_b_pos(e: u32) -> vec2<u32> {
+    if (params.b_n_contig != 0u) {
+        return vec2<u32>(e % BIG, e / BIG);
+    }
+    return vec2<u32>(e / BIG_K, e % BIG_K);
+}
+
+fn big_load_a(z: u32, m0: u32, k0: u32, kend: u32, e: u32) -> f32 {
+    let p = big_a_pos(e);
+    if (m0 + p.x < params.m && k0 + p.y < kend) {
+        return load_a(z, m0 + p.x, k0 + p.y);
+    }
+    return 0.0;
+}
+
+fn big_load_b(z: u32, n0: u32, k0: u32, kend: u32, e: u32) -> f32 {
+    let p = big_b_pos(e);
+    if (n0 + p.x < params.n && k0 + p.y < kend) {
+        return load_b(z, k0 + p.y, n0 + p.x);
+    }
+    return 0.0;
+}
+
+fn big_fetch(z: u32, m0: u32, n0: u32, k0: u32, kend: u32, lid: u32) -> Slice {
+    var s: Slice;
+    s.a0 = big_load_a(z, m0, k0, kend, lid);
+    s.a1 = big_load_a(z, m0, k0, kend, lid + 256u);
+    s.a2 = big_load_a(z, m0, k0, kend, lid + 512u);
+    s.a3 = big_load_a(z, m0, k0, kend, lid + 768u);
+    s.b0 = big_load_b(z, n0, k0, kend, lid);
+    s.b1 = big_load_b(z, n0, k0, kend, lid + 256u);
+    s.b2 = big_load_b(z, n0, k0, kend, lid + 512u);
+    s.b3 = big_load_b(z, n0, k0, kend, lid + 768u);
+    return s;
+}
+
+fn big_put_a(buf: u32, e: u32, v: f32) {
+    let p = big_a_pos(e);
+    big_a[buf + p.y * BIG_ROW + p.x / 4u][p.x % 4u] = v;
+}
+
+fn big_put_b(buf: u32, e: u32, v: f32) {
+    let p = big_b_pos(e);
+    big_b[buf + p.y * BIG_ROW + p.x / 4u][p.x % 4u] = v;
+}
+
+fn big_stash(buf: u32, s: Slice, lid: u32) {
+    big_put_a(buf, lid, s.a0);
+    big_put_a(buf, lid + 256u, s.a1);
+    big_put_a(buf, lid + 512u, s.a2);
+    big_put_a(buf, lid + 768u, s.a3);
+    big_put_b(buf, lid, s.b0);
+    big_put_b(buf, lid + 256u, s.b1);
+    big_put_b(buf, lid + 512u, s.b2);
+    big_put_b(buf, lid + 768u, s.b3);
+}
+
+fn gemm_128x128(lid: u32, group: u32) {
+    let tiles = params.tiles_m * params.tiles_n;
+    let z = group / tiles;
+    if (z >= params.batch) {
+        return;
+    }
+    let t = group % tiles;
+    let m0 = (t / params.tiles_n) * BIG;
+    let n0 = (t % params.tiles_n) * BIG;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let kr = k_range(z);
+
+    var c00 = vec4<f32>(0.0);
+    var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0);
+    var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0);
+    var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0);
+    var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0);
+    var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0);
+    var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0);
+    var c71 = vec4<f32>(0.0);
+    var buf = 0u;
+    if (kr.x < kr.y) {
+        big_stash(0u, big_fetch(z, m0, n0, kr.x, kr.y, lid), lid);
+    }
+    workgroupBarrier();
+    for (var k0 = kr.x; k0 < kr.y; k0 += BIG_K) {
+        let more = k0 + BIG_K < kr.y;
+        var next: Slice;
+        if (more) {
+            next = big_fetch(z, m0, n0, k0 + BIG_K, kr.y, lid);
+        }
+        {
+            let a0 = big_a[buf + 0u * BIG_ROW + ty];
+            let a1 = big_a[buf + 0u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 0u * BIG_ROW + tx];
+            let b1 = big_b[buf + 0u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 1u * BIG_ROW + ty];
+            let a1 = big_a[buf + 1u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 1u * BIG_ROW + tx];
+            let b1 = big_b[buf + 1u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 2u * BIG_ROW + ty];
+            let a1 = big_a[buf + 2u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 2u * BIG_ROW + tx];
+            let b1 = big_b[buf + 2u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 3u * BIG_ROW + ty];
+            let a1 = big_a[buf + 3u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 3u * BIG_ROW + tx];
+            let b1 = big_b[buf + 3u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 4u * BIG_ROW + ty];
+            let a1 = big_a[buf + 4u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 4u * BIG_ROW + tx];
+            let b1 = big_b[buf + 4u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 5u * BIG_ROW + ty];
+            let a1 = big_a[buf + 5u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 5u * BIG_ROW + tx];
+            let b1 = big_b[buf + 5u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 6u * BIG_ROW + ty];
+            let a1 = big_a[buf + 6u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 6u * BIG_ROW + tx];
+            let b1 = big_b[buf + 6u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        {
+            let a0 = big_a[buf + 7u * BIG_ROW + ty];
+            let a1 = big_a[buf + 7u * BIG_ROW + 16u + ty];
+            let b0 = big_b[buf + 7u * BIG_ROW + tx];
+            let b1 = big_b[buf + 7u * BIG_ROW + 16u + tx];
+            c00 += a0.x * b0;
+            c01 += a0.x * b1;
+            c10 += a0.y * b0;
+            c11 += a0.y * b1;
+            c20 += a0.z * b0;
+            c21 += a0.z * b1;
+            c30 += a0.w * b0;
+            c31 += a0.w * b1;
+            c40 += a1.x * b0;
+            c41 += a1.x * b1;
+            c50 += a1.y * b0;
+            c51 += a1.y * b1;
+            c60 += a1.z * b0;
+            c61 += a1.z * b1;
+            c70 += a1.w * b0;
+            c71 += a1.w * b1;
+        }
+        buf = BIG_BUF - buf;
+        if (more) {
+            big_stash(buf, next, lid);
+        }
+        workgroupBarrier();
+    }
+    let row = m0 + ty * 4u;
+    let col = n0 + tx * 4u;
+    store_row(z, row + 0u, col, c00);
+    store_row(z, row + 0u, col + 64u, c01);
+    store_row(z, row + 1u, col, c10);
+    store_row(z, row + 1u, col + 64u, c11);
+    store_row(z, row + 2u, col, c20);
+    store_row(z, row + 2u, col + 64u, c21);
+    store_row(z, row + 3u, col, c30);
+    store_row(z, row + 3u, col + 64u, c31);
+    store_row(z, row + 64u, col, c40);
+    store_row(z, row + 64u, col + 64u, c41);
+    store_row(z, row + 65u, col, c50);
+    store_row(z, row + 65u, col + 64u, c51);
+    store_row(z, row + 66u, col, c60);
+    store_row(z, row + 66u, col + 64u, c61);
+    store_row(z, row + 67u, col, c70);
+    store_row(z, row + 67u, col + 64u, c71);
+}

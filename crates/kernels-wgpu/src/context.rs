@@ -3,6 +3,7 @@
 
 use crate::buffers::{size_class, BufferPool, WgpuStorage, STORAGE_USAGE};
 use crate::shaders::Shader;
+use crate::{GemmTile, WgpuOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tensor::{Result, Storage, TensorError};
@@ -51,6 +52,8 @@ pub(crate) struct Context {
     /// Fill every new output with NaN before its kernel runs (tests: an element a kernel
     /// forgets to write then shows up).
     pub(crate) poison: bool,
+    /// The GEMM tile policy.
+    pub(crate) gemm_tile: GemmTile,
     pending: Mutex<Pending>,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<(Shader, &'static str), Arc<Kernel>>>,
@@ -68,7 +71,7 @@ impl Context {
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
-        poison: bool,
+        options: WgpuOptions,
     ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None::<String>));
         let sink = error.clone();
@@ -94,7 +97,8 @@ impl Context {
             info,
             limits,
             pool: BufferPool::default(),
-            poison,
+            poison: options.poison_outputs,
+            gemm_tile: options.gemm_tile,
             pending: Mutex::new(Pending::default()),
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
@@ -195,6 +199,25 @@ impl Context {
             &[(4, buffer, Access::Write)],
             self.grid_1d(len as u64),
         )
+    }
+
+    /// The GEMM tile edge (64 or 128) for `tiles_128` output tiles of 128x128 whose smaller
+    /// side is `min_side`.
+    pub(crate) fn gemm_tile(&self, tiles_128: usize, min_side: usize) -> usize {
+        // Two 128x128 operand slices of 8 rows, double-buffered and padded (gemm_core.wgsl).
+        let fits = self.limits.max_compute_workgroup_storage_size >= 2 * 528 * 16;
+        let large = match self.gemm_tile {
+            GemmTile::Small => false,
+            GemmTile::Large => true,
+            // Big tiles pay off once there are enough of them to keep every core of a large
+            // GPU busy, and when they are not mostly padding.
+            GemmTile::Auto => tiles_128 >= 192 && min_side >= 96,
+        };
+        if large && fits {
+            128
+        } else {
+            64
+        }
     }
 
     /// Workgroup counts covering `threads` invocations of a [`WORKGROUP`]-wide kernel, folded

@@ -39,6 +39,21 @@ pub struct WgpuOptions {
     /// Fill every new output buffer with NaN before its kernel runs, so an element a kernel
     /// fails to write shows up in tests. Costs one extra dispatch per output.
     pub poison_outputs: bool,
+    /// Which GEMM tile matmul and convolution use (tests force each one).
+    pub gemm_tile: GemmTile,
+}
+
+/// The output tile of one workgroup in the matmul / convolution GEMMs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmTile {
+    /// 128x128 for products with enough such tiles to fill a big GPU, else 64x64.
+    #[default]
+    Auto,
+    /// Always 64x64 (4x4 outputs per invocation).
+    Small,
+    /// Always 128x128 (8x8 outputs per invocation, double-buffered), where the adapter has the
+    /// workgroup memory for it.
+    Large,
 }
 
 /// The wgpu backend: one device and queue, shared by every storage it creates. Cloning is
@@ -93,12 +108,17 @@ impl WgpuBackend {
             })
             .await
             .map_err(|e| TensorError::Backend(format!("wgpu: cannot open {}: {e}", info.name)))?;
-        Ok(WgpuBackend { context: Context::new(device, queue, info, options.poison_outputs) })
+        Ok(WgpuBackend { context: Context::new(device, queue, info, options) })
     }
 
     /// The adapter this backend runs on (name, vendor, driver, graphics API).
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.context.info
+    }
+
+    /// Whether the adapter is a software renderer running on the CPU (e.g. Mesa's lavapipe).
+    pub fn is_software(&self) -> bool {
+        self.context.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// The device limits in force (the adapter's).

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{assert_close, backend, random};
+use common::{assert_close, backend, backend_with, random};
 use kernels_cpu::CpuBackend;
-use kernels_wgpu::WgpuBackend;
+use kernels_wgpu::{GemmTile, WgpuBackend};
 use tensor::shape::{broadcast, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, ReduceSpec};
 use tensor::{Backend, BinaryOp, Padding, PoolKind, ReduceOp, Shape, Storage, UnaryOp};
 
@@ -21,6 +21,16 @@ struct Pair {
 impl Pair {
     fn new() -> Option<Self> {
         Some(Pair { gpu: backend()?, cpu: CpuBackend::with_threads(1).unwrap() })
+    }
+
+    /// One pair per GEMM tile, for the kernels built on the GEMM core.
+    fn per_gemm_tile() -> Vec<Self> {
+        [GemmTile::Small, GemmTile::Large]
+            .into_iter()
+            .filter_map(|tile| {
+                Some(Pair { gpu: backend_with(tile)?, cpu: CpuBackend::with_threads(1).unwrap() })
+            })
+            .collect()
     }
 
     fn up(&self, data: &[f32]) -> (Storage, Storage) {
@@ -54,7 +64,12 @@ fn upload_download_fill() {
 
 #[test]
 fn matmul_all_transposes_bias_and_batch() {
-    let Some(p) = Pair::new() else { return };
+    for p in Pair::per_gemm_tile() {
+        matmul_cases(&p);
+    }
+}
+
+fn matmul_cases(p: &Pair) {
     let mut seed = 10;
     for &(m, k, n) in &[(37, 53, 29), (1, 7, 1), (65, 16, 130)] {
         for batch in [1, 3] {
@@ -79,7 +94,12 @@ fn matmul_all_transposes_bias_and_batch() {
 
 #[test]
 fn matmul_crosses_tile_edges() {
-    let Some(p) = Pair::new() else { return };
+    for p in Pair::per_gemm_tile() {
+        big_matmul_cases(&p);
+    }
+}
+
+fn big_matmul_cases(p: &Pair) {
     for (trans_a, trans_b) in [(false, false), (true, true)] {
         let spec = MatmulSpec { batch: 1, m: 300, k: 257, n: 131, trans_a, trans_b };
         let a = p.rand(300 * 257, 1);
@@ -127,21 +147,26 @@ fn conv_case(
 
 #[test]
 fn conv2d_forward_and_gradients() {
-    let Some(p) = Pair::new() else { return };
+    for p in Pair::per_gemm_tile() {
+        conv_cases(&p);
+    }
+}
+
+fn conv_cases(p: &Pair) {
     let mut seed = 100;
     for kernel in [3, 5] {
         for stride in [1, 2] {
             for padding in [Padding::Valid, Padding::Same] {
                 seed += 10;
-                conv_case(&p, [3, 7, 9, 5], [kernel, kernel, 5, 6], (stride, stride), padding, seed);
+                conv_case(p, [3, 7, 9, 5], [kernel, kernel, 5, 6], (stride, stride), padding, seed);
             }
         }
     }
     // Uneven strides and a non-square kernel.
-    conv_case(&p, [2, 8, 11, 3], [2, 4, 3, 7], (2, 3), Padding::Same, 7);
+    conv_case(p, [2, 8, 11, 3], [2, 4, 3, 7], (2, 3), Padding::Same, 7);
     // Long contraction for the filter gradient (split into slices, summed afterwards).
-    conv_case(&p, [6, 28, 28, 1], [5, 5, 1, 20], (1, 1), Padding::Valid, 8);
-    conv_case(&p, [4, 12, 12, 20], [3, 3, 20, 40], (1, 1), Padding::Valid, 9);
+    conv_case(p, [6, 28, 28, 1], [5, 5, 1, 20], (1, 1), Padding::Valid, 8);
+    conv_case(p, [4, 12, 12, 20], [3, 3, 20, 40], (1, 1), Padding::Valid, 9);
 }
 
 #[test]

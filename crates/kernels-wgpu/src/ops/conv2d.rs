@@ -1,7 +1,6 @@
 //! Convolution and its two gradients as implicit GEMMs (`shaders/conv2d.wgsl` +
 //! `gemm_core.wgsl`): no im2col buffer is ever materialised.
 
-use super::matmul::TILE;
 use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
@@ -11,8 +10,8 @@ use std::sync::Arc;
 use tensor::shape::{Conv2dSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
 
-/// The contracted-axis step of the GEMM tile (`BK` in `gemm_core.wgsl`); split-K chunks are
-/// multiples of it.
+/// A multiple of both GEMM tiles' contracted-axis step (`BK`, `BIG_K` in `gemm_core.wgsl`);
+/// split-K chunks are multiples of it.
 const TILE_K: usize = 16;
 
 /// Workgroups the filter gradient aims for: its output is small (`kh*kw*in_c x out_c`) and
@@ -44,7 +43,8 @@ fn run(
     spec: &Conv2dSpec,
     bufs: (&wgpu::Buffer, &wgpu::Buffer, Option<&wgpu::Buffer>, &wgpu::Buffer),
 ) -> Result<()> {
-    let (tiles_m, tiles_n) = (g.m.div_ceil(TILE), g.n.div_ceil(TILE));
+    let tile = ctx.gemm_tile(g.splits * g.m.div_ceil(128) * g.n.div_ceil(128), g.m.min(g.n));
+    let (tiles_m, tiles_n) = (g.m.div_ceil(tile), g.n.div_ceil(tile));
     let (a_k_contig, b_n_contig) = match g.mode {
         Mode::Forward => (1, 1),
         Mode::BackwardInput => (1, 0),
@@ -84,7 +84,8 @@ fn run(
         (4, bufs.3, Access::Write),
     ];
     let groups = ctx.grid_groups((g.splits * tiles_m * tiles_n) as u64);
-    ctx.dispatch(Shader::Conv2d, "conv2d", &params, &bindings, groups)
+    let entry = if tile == 128 { "conv2d_big" } else { "conv2d" };
+    ctx.dispatch(Shader::Conv2d, entry, &params, &bindings, groups)
 }
 
 /// Forward convolution plus optional bias.
@@ -141,7 +142,7 @@ pub(crate) fn backward_filter(
     let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
     let (m, n) = (spec.patch_len(), spec.out_c);
     let k = spec.batch * spec.out_h * spec.out_w;
-    let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
     let splits = (TARGET_GROUPS / tiles.max(1)).clamp(1, k.div_ceil(8 * TILE_K).max(1));
     let k_chunk = k.div_ceil(splits).div_ceil(TILE_K).max(1) * TILE_K;
     let splits = k.div_ceil(k_chunk).max(1);

@@ -8,9 +8,6 @@ use std::sync::Arc;
 use tensor::shape::MatmulSpec;
 use tensor::{Result, Storage};
 
-/// Output tile of one workgroup (rows and columns); `gemm_core.wgsl` uses the same.
-pub(crate) const TILE: usize = 64;
-
 /// `C = op(A) op(B) (+ bias)`.
 pub(crate) fn matmul(
     ctx: &Arc<Context>,
@@ -28,7 +25,8 @@ pub(crate) fn matmul(
     if batch * m * n == 0 {
         return ctx.store(out);
     }
-    let (tiles_m, tiles_n) = (m.div_ceil(TILE), n.div_ceil(TILE));
+    let tile = ctx.gemm_tile(batch * m.div_ceil(128) * n.div_ceil(128), m.min(n));
+    let (tiles_m, tiles_n) = (m.div_ceil(tile), n.div_ceil(tile));
     let params = [
         u32_param(op, "m", m)?,
         u32_param(op, "n", n)?,
@@ -51,6 +49,7 @@ pub(crate) fn matmul(
         (4, out.buffer(), Access::Write),
     ];
     let groups = ctx.grid_groups((batch * tiles_m * tiles_n) as u64);
-    ctx.dispatch(Shader::Matmul, "matmul", &params, &bindings, groups)?;
+    let entry = if tile == 128 { "matmul_big" } else { "matmul" };
+    ctx.dispatch(Shader::Matmul, entry, &params, &bindings, groups)?;
     ctx.store(out)
 }

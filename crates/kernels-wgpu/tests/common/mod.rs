@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use kernels_wgpu::{WgpuBackend, WgpuOptions};
+use kernels_wgpu::{GemmTile, WgpuBackend, WgpuOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::OnceLock;
 
@@ -11,9 +11,20 @@ use std::sync::OnceLock;
 /// machine has no adapter. On CI (`CI=true`) a missing adapter fails the test instead: CI
 /// installs Mesa's software Vulkan driver, so no adapter there means a broken setup.
 pub fn backend() -> Option<&'static WgpuBackend> {
-    static BACKEND: OnceLock<Result<WgpuBackend, String>> = OnceLock::new();
-    let found = BACKEND.get_or_init(|| {
-        WgpuBackend::with_options(WgpuOptions { poison_outputs: true }).map_err(|e| e.to_string())
+    backend_with(GemmTile::Auto)
+}
+
+/// Like [`backend`], with the GEMM tile forced (one shared backend per choice).
+pub fn backend_with(gemm_tile: GemmTile) -> Option<&'static WgpuBackend> {
+    static BACKENDS: [OnceLock<Result<WgpuBackend, String>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match gemm_tile {
+        GemmTile::Auto => &BACKENDS[0],
+        GemmTile::Small => &BACKENDS[1],
+        GemmTile::Large => &BACKENDS[2],
+    };
+    let found = slot.get_or_init(|| {
+        WgpuBackend::with_options(WgpuOptions { poison_outputs: true, gemm_tile }).map_err(|e| e.to_string())
     });
     match found {
         Ok(b) => Some(b),
