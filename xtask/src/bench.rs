@@ -10,6 +10,9 @@ use tensor::Backend;
 
 use crate::args::Args;
 
+/// Waits until the backend has finished the work recorded so far.
+type SyncFn = dyn Fn() -> Result<(), String>;
+
 /// Median and fastest time per call over `samples` samples after a warm-up. A sample is
 /// `inner` back-to-back calls then `sync` (waiting for a GPU to finish), divided by `inner`,
 /// so a GPU's submit latency is spread over the calls as in a training step. On a busy
@@ -17,7 +20,7 @@ use crate::args::Args;
 fn time_runs(
     w: &Workload,
     backend: &dyn Backend,
-    sync: &dyn Fn() -> Result<(), String>,
+    sync: &SyncFn,
     samples: usize,
     inner: usize,
 ) -> Result<(f64, f64), String> {
@@ -47,7 +50,7 @@ pub fn bench_kernels(argv: &[String]) -> Result<(), String> {
         .split(',')
         .map(|n| n.trim().parse().map_err(|_| format!("--square: '{n}' is not a size")))
         .collect::<Result<_, _>>()?;
-    let (backend, sync, inner): (Box<dyn Backend>, Box<dyn Fn() -> Result<(), String>>, usize) =
+    let (backend, sync, inner): (Box<dyn Backend>, Box<SyncFn>, usize) =
         match args.value("backend").unwrap_or("cpu") {
             "cpu" => {
                 let cpu = match args.value("threads") {
