@@ -198,14 +198,14 @@ impl Backend for CpuBackend {
     fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
         let a = cpu_slice(a, "binary")?;
         let b = cpu_slice(b, "binary")?;
-        check_broadcast_reads("binary", "a", a.len(), &spec.dims, &spec.a_strides)?;
-        check_broadcast_reads("binary", "b", b.len(), &spec.dims, &spec.b_strides)?;
+        spec.check_reads("binary", "a", a.len(), false)?;
+        spec.check_reads("binary", "b", b.len(), true)?;
         Ok(store(self.run(|| elementwise::binary(op, a, b, spec))))
     }
 
     fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
         let x = cpu_slice(x, "expand")?;
-        check_broadcast_reads("expand", "x", x.len(), &spec.dims, &spec.a_strides)?;
+        spec.check_reads("expand", "x", x.len(), false)?;
         Ok(store(self.run(|| elementwise::expand(x, spec))))
     }
 
@@ -350,26 +350,6 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Checks that every offset a broadcast read can reach lies inside the input.
-fn check_broadcast_reads(op: &str, what: &str, len: usize, dims: &[usize], strides: &[usize]) -> Result<()> {
-    if dims.len() != strides.len() {
-        return Err(TensorError::Backend(format!(
-            "{op}: {} dims but {} strides for {what}",
-            dims.len(),
-            strides.len()
-        )));
-    }
-    if dims.contains(&0) {
-        return Ok(());
-    }
-    let last: usize = dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum();
-    if last >= len {
-        return Err(TensorError::Backend(format!(
-            "{op}: the broadcast reads {what} up to element {last} but it has {len}"
-        )));
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -102,6 +102,30 @@ impl BroadcastSpec {
     pub fn numel(&self) -> usize {
         self.dims.iter().product()
     }
+
+    /// Checks that every offset the `a` side (`b` when `side_b`) can read lies inside an
+    /// input of `len` elements, so a backend rejects a bad spec instead of reading past a
+    /// buffer. `op` and `what` name the kernel and operand in the error.
+    pub fn check_reads(&self, op: &str, what: &str, len: usize, side_b: bool) -> crate::Result<()> {
+        let strides = if side_b { &self.b_strides } else { &self.a_strides };
+        if self.dims.len() != strides.len() {
+            return Err(crate::TensorError::Backend(format!(
+                "{op}: {} dims but {} strides for {what}",
+                self.dims.len(),
+                strides.len()
+            )));
+        }
+        if self.dims.contains(&0) {
+            return Ok(());
+        }
+        let last: usize = self.dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum();
+        if last >= len {
+            return Err(crate::TensorError::Backend(format!(
+                "{op}: the broadcast reads {what} up to element {last} but it has {len}"
+            )));
+        }
+        Ok(())
+    }
     /// Maps an output linear index to the input offsets (a, b). Reference path for kernels.
     pub fn offsets(&self, mut linear: usize) -> (usize, usize) {
         let (mut ia, mut ib) = (0, 0);
