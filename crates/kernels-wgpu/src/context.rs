@@ -211,7 +211,7 @@ impl Context {
             GemmTile::Large => true,
             // Big tiles pay off once there are enough of them to keep every core of a large
             // GPU busy, and when they are not mostly padding.
-            GemmTile::Auto => tiles_128 >= 192 && min_side >= 96,
+            GemmTile::Auto => tiles_128 >= 48 && min_side >= 96,
         };
         if large && fits {
             128

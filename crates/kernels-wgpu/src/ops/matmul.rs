@@ -1,12 +1,23 @@
 //! Batched matrix products with optional bias (`shaders/matmul.wgsl` + `gemm_core.wgsl`).
 
+use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
 use std::sync::Arc;
-use tensor::shape::MatmulSpec;
-use tensor::{Result, Storage};
+use tensor::shape::{MatmulSpec, ReduceSpec};
+use tensor::{ReduceOp, Result, Storage};
+
+/// Below this many output tiles a product with a long contraction is split along k, so that
+/// a few tiles do not leave most of the GPU idle (a 128x2880x100 dense layer has 4).
+const SPLIT_BELOW_TILES: usize = 64;
+
+/// Workgroups a split product aims for.
+const SPLIT_TARGET: usize = 128;
+
+/// Shortest contraction slice worth its own workgroup (a multiple of both tiles' k step).
+const MIN_SLICE: usize = 256;
 
 /// `C = op(A) op(B) (+ bias)`.
 pub(crate) fn matmul(
@@ -21,17 +32,21 @@ pub(crate) fn matmul(
     let a = input(a, ctx, op, "lhs", batch * m * k)?;
     let b = input(b, ctx, op, "rhs", batch * k * n)?;
     let bias = bias.map(|s| input(s, ctx, op, "bias", n)).transpose()?;
-    let out = ctx.alloc(op, batch * m * n)?;
     if batch * m * n == 0 {
-        return ctx.store(out);
+        return ctx.store(ctx.alloc(op, 0)?);
     }
     let tile = ctx.gemm_tile(batch * m.div_ceil(128) * n.div_ceil(128), m.min(n));
     let (tiles_m, tiles_n) = (m.div_ceil(tile), n.div_ceil(tile));
+    let tiles = batch * tiles_m * tiles_n;
+    let splits =
+        if tiles < SPLIT_BELOW_TILES { SPLIT_TARGET.div_ceil(tiles).min(k / MIN_SLICE).max(1) } else { 1 };
+    let k_chunk = k.div_ceil(splits).div_ceil(16).max(1) * 16;
+    let splits = k.div_ceil(k_chunk).max(1);
     let params = [
         u32_param(op, "m", m)?,
         u32_param(op, "n", n)?,
         u32_param(op, "k", k)?,
-        u32_param(op, "batch", batch)?,
+        u32_param(op, "batch", batch * splits)?,
         tiles_m as u32,
         tiles_n as u32,
         u32::from(!trans_a),
@@ -39,17 +54,27 @@ pub(crate) fn matmul(
         u32::from(trans_a),
         u32::from(trans_b),
         u32::from(bias.is_some()),
+        splits as u32,
+        u32_param(op, "k", k_chunk)?,
+        0,
+        0,
         0,
     ];
+    // Split products write their slices' partial sums, reduced into the output afterwards.
+    let target = ctx.alloc(op, batch * splits * m * n)?;
     let bindings = [
         (1, a.buffer(), Access::Read),
         (2, b.buffer(), Access::Read),
         // Without a bias the shader never reads binding 3, but it must be bound.
         (3, bias.unwrap_or(a).buffer(), Access::Read),
-        (4, out.buffer(), Access::Write),
+        (4, target.buffer(), Access::Write),
     ];
-    let groups = ctx.grid_groups((batch * tiles_m * tiles_n) as u64);
+    let groups = ctx.grid_groups((splits * tiles) as u64);
     let entry = if tile == 128 { "matmul_big" } else { "matmul" };
     ctx.dispatch(Shader::Matmul, entry, &params, &bindings, groups)?;
-    ctx.store(out)
+    if splits == 1 {
+        return ctx.store(target);
+    }
+    let sum = ReduceSpec { outer: batch, reduced: splits, inner: m * n };
+    ctx.store(reduce_buffer(ctx, ReduceOp::Sum, target.buffer(), &sum)?)
 }
