@@ -350,7 +350,6 @@ impl Backend for CpuBackend {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
