@@ -8,7 +8,7 @@
 use kernels_wgpu::{GemmTile, WgpuBackend, WgpuOptions};
 use std::time::Instant;
 use tensor::shape::{Conv2dSpec, MatmulSpec, Pool2dSpec, Shape};
-use tensor::{Backend, Padding, PoolKind, Result, Storage};
+use tensor::{Backend, BinaryOp, Padding, PoolKind, Result, Storage};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     (0..n as u32).map(|i| tensor::random::uniform(seed, i) * 2.0 - 1.0).collect()
@@ -37,10 +37,30 @@ fn check_matmul(a: &[f32], b: &[f32], c: &[f32], m: usize, k: usize, n: usize) -
     worst
 }
 
+/// Prints the time per dispatch of 1-element kernels recorded back to back with one wait at
+/// the end: the per-dispatch cost on the CPU (recording, binding, submitting) plus the device's
+/// launch floor.
+fn overhead(backend: &WgpuBackend) -> Result<()> {
+    let a = backend.upload(&[1.0])?;
+    let b = backend.upload(&[2.0])?;
+    let (_, spec) = tensor::shape::broadcast(&Shape::new([1]), &Shape::new([1]))?;
+    for _ in 0..3 {
+        let n = 2000;
+        let t = time(backend, n, || backend.fill(1, 0.5))?;
+        let u = time(backend, n, || backend.binary(BinaryOp::Add, &a, &b, &spec))?;
+        println!("overhead: fill {:6.2} us/dispatch, add {:6.2} us/dispatch", t * 1e6, u * 1e6);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "quick");
     let make = |gemm_tile| WgpuBackend::with_options(WgpuOptions { poison_outputs: false, gemm_tile });
     let auto = make(GemmTile::Auto)?;
+    overhead(&auto)?;
+    if std::env::args().any(|a| a == "overhead") {
+        return Ok(());
+    }
     let limits = auto.limits();
     println!(
         "{} | workgroup storage {} B, storage binding {} B",

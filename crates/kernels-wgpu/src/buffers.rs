@@ -10,6 +10,7 @@ use crate::context::Context;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tensor::{BackendStorage, Result, Storage, TensorError};
 
@@ -40,6 +41,9 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 #[derive(Default)]
 pub(crate) struct BufferPool {
     free: Mutex<PoolState>,
+    /// Bumped whenever the pool lets buffers go, so caches holding bind groups of pooled
+    /// buffers (which keep them alive) know to drop them.
+    released: AtomicU64,
 }
 
 #[derive(Default)]
@@ -62,6 +66,7 @@ impl BufferPool {
         let class = buffer.size();
         let mut state = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if state.bytes + class > POOL_LIMIT_BYTES {
+            self.released.fetch_add(1, Ordering::Relaxed);
             return;
         }
         state.bytes += class;
@@ -73,6 +78,12 @@ impl BufferPool {
         let mut state = self.free.lock().unwrap_or_else(|e| e.into_inner());
         state.by_class.clear();
         state.bytes = 0;
+        self.released.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the pool has let buffers go (see `released`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.released.load(Ordering::Relaxed)
     }
 
     /// Bytes held by free buffers.

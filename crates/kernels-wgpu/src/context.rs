@@ -7,15 +7,24 @@ use crate::{GemmTile, WgpuOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tensor::{Result, Storage, TensorError};
-use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of the one-dimensional kernels (elementwise, layout, pooling);
 /// `shaders/*.wgsl` use the same number.
 pub(crate) const WORKGROUP: u32 = 256;
 
-/// Recorded dispatches after which the pending commands are submitted without waiting, so
-/// a long chain of kernels does not hold all its temporary buffers until the next download.
-const MAX_PENDING: usize = 64;
+/// Recorded commands after which the pending ones are submitted without waiting, so a long
+/// chain of kernels starts running (and a submission stays bounded) before the next download.
+const MAX_PENDING: usize = 256;
+
+/// Bytes of one dispatch's slot in the params chunk: the uniform-offset alignment WebGPU
+/// guarantees, and more than the largest `Params` struct of `shaders/*.wgsl` (224 bytes).
+const PARAMS_SLOT: u64 = 256;
+
+/// Bytes of one params chunk: a slot for each of [`MAX_PENDING`] dispatches.
+const CHUNK_BYTES: u64 = PARAMS_SLOT * MAX_PENDING as u64;
+
+/// Cached bind groups beyond which the cache starts over (bounds what it keeps alive).
+const MAX_BIND_GROUPS: usize = 4096;
 
 /// How a kernel binds one buffer.
 #[derive(Clone, Copy)]
@@ -35,11 +44,30 @@ struct Kernel {
     layout: wgpu::BindGroupLayout,
 }
 
-/// Commands recorded but not yet submitted.
+/// A bind group's identity: the kernel (its address; kernels live as long as the context),
+/// the params chunk, and the storage buffers by binding.
+type BindKey = (usize, wgpu::Buffer, Vec<(u32, wgpu::Buffer)>);
+
+/// Commands recorded but not yet submitted, and the bind groups they tend to reuse.
+///
+/// Uniforms: every dispatch of one submission reads its params from its own 256-byte slot of
+/// one `chunk`, bound with a dynamic offset. The slots are collected in `params` and written
+/// with one `queue.write_buffer` just before the submit, which wgpu runs ahead of that
+/// submission's commands. A chunk goes back to `Context::free_chunks` only once the device has
+/// finished that submission, so no write can land under commands still reading a chunk.
 #[derive(Default)]
 struct Pending {
+    /// The open compute pass: consecutive dispatches share one (a copy or a submit ends it).
+    /// Declared before `encoder` so that it is dropped first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     commands: usize,
+    chunk: Option<wgpu::Buffer>,
+    params: Vec<u8>,
+    /// Bind groups of pooled buffers; valid while the pool has released nothing since
+    /// `bind_generation` (a cached group keeps its buffers alive).
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    bind_generation: u64,
 }
 
 /// Everything a [`crate::WgpuBackend`] and its storages share.
@@ -55,6 +83,8 @@ pub(crate) struct Context {
     /// The GEMM tile policy.
     pub(crate) gemm_tile: GemmTile,
     pending: Mutex<Pending>,
+    /// Params chunks whose last submission has completed.
+    free_chunks: Arc<Mutex<Vec<wgpu::Buffer>>>,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<(Shader, &'static str), Arc<Kernel>>>,
     /// The first error the device reported outside an error scope (validation, out of memory,
@@ -100,6 +130,7 @@ impl Context {
             poison: options.poison_outputs,
             gemm_tile: options.gemm_tile,
             pending: Mutex::new(Pending::default()),
+            free_chunks: Arc::new(Mutex::new(Vec::new())),
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
             error,
@@ -160,6 +191,18 @@ impl Context {
     /// copy does not depend on (and cannot race with) commands still pending.
     pub(crate) fn upload(self: &Arc<Self>, data: &[f32]) -> Result<WgpuStorage> {
         let class = self.checked_bytes("upload", data.len())?;
+        if let Some(buffer) = self.pool.take(class) {
+            // Reusing a pooled buffer keeps the pool (and the bind groups cached for its
+            // buffers) stable. Commands already recorded may still read its old contents:
+            // submitting them first puts the write after them, since `write_buffer` lands at
+            // the start of the next submission.
+            self.flush();
+            if !data.is_empty() {
+                self.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+            }
+            self.check()?;
+            return Ok(WgpuStorage::new(buffer, data.len(), self.clone()));
+        }
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("kernels-wgpu storage"),
             size: class,
@@ -264,7 +307,7 @@ impl Context {
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
             count: None,
@@ -307,8 +350,8 @@ impl Context {
         kernel
     }
 
-    /// Records one dispatch of `entry` with `params` (uploaded as the uniform at binding 0,
-    /// padded to 16 bytes) and `bindings`, over `groups` workgroups.
+    /// Records one dispatch of `entry` with `params` (the uniform at binding 0, in a slot of
+    /// the submission's params chunk) and `bindings`, over `groups` workgroups.
     pub(crate) fn dispatch(
         &self,
         shader: Shader,
@@ -323,44 +366,101 @@ impl Context {
                 "{entry}: {groups:?} workgroups exceed max_compute_workgroups_per_dimension {max}"
             )));
         }
+        if params.len() as u64 * 4 > PARAMS_SLOT {
+            return Err(TensorError::Backend(format!("{entry}: {} param words exceed a slot", params.len())));
+        }
         let kernel = self.kernel(shader, entry, bindings);
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        // A fresh uniform per dispatch: `queue.write_buffer` into a reused one would land
-        // before the pending commands that still read its old contents.
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("kernels-wgpu params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for &(binding, buffer, _) in bindings {
-            entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &kernel.layout,
-            entries: &entries,
-        });
-        let mut pending = lock(&self.pending);
-        let encoder = pending.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernels-wgpu") })
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        }
+        let mut guard = lock(&self.pending);
+        let pending = &mut *guard;
+        let chunk = pending.chunk.get_or_insert_with(|| self.take_chunk()).clone();
+        let offset = pending.params.len();
+        pending.params.extend_from_slice(bytemuck::cast_slice(params));
+        pending.params.resize(offset + PARAMS_SLOT as usize, 0);
+        let bind_group = self.bind_group(pending, &kernel, entry, &chunk, bindings);
+        let pass = match &mut pending.pass {
+            Some(pass) => pass,
+            None => {
+                let encoder = pending.encoder.get_or_insert_with(|| self.new_encoder());
+                let pass = encoder
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("kernels-wgpu"),
+                        timestamp_writes: None,
+                    })
+                    .forget_lifetime();
+                pending.pass.insert(pass)
+            }
+        };
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         pending.commands += 1;
-        if pending.commands >= MAX_PENDING {
-            self.submit_locked(&mut pending);
+        if pending.commands >= MAX_PENDING || pending.params.len() as u64 + PARAMS_SLOT > CHUNK_BYTES {
+            self.submit_locked(pending);
         }
         Ok(())
+    }
+
+    fn new_encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernels-wgpu") })
+    }
+
+    /// A params chunk the device no longer reads, or a new one.
+    fn take_chunk(&self) -> wgpu::Buffer {
+        if let Some(chunk) = lock(&self.free_chunks).pop() {
+            return chunk;
+        }
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernels-wgpu params"),
+            size: CHUNK_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// The bind group of `kernel` over `chunk` and `bindings`: cached when every buffer is a
+    /// pooled storage buffer (those are released only through the pool, which the cache
+    /// watches); one-off buffers (gather indices) get an uncached group.
+    fn bind_group(
+        &self,
+        pending: &mut Pending,
+        kernel: &Arc<Kernel>,
+        entry: &'static str,
+        chunk: &wgpu::Buffer,
+        bindings: &[Binding<'_>],
+    ) -> wgpu::BindGroup {
+        let create = || {
+            let mut entries = Vec::with_capacity(bindings.len() + 1);
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: chunk,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAMS_SLOT),
+                }),
+            });
+            for &(binding, buffer, _) in bindings {
+                entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+            }
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        };
+        if !bindings.iter().all(|(_, buffer, _)| buffer.usage() == STORAGE_USAGE) {
+            return create();
+        }
+        let generation = self.pool.generation();
+        if pending.bind_generation != generation || pending.bind_groups.len() >= MAX_BIND_GROUPS {
+            pending.bind_groups.clear();
+            pending.bind_generation = generation;
+        }
+        let key = (
+            Arc::as_ptr(kernel) as usize,
+            chunk.clone(),
+            bindings.iter().map(|&(binding, buffer, _)| (binding, buffer.clone())).collect(),
+        );
+        pending.bind_groups.entry(key).or_insert_with(create).clone()
     }
 
     /// Records a buffer-to-buffer copy into the stream.
@@ -375,19 +475,37 @@ impl Context {
         if bytes == 0 {
             return;
         }
-        let mut pending = lock(&self.pending);
-        let encoder = pending.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernels-wgpu") })
-        });
+        let mut guard = lock(&self.pending);
+        let pending = &mut *guard;
+        // A copy cannot be recorded inside a compute pass.
+        pending.pass = None;
+        let encoder = pending.encoder.get_or_insert_with(|| self.new_encoder());
         encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
         pending.commands += 1;
+        if pending.commands >= MAX_PENDING {
+            self.submit_locked(pending);
+        }
     }
 
-    fn submit_locked(&self, pending: &mut Pending) -> Option<wgpu::SubmissionIndex> {
-        let encoder = pending.encoder.take()?;
+    fn submit_locked(&self, pending: &mut Pending) {
+        // Dropping the pass ends it, which `finish` requires.
+        pending.pass = None;
+        let Some(encoder) = pending.encoder.take() else { return };
         pending.commands = 0;
-        Some(self.queue.submit([encoder.finish()]))
+        let chunk = pending.chunk.take();
+        if let Some(chunk) = &chunk {
+            // Lands before this submission's commands; the chunk was idle (see `Pending`).
+            self.queue.write_buffer(chunk, 0, &pending.params);
+            pending.params.clear();
+        }
+        self.queue.submit([encoder.finish()]);
+        if let Some(chunk) = chunk {
+            let free = self.free_chunks.clone();
+            self.queue.on_submitted_work_done(move || lock(&free).push(chunk));
+            // Non-blocking: runs the callbacks of submissions already finished, so chunks
+            // come back without a wait even when nothing downloads for a long time.
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
     }
 
     /// Submits the pending commands (without waiting).
