@@ -4,7 +4,10 @@
 //!
 //! Execution model: every kernel is recorded into one pending command encoder (one ordered
 //! stream), which is submitted only when the host needs data ([`tensor::Backend::download`],
-//! [`WgpuBackend::sync`]) or when many commands have piled up. Nothing reads back inside an op.
+//! [`WgpuBackend::sync`]), before an upload into a reused buffer, or when many commands have
+//! piled up. Nothing reads back inside an op. Per dispatch the CPU does little: consecutive
+//! kernels share one compute pass, their uniforms are slots of one buffer per submission
+//! (dynamic offsets), and bind groups of pooled buffers are cached.
 //! Pipelines are compiled once per entry point; freed storages return their buffer to a pool
 //! keyed by size class. Device errors (validation, out of memory, device lost) and buffers
 //! beyond the adapter's limits come back as [`TensorError::Backend`], never as panics.
