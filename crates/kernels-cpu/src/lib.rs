@@ -301,13 +301,7 @@ impl Backend for CpuBackend {
     }
 
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
-        if parts.len() != spec.part_inner.len() {
-            return Err(TensorError::Backend(format!(
-                "concat: {} parts but the spec describes {}",
-                parts.len(),
-                spec.part_inner.len()
-            )));
-        }
+        spec.check_part_count(parts.len())?;
         let parts = parts
             .iter()
             .zip(&spec.part_inner)

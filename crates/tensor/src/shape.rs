@@ -464,6 +464,19 @@ pub struct ConcatSpec {
     pub part_inner: Vec<usize>,
 }
 
+impl ConcatSpec {
+    /// Checks that a backend got one part per spec entry.
+    pub fn check_part_count(&self, parts: usize) -> crate::Result<()> {
+        if parts != self.part_inner.len() {
+            return Err(crate::TensorError::Backend(format!(
+                "concat: {parts} parts but the spec describes {}",
+                self.part_inner.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A slice along one axis: input viewed as `[outer, inner]`, output `[outer, len]` taken from
 /// columns `offset..offset + len`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -106,27 +106,6 @@ pub(crate) fn unary_backward(
     ctx.store(out)
 }
 
-/// Checks that every offset a broadcast read can reach lies inside the input.
-fn check_reads(op: &str, what: &str, len: usize, dims: &[usize], strides: &[usize]) -> Result<()> {
-    if dims.len() != strides.len() {
-        return Err(TensorError::Backend(format!(
-            "{op}: {} dims but {} strides for {what}",
-            dims.len(),
-            strides.len()
-        )));
-    }
-    if dims.contains(&0) {
-        return Ok(());
-    }
-    let last: usize = dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum();
-    if last >= len {
-        return Err(TensorError::Backend(format!(
-            "{op}: the broadcast reads {what} up to element {last} but it has {len}"
-        )));
-    }
-    Ok(())
-}
-
 /// Writes the broadcast geometry into the uniform.
 fn set_geometry(op: &str, p: &mut [u32; PARAM_WORDS], spec: &BroadcastSpec) -> Result<()> {
     let rank = spec.dims.len();
@@ -154,8 +133,8 @@ pub(crate) fn binary(
 ) -> Result<Storage> {
     let a = wgpu_storage(a, ctx, "binary")?;
     let b = wgpu_storage(b, ctx, "binary")?;
-    check_reads("binary", "a", a.len(), &spec.dims, &spec.a_strides)?;
-    check_reads("binary", "b", b.len(), &spec.dims, &spec.b_strides)?;
+    spec.check_reads("binary", "a", a.len(), false)?;
+    spec.check_reads("binary", "b", b.len(), true)?;
     let n = spec.numel();
     let out = ctx.alloc("binary", n)?;
     if n > 0 {
@@ -171,7 +150,7 @@ pub(crate) fn binary(
 /// Materialises `x` read with `spec.a_strides` into a contiguous output of `spec.dims`.
 pub(crate) fn expand(ctx: &Arc<Context>, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
     let x = wgpu_storage(x, ctx, "expand")?;
-    check_reads("expand", "x", x.len(), &spec.dims, &spec.a_strides)?;
+    spec.check_reads("expand", "x", x.len(), false)?;
     let n = spec.numel();
     let out = ctx.alloc("expand", n)?;
     if n > 0 {

@@ -13,13 +13,7 @@ use wgpu::util::DeviceExt;
 /// Concatenates parts `[outer, part_inner[i]]` into `[outer, sum]`: one dispatch per part.
 pub(crate) fn concat(ctx: &Arc<Context>, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
     let op = "concat";
-    if parts.len() != spec.part_inner.len() {
-        return Err(TensorError::Backend(format!(
-            "concat: {} parts but the spec describes {}",
-            parts.len(),
-            spec.part_inner.len()
-        )));
-    }
+    spec.check_part_count(parts.len())?;
     let parts = parts
         .iter()
         .zip(&spec.part_inner)
