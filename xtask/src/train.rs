@@ -101,7 +101,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     }
 
     let eval_start = std::time::Instant::now();
-    let scores = model.evaluate(&x_test, &y_test, 1000).map_err(|e| e.to_string())?;
+    let scores = model.evaluate(&x_test, &y_test, 256).map_err(|e| e.to_string())?;
     let eval_seconds = eval_start.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) = (scores[0], scores[1]);
     let wrong = ((1.0 - test_accuracy as f64) * x_test.len() as f64).round() as usize;
