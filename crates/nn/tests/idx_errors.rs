@@ -1,27 +1,14 @@
 //! Each kind of bad IDX / MNIST input gives its own typed error, whose message names the file and
 //! says what is wrong, before anything large is allocated. Files are made here, a few bytes each.
 
-use std::io::Write;
+mod idx_files;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use idx_files::{gzip, idx};
 use nn::datasets::idx::{read_images, read_labels};
 use nn::datasets::{mnist, DatasetError};
-
-fn idx(type_code: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, type_code, dims.len() as u8];
-    dims.iter().for_each(|d| bytes.extend_from_slice(&d.to_be_bytes()));
-    bytes.extend_from_slice(data);
-    bytes
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);

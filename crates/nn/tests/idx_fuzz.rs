@@ -3,12 +3,11 @@
 //! that lies, and whatever is accepted is self-consistent. A few seconds in all.
 
 mod common;
+mod idx_files;
 
-use std::io::Write;
 use std::path::Path;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use idx_files::{gzip, idx};
 use nn::datasets::idx::{read_idx_u8, read_labels, IdxU8};
 use nn::datasets::DatasetError;
 use proptest::prelude::*;
@@ -21,19 +20,6 @@ static ALLOC: common::LargestAllocation = common::LargestAllocation;
 /// size. A buffer sized from a lying header (up to 1032x the file for gzip) exceeds it.
 fn allocation_budget(file_len: usize) -> usize {
     (256 << 10) + 16 * file_len
-}
-
-fn idx(type_code: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, type_code, dims.len() as u8];
-    dims.iter().for_each(|d| bytes.extend_from_slice(&d.to_be_bytes()));
-    bytes.extend_from_slice(data);
-    bytes
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// Reads `bytes` as an IDX file of `rank` dimensions, checking the properties every read must
