@@ -49,6 +49,11 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let batch_size = args.get("batch-size", 128usize)?;
     let seed = args.get("seed", 1u64)?;
     let verbose = args.get("verbose", 2u8)?;
+    // Parsed before training, so a typo fails at once rather than after the run.
+    let min_accuracy: Option<f32> = match args.value("min-accuracy") {
+        Some(min) => Some(min.parse().map_err(|_| format!("--min-accuracy: '{min}' is not a number"))?),
+        None => None,
+    };
     let optimizer: Optimizer = match args.value("optimizer").unwrap_or("sgd") {
         "sgd" => Sgd::new(args.get("lr", 0.01f32)?).into(),
         "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
@@ -111,26 +116,27 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     if let Some(path) = args.value("report") {
         let list = |v: &[f32]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
         let secs = history.epoch_seconds.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
-        let json = format!(
-            "{{\n  \"model\": \"{name}\",\n  \"backend\": \"{}\",\n  \"epochs\": {epochs},\n  \"epoch_seconds\": [{secs}],\n  \
-             \"train_loss\": [{}],\n  \"train_accuracy\": [{}],\n  \"test_loss\": {test_loss},\n  \
-             \"test_accuracy\": {test_accuracy},\n  \"wrong\": {wrong}\n}}\n",
-            device.name().replace('"', "'"),
-            list(history.get("loss").unwrap_or(&[])),
-            list(history.get("accuracy").unwrap_or(&[])),
-        );
-        let json = match history.get("val_accuracy") {
-            Some(val) => json.replacen(
-                "\n  \"test_loss\"",
-                &format!("\n  \"val_accuracy\": [{}],\n  \"test_loss\"", list(val)),
-                1,
-            ),
-            None => json,
-        };
-        std::fs::write(path, json).map_err(|e| format!("cannot write report {path}: {e}"))?;
+        let mut fields = vec![
+            ("model", format!("\"{name}\"")),
+            ("backend", format!("\"{}\"", device.name().replace('"', "'"))),
+            ("epochs", epochs.to_string()),
+            ("epoch_seconds", format!("[{secs}]")),
+            ("train_loss", format!("[{}]", list(history.get("loss").unwrap_or(&[])))),
+            ("train_accuracy", format!("[{}]", list(history.get("accuracy").unwrap_or(&[])))),
+        ];
+        if let Some(val) = history.get("val_accuracy") {
+            fields.push(("val_accuracy", format!("[{}]", list(val))));
+        }
+        fields.extend([
+            ("test_loss", test_loss.to_string()),
+            ("test_accuracy", test_accuracy.to_string()),
+            ("wrong", wrong.to_string()),
+        ]);
+        let body = fields.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect::<Vec<_>>().join(",\n");
+        std::fs::write(path, format!("{{\n{body}\n}}\n"))
+            .map_err(|e| format!("cannot write report {path}: {e}"))?;
     }
-    if let Some(min) = args.value("min-accuracy") {
-        let min: f32 = min.parse().map_err(|_| format!("--min-accuracy: '{min}' is not a number"))?;
+    if let Some(min) = min_accuracy {
         if test_accuracy < min {
             return Err(format!("test accuracy {test_accuracy:.4} is below --min-accuracy {min}"));
         }

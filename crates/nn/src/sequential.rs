@@ -200,14 +200,15 @@ impl Sequential {
             }
             // ReLU then max pooling runs as max pooling then ReLU: same values and gradients,
             // a quarter of the activation work (see `Layer::forward_before_relu`).
-            let pool = self.layers.get(i + 1).filter(|next| next.is_max_pooling());
-            if let Some((pool, z)) = pool.and_then(|p| Some((p, layer.forward_before_relu(&h, ctx)?))) {
-                let z = z.map_err(|e| with_layer(e, &self.names[i]))?;
-                let pooled =
-                    pool.forward(&z, ctx_of(i + 1)).map_err(|e| with_layer(e, &self.names[i + 1]))?;
-                h = pooled.relu()?;
-                i += 2;
-                continue;
+            if let Some(pool) = self.layers.get(i + 1).filter(|next| next.is_max_pooling()) {
+                if let Some(z) = layer.forward_before_relu(&h, ctx) {
+                    let z = z.map_err(|e| with_layer(e, &self.names[i]))?;
+                    let pooled =
+                        pool.forward(&z, ctx_of(i + 1)).map_err(|e| with_layer(e, &self.names[i + 1]))?;
+                    h = pooled.relu()?;
+                    i += 2;
+                    continue;
+                }
             }
             h = layer.forward(&h, ctx).map_err(|e| with_layer(e, &self.names[i]))?;
             i += 1;
