@@ -30,6 +30,7 @@ pub mod elementwise;
 pub mod layout;
 pub mod matmul;
 pub mod pool;
+mod pool_2x2;
 pub mod reduce;
 pub mod softmax;
 
