@@ -6,10 +6,13 @@
 // Several register arrays are indexed by the same block number; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::{padded_dims, LANES};
+use super::padded_dims;
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 use tensor::shape::Conv2dSpec;
+
+/// Output channels per register.
+pub(super) const LANES: usize = 8;
 
 /// Lane mask of the last (possibly partial) block of `out_c` channels.
 unsafe fn last_block_mask(out_c: usize) -> __m256i {

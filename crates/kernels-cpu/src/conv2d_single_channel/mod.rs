@@ -4,7 +4,8 @@
 //! With one input channel a patch is only `kernel_h * kernel_w` values (9 or 25), so im2col
 //! would copy tiny runs and the GEMM would see `k = 25, n = 20`, where its packing dominates.
 //! Instead each image is zero-padded once into a small scratch buffer (so every window is in
-//! bounds) and the output channels are kept in AVX2 registers:
+//! bounds) and the output channels are kept in vector registers (AVX-512 where the CPU has it,
+//! `avx512.rs`, else AVX2, `avx2.rs`):
 //!
 //! - forward: a few output pixels at a time, each tap broadcasts one input value and
 //!   multiply-adds it with the tap's filter row into the pixels' accumulators;
@@ -13,27 +14,55 @@
 //!   ranges of images and are summed in order, so the result does not depend on the number
 //!   of threads.
 //!
-//! The module is compiled on x86-64 only, and its kernels run on CPUs with AVX2 and
-//! FMA (detected at run time); elsewhere [`crate::conv2d`] uses its general im2col + GEMM
-//! path.
+//! The module is compiled on x86-64 only, and its kernels run on CPUs with AVX-512F or with
+//! AVX2 and FMA (detected at run time); elsewhere [`crate::conv2d`] uses its general im2col +
+//! GEMM path.
 
 use crate::buffers::build_chunks;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::Conv2dSpec;
 
-/// Output channels are handled in blocks of one AVX2 register.
-const LANES: usize = 8;
+/// At most this many filters (the kernels keep up to 4 AVX2 or 2 AVX-512 registers of
+/// output channels).
+const MAX_OUT_C: usize = 32;
 
-/// At most this many register blocks of output channels (32 filters).
-const MAX_BLOCKS: usize = 4;
+/// Which build of the kernels runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX2 + FMA: 8 channels per register.
+    Avx2,
+    /// AVX-512F: 16 channels per register.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest build this CPU runs, if any.
+    fn detect() -> Option<Isa> {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            Some(Isa::Avx512)
+        } else if cpu_has_avx2_fma() {
+            Some(Isa::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Output channels per register.
+    fn lanes(self) -> usize {
+        match self {
+            Isa::Avx2 => avx2::LANES,
+            Isa::Avx512 => avx512::LANES,
+        }
+    }
+}
 
 /// Whether [`forward`] and [`backward_filter`] handle this convolution on this CPU.
 pub(crate) fn supported(spec: &Conv2dSpec) -> bool {
     spec.in_c == 1
-        && (1..=MAX_BLOCKS * LANES).contains(&spec.out_c)
+        && (1..=MAX_OUT_C).contains(&spec.out_c)
         && spec.batch * spec.out_h * spec.out_w > 0
-        && cpu_has_avx2_fma()
+        && Isa::detect().is_some()
 }
 
 fn cpu_has_avx2_fma() -> bool {
@@ -61,10 +90,10 @@ fn pad_image(x: &[f32], spec: &Conv2dSpec, padded: &mut [f32]) {
     }
 }
 
-/// The filter `[taps, out_c]` with each row zero-padded to whole register blocks.
-fn pack_rows(rows: &[f32], row_len: usize, blocks: usize) -> Vec<f32> {
-    let mut packed = vec![0.0; rows.len() / row_len * blocks * LANES];
-    for (dst, src) in packed.chunks_exact_mut(blocks * LANES).zip(rows.chunks_exact(row_len)) {
+/// The filter `[taps, out_c]` with each row zero-padded to `width` (whole register blocks).
+fn pack_rows(rows: &[f32], row_len: usize, width: usize) -> Vec<f32> {
+    let mut packed = vec![0.0; rows.len() / row_len * width];
+    for (dst, src) in packed.chunks_exact_mut(width).zip(rows.chunks_exact(row_len)) {
         dst[..row_len].copy_from_slice(src);
     }
     packed
@@ -80,10 +109,14 @@ pub(crate) fn forward(
     if !supported(spec) {
         return None;
     }
+    Some(forward_with(Isa::detect()?, x, filter, bias, spec))
+}
+
+fn forward_with(isa: Isa, x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
     let out_c = spec.out_c;
-    let blocks = out_c.div_ceil(LANES);
-    let weights = pack_rows(filter, out_c, blocks);
-    let mut bias_padded = vec![0.0; blocks * LANES];
+    let width = out_c.div_ceil(isa.lanes()) * isa.lanes();
+    let weights = pack_rows(filter, out_c, width);
+    let mut bias_padded = vec![0.0; width];
     if let Some(bias) = bias {
         bias_padded[..out_c].copy_from_slice(&bias[..out_c]);
     }
@@ -93,13 +126,17 @@ pub(crate) fn forward(
     let run_image = |image: usize, y: &mut [MaybeUninit<f32>]| {
         let mut padded = vec![0.0; ph * pw];
         pad_image(&x[image * image_in..(image + 1) * image_in], spec, &mut padded);
-        // SAFETY: `supported` checked that the CPU has AVX2 and FMA; the kernel asserts the
-        // buffers' sizes.
-        unsafe { avx2::forward_image(&padded, pw, &weights, &bias_padded, spec, y) };
+        // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+        unsafe {
+            match isa {
+                Isa::Avx2 => avx2::forward_image(&padded, pw, &weights, &bias_padded, spec, y),
+                Isa::Avx512 => avx512::forward_image(&padded, pw, &weights, &bias_padded, spec, y),
+            }
+        };
     };
     // SAFETY: `forward_image` writes every channel of every pixel of its image. No zeroing
     // first: it would cost as much as the convolution's own writes.
-    Some(unsafe { build_chunks(spec.batch * image_out, image_out, spec.batch > 1, run_image) })
+    unsafe { build_chunks(spec.batch * image_out, image_out, spec.batch > 1, run_image) }
 }
 
 /// Filter gradient for a single-channel input, or `None` when [`supported`] is false.
@@ -108,10 +145,14 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Optio
     if !supported(spec) {
         return None;
     }
+    Some(backward_filter_with(Isa::detect()?, x, dy, spec))
+}
+
+fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
     let out_c = spec.out_c;
     let taps = spec.kernel_h * spec.kernel_w;
-    let blocks = out_c.div_ceil(LANES);
-    let partial_len = taps * blocks * LANES;
+    let width = out_c.div_ceil(isa.lanes()) * isa.lanes();
+    let partial_len = taps * width;
     let (ph, pw) = padded_dims(spec);
     let image_in = spec.in_h * spec.in_w;
     let image_out = spec.out_h * spec.out_w * out_c;
@@ -125,22 +166,27 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Optio
         for image in first..(first + images_per_slot).min(spec.batch) {
             pad_image(&x[image * image_in..(image + 1) * image_in], spec, &mut padded);
             let dy = &dy[image * image_out..(image + 1) * image_out];
-            // SAFETY: `supported` checked that the CPU has AVX2 and FMA; the kernel asserts
-            // the buffers' sizes.
-            unsafe { avx2::filter_gradient_image(&padded, pw, dy, spec, partial) };
+            // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+            unsafe {
+                match isa {
+                    Isa::Avx2 => avx2::filter_gradient_image(&padded, pw, dy, spec, partial),
+                    Isa::Avx512 => avx512::filter_gradient_image(&padded, pw, dy, spec, partial),
+                }
+            };
         }
     });
     // Sum the slots in order and drop the channel padding.
     let mut dw = vec![0.0; taps * out_c];
     for partial in partials.chunks_exact(partial_len) {
-        for (dst, src) in dw.chunks_exact_mut(out_c).zip(partial.chunks_exact(blocks * LANES)) {
+        for (dst, src) in dw.chunks_exact_mut(out_c).zip(partial.chunks_exact(width)) {
             dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
         }
     }
-    Some(dw)
+    dw
 }
 
 mod avx2;
+mod avx512;
 
 #[cfg(test)]
 mod tests {
@@ -162,11 +208,20 @@ mod tests {
 
     /// The direct kernels agree with im2col + GEMM (itself checked against a naive reference
     /// in `conv2d`) for every number of register blocks, partial blocks, strides and padding.
+    /// The builds this CPU can run (none: nothing to compare, the general path is used).
+    fn isas() -> Vec<Isa> {
+        let mut isas = Vec::new();
+        if cpu_has_avx2_fma() {
+            isas.push(Isa::Avx2);
+        }
+        if Isa::detect() == Some(Isa::Avx512) {
+            isas.push(Isa::Avx512);
+        }
+        isas
+    }
+
     #[test]
     fn matches_im2col_path() {
-        if !cpu_has_avx2_fma() {
-            return; // Nothing to compare on this CPU: the general path is used.
-        }
         let mut rng = StdRng::seed_from_u64(21);
         let cases = [
             (3, (28, 28), (5, 5), 20, (1, 1), Padding::Valid),
@@ -186,23 +241,25 @@ mod tests {
             let input = Shape::new([batch, h, w, 1]);
             let filter_shape = Shape::new([kh, kw, 1, out_c]);
             let spec = Conv2dSpec::new(&input, &filter_shape, stride, padding).unwrap();
-            assert!(supported(&spec));
+            assert!(isas().is_empty() || supported(&spec));
             let x = random(input.numel(), &mut rng);
             let filter = random(filter_shape.numel(), &mut rng);
             let bias = random(out_c, &mut rng);
             let dy = random(spec.output_shape().numel(), &mut rng);
-            for bias in [None, Some(bias.as_slice())] {
-                let got = forward(&x, &filter, bias, &spec).unwrap();
-                assert_close(&got, &forward_im2col(&x, &filter, bias, &spec));
+            for isa in isas() {
+                for bias in [None, Some(bias.as_slice())] {
+                    let got = forward_with(isa, &x, &filter, bias, &spec);
+                    assert_close(&got, &forward_im2col(&x, &filter, bias, &spec));
+                }
+                let got = backward_filter_with(isa, &x, &dy, &spec);
+                assert_close(&got, &backward_filter_im2col(&x, &dy, &spec));
             }
-            let got = backward_filter(&x, &dy, &spec).unwrap();
-            assert_close(&got, &backward_filter_im2col(&x, &dy, &spec));
         }
     }
 
     #[test]
     fn filter_gradient_is_bit_identical_across_thread_counts() {
-        if !cpu_has_avx2_fma() {
+        if Isa::detect().is_none() {
             return;
         }
         let spec =
