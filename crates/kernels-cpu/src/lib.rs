@@ -25,7 +25,7 @@
 mod buffers;
 pub mod conv2d;
 #[cfg(target_arch = "x86_64")]
-mod conv2d_single_channel;
+mod conv2d_direct;
 pub mod elementwise;
 pub mod layout;
 pub mod matmul;

@@ -1,7 +1,9 @@
 //! The AVX-512 kernels: the AVX2 kernels' scheme (`avx2.rs`) with 16-lane registers, so 20
 //! output channels take two registers instead of three, and twice the registers let each
 //! filter row load serve more pixels (forward) and each gradient load more taps (filter
-//! gradient). Every memory access is checked by the asserts at the top of the entry points.
+//! gradient). They also take several input channels: a tap is then (ky, kx, ci), and the
+//! padded image is NHWC. Every memory access is checked by the asserts at the top of the
+//! entry points.
 
 // Several register arrays are indexed by the same block number; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
@@ -13,6 +15,9 @@ use tensor::shape::Conv2dSpec;
 
 /// Output channels per register.
 pub(super) const LANES: usize = 16;
+
+/// At most this many registers of output channels (48 filters).
+pub(super) const MAX_BLOCKS: usize = 3;
 
 /// Lane mask of the last (possibly partial) block of `out_c` channels.
 fn last_block_mask(out_c: usize) -> __mmask16 {
@@ -33,14 +38,15 @@ pub(super) unsafe fn forward_image(
 ) {
     let (ph, pw_check) = padded_dims(spec);
     let blocks = spec.out_c.div_ceil(LANES);
-    assert!(pw == pw_check && padded.len() >= ph * pw && (1..=2).contains(&blocks));
-    assert!(weights.len() >= spec.kernel_h * spec.kernel_w * blocks * LANES);
+    assert!(pw == pw_check && padded.len() >= ph * pw * spec.in_c && (1..=MAX_BLOCKS).contains(&blocks));
+    assert!(weights.len() >= spec.kernel_h * spec.kernel_w * spec.in_c * blocks * LANES);
     assert!(bias.len() >= blocks * LANES && out.len() >= spec.out_h * spec.out_w * spec.out_c);
     // Written through a raw pointer only: `out` may be uninitialised.
     let out = out.as_mut_ptr().cast::<f32>();
     match blocks {
         1 => forward_rows::<1, 12>(padded, pw, weights, bias, spec, out),
-        _ => forward_rows::<2, 12>(padded, pw, weights, bias, spec, out),
+        2 => forward_rows::<2, 12>(padded, pw, weights, bias, spec, out),
+        _ => forward_rows::<3, 8>(padded, pw, weights, bias, spec, out),
     }
 }
 
@@ -85,19 +91,24 @@ unsafe fn forward_pixels<const BLOCKS: usize, const PIXELS: usize>(
 ) {
     let bias: [__m512; BLOCKS] = std::array::from_fn(|b| _mm512_loadu_ps(bias.as_ptr().add(b * LANES)));
     let mut acc = [bias; PIXELS];
-    let x = padded.as_ptr().add(oy * spec.stride_h * pw + ox * spec.stride_w);
+    let c = spec.in_c;
+    let x = padded.as_ptr().add((oy * spec.stride_h * pw + ox * spec.stride_w) * c);
+    let pixel_step = spec.stride_w * c;
     let mut w = weights.as_ptr();
     for ky in 0..spec.kernel_h {
         for kx in 0..spec.kernel_w {
-            let row: [__m512; BLOCKS] = std::array::from_fn(|b| _mm512_loadu_ps(w.add(b * LANES)));
-            let tap = x.add(ky * pw + kx);
-            for (p, acc) in acc.iter_mut().enumerate() {
-                let value = _mm512_set1_ps(*tap.add(p * spec.stride_w));
-                for b in 0..BLOCKS {
-                    acc[b] = _mm512_fmadd_ps(value, row[b], acc[b]);
+            let taps = x.add((ky * pw + kx) * c);
+            for ci in 0..c {
+                let row: [__m512; BLOCKS] = std::array::from_fn(|b| _mm512_loadu_ps(w.add(b * LANES)));
+                let tap = taps.add(ci);
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let value = _mm512_set1_ps(*tap.add(p * pixel_step));
+                    for b in 0..BLOCKS {
+                        acc[b] = _mm512_fmadd_ps(value, row[b], acc[b]);
+                    }
                 }
+                w = w.add(BLOCKS * LANES);
             }
-            w = w.add(BLOCKS * LANES);
         }
     }
     for (p, acc) in acc.iter().enumerate() {
@@ -121,12 +132,13 @@ pub(super) unsafe fn filter_gradient_image(
 ) {
     let (ph, pw_check) = padded_dims(spec);
     let blocks = spec.out_c.div_ceil(LANES);
-    assert!(pw == pw_check && padded.len() >= ph * pw && (1..=2).contains(&blocks));
+    assert!(pw == pw_check && padded.len() >= ph * pw * spec.in_c && (1..=MAX_BLOCKS).contains(&blocks));
     assert!(dy.len() >= spec.out_h * spec.out_w * spec.out_c);
-    assert!(partial.len() >= spec.kernel_h * spec.kernel_w * blocks * LANES);
+    assert!(partial.len() >= spec.kernel_h * spec.kernel_w * spec.in_c * blocks * LANES);
     match blocks {
         1 => filter_taps_all::<1, 12>(padded, pw, dy, spec, partial),
-        _ => filter_taps_all::<2, 8>(padded, pw, dy, spec, partial),
+        2 => filter_taps_all::<2, 8>(padded, pw, dy, spec, partial),
+        _ => filter_taps_all::<3, 8>(padded, pw, dy, spec, partial),
     }
 }
 
@@ -140,7 +152,7 @@ unsafe fn filter_taps_all<const BLOCKS: usize, const TAPS: usize>(
     partial: &mut [f32],
 ) {
     let mask = last_block_mask(spec.out_c);
-    let taps = spec.kernel_h * spec.kernel_w;
+    let taps = spec.kernel_h * spec.kernel_w * spec.in_c;
     let mut first = 0;
     while first + TAPS <= taps {
         filter_taps::<BLOCKS, TAPS>(padded, pw, dy, spec, first, mask, partial);
@@ -165,14 +177,18 @@ unsafe fn filter_taps<const BLOCKS: usize, const TAPS: usize>(
     mask: __mmask16,
     partial: &mut [f32],
 ) {
-    let offsets: [usize; TAPS] =
-        std::array::from_fn(|t| (first + t) / spec.kernel_w * pw + (first + t) % spec.kernel_w);
+    let c = spec.in_c;
+    // Tap t is (ky, kx, ci) in the filter's HWI order.
+    let offsets: [usize; TAPS] = std::array::from_fn(|t| {
+        let (pixel, ci) = ((first + t) / c, (first + t) % c);
+        (pixel / spec.kernel_w * pw + pixel % spec.kernel_w) * c + ci
+    });
     let mut acc = [[_mm512_setzero_ps(); BLOCKS]; TAPS];
     let mut g = dy.as_ptr();
     for oy in 0..spec.out_h {
-        let row = padded.as_ptr().add(oy * spec.stride_h * pw);
+        let row = padded.as_ptr().add(oy * spec.stride_h * pw * c);
         for ox in 0..spec.out_w {
-            let x = row.add(ox * spec.stride_w);
+            let x = row.add(ox * spec.stride_w * c);
             let grad: [__m512; BLOCKS] = std::array::from_fn(|b| {
                 if b + 1 < BLOCKS {
                     _mm512_loadu_ps(g.add(b * LANES))
