@@ -206,6 +206,12 @@ impl Sequential {
         Ok(())
     }
 
+    /// Whether [`compile`](Self::compile) was called (or the model was loaded from a compiled
+    /// save, such as a checkpoint).
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.is_some()
+    }
+
     fn compiled(&self) -> Result<&Compiled> {
         self.compiled.as_ref().ok_or_else(|| Error::Build("call compile() before fit() or evaluate()".into()))
     }

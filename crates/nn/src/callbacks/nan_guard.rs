@@ -63,3 +63,60 @@ impl NanGuard {
         Err(Error::NonFiniteLoss { epoch, step: last_step, loss: total })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds per-step losses to a guard checking every `every` steps, keeping the running sum
+    /// as `fit` does; returns the error, if any, and after how many steps it came.
+    fn run(every: usize, losses: &[f32]) -> Option<(Error, usize)> {
+        let device = crate::device::cpu();
+        let mut guard = NanGuard { every, pending: Vec::new() };
+        let mut sum: Option<Tensor> = None;
+        for (i, &l) in losses.iter().enumerate() {
+            let loss = Tensor::scalar(l, &device).unwrap();
+            sum = Some(match sum {
+                Some(s) => s.add(&loss).unwrap(),
+                None => loss.clone(),
+            });
+            if let Err(e) = guard.after_step(3, i + 1, &loss, sum.as_ref()) {
+                return Some((e, i + 1));
+            }
+        }
+        guard.check(3, sum.as_ref()).err().map(|e| (e, losses.len()))
+    }
+
+    #[test]
+    fn every_step_checks_stop_at_the_bad_step() {
+        let (err, after) = run(1, &[1.0, 2.0, f32::NAN, 4.0]).unwrap();
+        assert!(matches!(err, Error::NonFiniteLoss { epoch: 3, step: 3, loss } if loss.is_nan()), "{err:?}");
+        assert_eq!(after, 3);
+        assert_eq!(err.to_string(), "epoch 3, batch 3: invalid loss (NaN), terminating training");
+    }
+
+    #[test]
+    fn sparse_checks_still_name_the_first_bad_step() {
+        // Checked after step 4: steps 3 (inf) and 4 (NaN) are both bad, 3 is named.
+        let (err, after) = run(4, &[1.0, 2.0, f32::INFINITY, f32::NAN, 5.0]).unwrap();
+        assert!(
+            matches!(err, Error::NonFiniteLoss { step: 3, loss, .. } if loss == f32::INFINITY),
+            "{err:?}"
+        );
+        assert_eq!(after, 4);
+        // The last, partial interval is checked at the end of the epoch.
+        let (err, after) = run(4, &[1.0, 2.0, 3.0, 4.0, 5.0, f32::NAN]).unwrap();
+        assert!(matches!(err, Error::NonFiniteLoss { step: 6, .. }), "{err:?}");
+        assert_eq!(after, 6);
+        assert!(run(4, &[1.0, 2.0, 3.0, 4.0, 5.0]).is_none());
+    }
+
+    #[test]
+    fn an_overflowing_sum_of_finite_losses_is_reported_at_the_check() {
+        let (err, _) = run(2, &[f32::MAX, f32::MAX]).unwrap();
+        assert!(
+            matches!(err, Error::NonFiniteLoss { step: 2, loss, .. } if loss == f32::INFINITY),
+            "{err:?}"
+        );
+    }
+}
