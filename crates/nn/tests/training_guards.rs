@@ -56,7 +56,7 @@ fn a_huge_learning_rate_stops_at_the_first_nan_step_and_the_checkpoint_stays_goo
         err_text(epoch, step, loss),
         format!("epoch 2, batch {step}: invalid loss ({loss}), terminating training")
     );
-    assert!(step >= 2 && step < 256 / BATCH, "the first step uses sane weights; step {step}");
+    assert!((2..256 / BATCH).contains(&step), "the first step uses sane weights; step {step}");
 
     // `step` is the first bad one: the same run on the first `step - 1` batches is finite, and
     // on the first `step` batches fails at `step`.
