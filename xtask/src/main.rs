@@ -15,7 +15,8 @@ commands:
                  [--optimizer sgd|adam] [--lr F] [--backend cpu|wgpu|best] [--data DIR]
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json] [--validate] [--min-accuracy F]
-                 [--save FILE.safetensors]
+                 [--save FILE.safetensors] [--checkpoint FILE.safetensors]
+                 [--resume FILE.safetensors]
   summary        [--model model1|model4|model5]
   bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
                  [--filter TEXT] [--square 1024,4096]";

@@ -41,6 +41,8 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "report",
             "min-accuracy",
             "save",
+            "checkpoint",
+            "resume",
         ],
         &["normalize", "validate"],
     )?;
@@ -62,6 +64,11 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let kind: nn::DeviceKind =
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
     let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
+    // A checkpoint brings its own architecture, optimizer state and epoch count.
+    let mut model = match args.value("resume") {
+        Some(path) => nn::Sequential::load_on(path, &device).map_err(|e| format!("--resume: {e}"))?,
+        None => nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?,
+    };
     let dataset = match args.value("dataset").unwrap_or("mnist") {
         "mnist" => DatasetKind::Mnist,
         "fashion" => DatasetKind::Fashion,
@@ -74,7 +81,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
 
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
     let scale = if args.switch("normalize") { 1.0 / 255.0 } else { 1.0 };
-    let shape = nn::zoo::input_shape(&name);
+    let shape = model.input_shape().unwrap_or(nn::zoo::input_shape(&name)).to_vec();
     let prepare = |x: nn::Array| -> Result<nn::Array, String> {
         let n = x.len();
         let dims: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
@@ -84,15 +91,28 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let to_onehot = |y: &nn::Array| nn::to_categorical(y, 10).map_err(|e| e.to_string());
     let (y_train, y_test) = (to_onehot(&y_train)?, to_onehot(&y_test)?);
 
-    let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
     if verbose > 0 {
         println!("backend: {}", device.name());
         print!("{}", model.summary().map_err(|e| e.to_string())?);
     }
-    model
-        .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
-        .map_err(|e| e.to_string())?;
-    let mut fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(verbose).seed(seed);
+    if model.is_compiled() {
+        println!("resuming after epoch {} with the checkpoint's optimizer", model.epochs_done());
+    } else {
+        model
+            .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
+            .map_err(|e| e.to_string())?;
+    }
+    // TerminateOnNaN is on (FitOptions' default): a NaN loss ends the run with an error naming
+    // the epoch and batch, and the last checkpoint is kept.
+    let mut fit = FitOptions::new()
+        .epochs(epochs)
+        .batch_size(batch_size)
+        .verbose(verbose)
+        .seed(seed)
+        .initial_epoch(model.epochs_done());
+    if let Some(path) = args.value("checkpoint") {
+        fit = fit.checkpoint(nn::callbacks::ModelCheckpoint::new(path));
+    }
     if args.switch("validate") {
         // Test accuracy after every epoch, as the lecture's curves show it.
         fit = fit.validation_data(x_test.clone(), y_test.clone());

@@ -21,13 +21,18 @@ pub enum Error {
     Dataset(DatasetError),
     /// Weights or a model could not be saved or loaded.
     Saving(SavingError),
-    /// Training produced a non-finite loss.
+    /// Training produced a non-finite loss (see
+    /// [`FitOptions::terminate_on_nan`](crate::FitOptions::terminate_on_nan)).
     NonFiniteLoss {
         /// Epoch (1-based).
         epoch: usize,
-        /// Step within the epoch (1-based).
+        /// Step (batch) within the epoch (1-based).
         step: usize,
+        /// The loss: NaN or infinite.
+        loss: f32,
     },
+    /// An option of `fit` (or of one of its callbacks) is invalid; the text names it.
+    Options(String),
 }
 
 impl fmt::Display for Error {
@@ -38,9 +43,10 @@ impl fmt::Display for Error {
             Error::Data(msg) => write!(f, "bad data: {msg}"),
             Error::Dataset(e) => write!(f, "{e}"),
             Error::Saving(e) => write!(f, "{e}"),
-            Error::NonFiniteLoss { epoch, step } => {
-                write!(f, "loss became NaN or infinite at epoch {epoch}, step {step}; training stopped")
+            Error::NonFiniteLoss { epoch, step, loss } => {
+                write!(f, "epoch {epoch}, batch {step}: invalid loss ({loss}), terminating training")
             }
+            Error::Options(msg) => write!(f, "bad option: {msg}"),
         }
     }
 }
