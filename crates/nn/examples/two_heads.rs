@@ -6,6 +6,8 @@
 //! cargo run --release -p nn --example two_heads -- --data ../shared/data/mnist --epochs 2
 //! ```
 //!
+//! `--backend wgpu` runs it on the GPU (build with `--features wgpu`).
+//!
 //! MNIST is looked for in `--data DIR`, then `$MNIST_DIR`, then `data/mnist/` (downloaded there
 //! if missing), as `cargo xtask train-mnist` does.
 
@@ -13,11 +15,12 @@ use std::path::PathBuf;
 
 use nn::datasets::{mnist, LoadOptions};
 use nn::functional::Losses;
-use nn::{to_categorical, Adam, Array, FitOptions, Loss, Metric};
+use nn::{to_categorical, Adam, Array, DeviceKind, FitOptions, Loss, Metric};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut data_dir: Option<PathBuf> = None;
     let mut epochs = 2;
+    let mut backend = DeviceKind::Cpu;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -41,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (request_test, match_test) = nn::zoo::requested_digits(&y_test, 10, 2)?;
     let (digit_train, digit_test) = (to_categorical(&y_train, 10)?, to_categorical(&y_test, 10)?);
 
-    let mut model = nn::zoo::two_heads(&[28, 28, 1], 10, &nn::device::default_device(), 1)?;
+    let mut model = nn::zoo::two_heads(&[28, 28, 1], 10, &nn::device::select(backend)?, 1)?;
     print!("{}", model.summary()?);
     let losses = Losses::from([Loss::CategoricalCrossentropy, Loss::BinaryCrossentropy]).weights([1.0, 0.2]);
     model.compile(losses, Adam::new(0.003), &[Metric::Accuracy])?;

@@ -184,3 +184,11 @@ fn elementwise_merges_compute_keras_values() {
         [vec![5., 3., -3.], vec![-3., -7., 9.], vec![4., -10., -18.], vec![2.5, 1.5, -1.5], vec![4., 5., 3.]]
     );
 }
+
+#[test]
+fn models_and_symbolic_tensors_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Model>();
+    send_and_sync::<nn::functional::SymbolicTensor>();
+    send_and_sync::<Shared>();
+}

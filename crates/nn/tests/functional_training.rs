@@ -189,3 +189,41 @@ fn labels_that_do_not_fit_an_output_are_named() {
     let err = model.evaluate(&[&xa, &xb], &[&good], 4).unwrap_err().to_string();
     assert!(err.contains("2 outputs (class, flag) but 1 arrays"), "{err}");
 }
+
+/// The same two-output model (same seed) on the wgpu backend and on the CPU: the forward pass,
+/// the losses and a few training steps agree to float rounding.
+#[cfg(feature = "wgpu")]
+#[test]
+fn two_output_model_on_wgpu_matches_the_cpu() {
+    let Ok(gpu) = nn::device::wgpu() else {
+        eprintln!("note: no wgpu adapter; skipped");
+        return;
+    };
+    let build = |device: &nn::Device| {
+        let (a, b) = (Input::named("a", [4]), Input::named("b", [2]));
+        let joined =
+            nn::functional::MergeLayer::apply_many(nn::functional::Concatenate::new(-1), &[&a, &b]).unwrap();
+        let class = Dense::new(3).activation(Softmax).name("class").apply(&joined).unwrap();
+        let flag = Dense::new(1).activation(Sigmoid).name("flag").apply(&b).unwrap();
+        let mut model = Model::with_device(&[&a, &b], &[&class, &flag], device, 2).unwrap();
+        let losses =
+            Losses::from([Loss::SparseCategoricalCrossentropy, Loss::BinaryCrossentropy]).weights([1.0, 0.2]);
+        model.compile(losses, Sgd::new(0.1), &[Metric::Accuracy]).unwrap();
+        model
+    };
+    let (mut on_gpu, mut on_cpu) = (build(&gpu), build(&nn::device::cpu()));
+    let (xa, xb) = (data(20, &[4], 6), data(20, &[2], 7));
+    let labels = Array::new((0..20).map(|i| (i % 3) as f32).collect(), [20]).unwrap();
+    let flags = Array::new((0..20).map(|i| (i % 2) as f32).collect(), [20, 1]).unwrap();
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    for (g, c) in on_gpu.predict(&[&xa, &xb], 8).unwrap().iter().zip(on_cpu.predict(&[&xa, &xb], 8).unwrap())
+    {
+        assert!(close(g.data(), c.data()), "{g:?} vs {c:?}");
+    }
+    let options = FitOptions::new().epochs(2).batch_size(4).verbose(0);
+    let h_gpu = on_gpu.fit(&[&xa, &xb], &[&labels, &flags], &options).unwrap();
+    let h_cpu = on_cpu.fit(&[&xa, &xb], &[&labels, &flags], &options).unwrap();
+    for (key, values) in &h_cpu.history {
+        assert!(close(values, h_gpu.get(key).unwrap()), "{key}: cpu {values:?}, gpu {:?}", h_gpu.get(key));
+    }
+}

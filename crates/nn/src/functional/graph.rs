@@ -73,7 +73,7 @@ pub(crate) enum Op {
     Merge(Arc<MergeCell>),
 }
 
-/// A layer with weights (or at least one input), shared by every node that applies it.
+/// A one-input layer (a [`Layer`]), shared by every node that applies it.
 pub(crate) struct LayerCell {
     pub id: u64,
     pub name: String,
@@ -103,7 +103,7 @@ impl LayerCell {
     }
 }
 
-/// A merge layer, shared by the nodes that apply it.
+/// A merge layer (`apply_many` consumes it, so it makes exactly one node).
 pub(crate) struct MergeCell {
     pub id: u64,
     pub name: String,
