@@ -27,8 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--data" => data_dir = Some(PathBuf::from(value()?)),
             "--epochs" => epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
+            "--backend" => backend = value()?.parse()?,
             other => {
-                return Err(format!("unknown argument '{other}' (expected --data DIR, --epochs N)").into())
+                let expected = "--data DIR, --epochs N, --backend cpu|wgpu";
+                return Err(format!("unknown argument '{other}' (expected {expected})").into());
             }
         }
     }
