@@ -20,6 +20,8 @@ pub enum Loss {
     BinaryCrossentropy,
     /// `(y - p)^2`, averaged over the last axis.
     MeanSquaredError,
+    /// `|y - p|`, averaged over the last axis.
+    MeanAbsoluteError,
 }
 
 /// The model output a loss is computed from.
@@ -38,6 +40,7 @@ impl Loss {
             Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
             Loss::BinaryCrossentropy => "binary_crossentropy",
             Loss::MeanSquaredError => "mean_squared_error",
+            Loss::MeanAbsoluteError => "mean_absolute_error",
         }
     }
 
@@ -74,11 +77,11 @@ impl Loss {
                 let ll = y_true.mul(&p.log()?)?.add(&one_minus_y.mul(&one_minus_p.log()?)?)?;
                 ll.mean_axis(-1, false)?.neg()?
             }
-            (Loss::MeanSquaredError, prediction) => {
-                let p = match prediction {
-                    Prediction::Output(p) | Prediction::SoftmaxLogits(p) => p,
-                };
+            (Loss::MeanSquaredError, Prediction::Output(p) | Prediction::SoftmaxLogits(p)) => {
                 p.sub(y_true)?.square()?.mean_axis(-1, false)?
+            }
+            (Loss::MeanAbsoluteError, Prediction::Output(p) | Prediction::SoftmaxLogits(p)) => {
+                p.sub(y_true)?.abs()?.mean_axis(-1, false)?
             }
         };
         Ok(per_sample.mean_all()?)
@@ -93,6 +96,7 @@ impl std::str::FromStr for Loss {
             "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy,
             "binary_crossentropy" => Loss::BinaryCrossentropy,
             "mean_squared_error" | "mse" => Loss::MeanSquaredError,
+            "mean_absolute_error" | "mae" => Loss::MeanAbsoluteError,
             other => return Err(crate::Error::Build(format!("unknown loss '{other}'"))),
         })
     }
@@ -145,7 +149,9 @@ mod tests {
     fn mean_squared_error_by_hand() {
         let y = t(&[1., 2., 3., 4.], &[2, 2]);
         let p = t(&[1.5, 2., 1., 4.], &[2, 2]);
-        let l = Loss::MeanSquaredError.compute(&Prediction::Output(p), &y).unwrap();
+        let l = Loss::MeanSquaredError.compute(&Prediction::Output(p.clone()), &y).unwrap();
         close(l.item().unwrap(), (0.25 + 0.0 + 4.0 + 0.0) / 4.0);
+        let l = Loss::MeanAbsoluteError.compute(&Prediction::Output(p), &y).unwrap();
+        close(l.item().unwrap(), (0.5 + 0.0 + 2.0 + 0.0) / 4.0);
     }
 }

@@ -35,14 +35,50 @@ pub fn batch_shape(dims: &[usize]) -> String {
 }
 
 pub(crate) fn summary_table(model: &str, rows: &[SummaryRow], total: usize, non_trainable: usize) -> String {
+    summary_table_connected(model, rows, None, total, non_trainable)
+}
+
+/// The table, with Keras' "Connected to" column for functional models when `connected` is
+/// given (one list of `layer[node][tensor]` entries per row, each on its own line).
+pub(crate) fn summary_table_connected(
+    model: &str,
+    rows: &[SummaryRow],
+    connected: Option<&[Vec<String>]>,
+    total: usize,
+    non_trainable: usize,
+) -> String {
     let w0 = rows.iter().map(|r| r.name.len() + 1).max().unwrap_or(0).max(29);
     let w1 = rows.iter().map(|r| batch_shape(&r.output_shape).len() + 1).max().unwrap_or(0).max(26);
-    let width = w0 + w1 + 10;
+    let w2 = if connected.is_some() {
+        rows.iter().map(|r| thousands(r.params).len() + 1).max().unwrap_or(0).max(10)
+    } else {
+        0
+    };
+    let w3 = connected.map_or(0, |c| c.iter().flatten().map(String::len).max().unwrap_or(0).max(12));
+    let width = if connected.is_some() { w0 + w1 + w2 + w3 } else { w0 + w1 + 10 };
     let (thin, thick) = ("_".repeat(width), "=".repeat(width));
     let mut s = format!("Model: \"{model}\"\n{thin}\n");
-    s += &format!("{:<w0$}{:<w1$}{}\n{thick}\n", "Layer (type)", "Output Shape", "Param #");
+    if connected.is_some() {
+        s += &format!(
+            "{:<w0$}{:<w1$}{:<w2$}{}\n{thick}\n",
+            "Layer (type)", "Output Shape", "Param #", "Connected to"
+        );
+    } else {
+        s += &format!("{:<w0$}{:<w1$}{}\n{thick}\n", "Layer (type)", "Output Shape", "Param #");
+    }
     for (i, r) in rows.iter().enumerate() {
-        s += &format!("{:<w0$}{:<w1$}{}\n", r.name, batch_shape(&r.output_shape), thousands(r.params));
+        let (shape, params) = (batch_shape(&r.output_shape), thousands(r.params));
+        match connected.map(|c| c[i].as_slice()) {
+            None => s += &format!("{:<w0$}{:<w1$}{params}\n", r.name, shape),
+            Some(links) => {
+                let first = links.first().map_or("-", String::as_str);
+                s += format!("{:<w0$}{:<w1$}{params:<w2$}{first}", r.name, shape).trim_end();
+                s.push('\n');
+                for link in links.iter().skip(1) {
+                    s += &format!("{:w$}{link}\n", "", w = w0 + w1 + w2);
+                }
+            }
+        }
         s += if i + 1 < rows.len() { &thin } else { &thick };
         s.push('\n');
     }

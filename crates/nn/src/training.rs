@@ -157,17 +157,17 @@ impl History {
 
 /// Sums of loss and correct predictions over the batches of an epoch, kept on the device so
 /// that no step waits for a read-back.
-struct RunningTotals {
+pub(crate) struct RunningTotals {
     loss_sum: Option<Tensor>,
     correct: Option<Tensor>,
     samples: usize,
 }
 
 impl RunningTotals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RunningTotals { loss_sum: None, correct: None, samples: 0 }
     }
-    fn add(&mut self, loss: &Tensor, correct: Option<Tensor>, n: usize) -> Result<()> {
+    pub(crate) fn add(&mut self, loss: &Tensor, correct: Option<Tensor>, n: usize) -> Result<()> {
         let weighted = loss.mul_scalar(n as f32)?;
         self.loss_sum = Some(match self.loss_sum.take() {
             Some(s) => s.add(&weighted)?,
@@ -183,7 +183,7 @@ impl RunningTotals {
         Ok(())
     }
     /// (mean loss, accuracy)
-    fn means(&self) -> Result<(f32, Option<f32>)> {
+    pub(crate) fn means(&self) -> Result<(f32, Option<f32>)> {
         let n = self.samples.max(1) as f32;
         let loss = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN) / n;
         let acc = self.correct.as_ref().map(|t| t.item()).transpose()?.map(|c| c / n);
@@ -227,25 +227,7 @@ impl Sequential {
         }
         self.build(&x.dims()[1..])?;
         let loss = self.compiled()?.loss;
-        let out = self.output_shape().expect("built").to_vec();
-        let y = if loss.sparse_labels() {
-            let classes = *out.last().unwrap_or(&1);
-            to_categorical(&y.clone().reshape([y.len()])?, classes)?
-        } else {
-            y.clone()
-        };
-        if y.dims()[1..] != out[..] {
-            return Err(Error::Data(format!(
-                "{what}: labels have shape {:?} per sample but the model outputs {out:?}{}",
-                &y.dims()[1..],
-                if loss == Loss::CategoricalCrossentropy {
-                    " (use to_categorical for class indices)"
-                } else {
-                    ""
-                }
-            )));
-        }
-        Ok(y)
+        prepare_labels(loss, y, self.output_shape().expect("built"), what)
     }
 
     fn correct_count(&self, pred: &Prediction, y: &Tensor) -> Result<Option<Tensor>> {
@@ -256,16 +238,8 @@ impl Sequential {
         let p = match pred {
             Prediction::Output(p) | Prediction::SoftmaxLogits(p) => p,
         };
-        let binary = compiled.loss == Loss::BinaryCrossentropy || p.dims().last() == Some(&1);
-        let hits = if binary {
-            let half = Tensor::scalar(0.5, p.device())?;
-            let per_element = p.greater_equal(&half)?.equal(y)?;
-            // Keras' binary accuracy: mean over the last axis, counted per sample.
-            per_element.mean_axis(-1, false)?
-        } else {
-            p.argmax()?.equal(&y.argmax()?)?
-        };
-        Ok(Some(hits.sum_all()?))
+        let binary = compiled.loss == Loss::BinaryCrossentropy;
+        Ok(Some(correct_count(p, y, binary)?))
     }
 
     /// Trains the model, as Keras' `fit`.
@@ -458,6 +432,43 @@ impl Sequential {
         dims.extend(out_dims);
         Array::new(data, dims)
     }
+}
+
+/// The labels `y` as `loss` wants them for a model output of per-sample shape `out`: class
+/// indices one-hot encoded for a sparse loss; an error when the shapes do not match.
+pub(crate) fn prepare_labels(loss: Loss, y: &Array, out: &[usize], what: &str) -> Result<Array> {
+    let y = if loss.sparse_labels() {
+        let classes = *out.last().unwrap_or(&1);
+        to_categorical(&y.clone().reshape([y.len()])?, classes)?
+    } else {
+        y.clone()
+    };
+    if y.dims()[1..] != out[..] {
+        return Err(Error::Data(format!(
+            "{what}: labels have shape {:?} per sample but the model outputs {out:?}{}",
+            &y.dims()[1..],
+            if loss == Loss::CategoricalCrossentropy {
+                " (use to_categorical for class indices)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(y)
+}
+
+/// The number of correct predictions in a batch (a scalar on the device). With `binary` (a
+/// binary cross-entropy) or one output column, a prediction rounded at 0.5 must match (Keras'
+/// binary accuracy, a mean over the last axis per sample); otherwise the argmax must match.
+pub(crate) fn correct_count(p: &Tensor, y: &Tensor, binary: bool) -> Result<Tensor> {
+    let hits = if binary || p.dims().last() == Some(&1) {
+        let half = Tensor::scalar(0.5, p.device())?;
+        let per_element = p.greater_equal(&half)?.equal(y)?;
+        per_element.mean_axis(-1, false)?
+    } else {
+        p.argmax()?.equal(&y.argmax()?)?
+    };
+    Ok(hits.sum_all()?)
 }
 
 /// Reorders the sample indices for an epoch: a pure function of (seed, epoch, order), so a

@@ -1,9 +1,15 @@
-//! The lecture's MNIST models, as Keras code would define them.
+//! The lecture's MNIST models, as Keras code would define them, and the functional API's
+//! two-head example model.
 
 use tensor::Device;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use crate::activation::Activation::{Relu, Sigmoid, Softmax, Tanh};
+use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
+use crate::functional::{Apply, Input, MergeLayer, Model, Multiply};
 use crate::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
 use crate::sequential::Sequential;
 
@@ -59,4 +65,50 @@ pub fn input_shape(name: &str) -> &'static [usize] {
     } else {
         &[28, 28, 1]
     }
+}
+
+/// The functional API's two-head model (`examples/two_heads.rs`): inputs `image` (per-sample
+/// `image_shape`, e.g. `[28, 28, 1]`) and `requested` (a one-hot digit of `classes`); outputs
+/// `digit`, the image's class (softmax), and `is_requested`, whether the image shows the
+/// requested digit (sigmoid over the product of `digit` and `requested`, so this head reads
+/// the first one's belief in the requested class).
+pub fn two_heads(image_shape: &[usize], classes: usize, device: &Device, seed: u64) -> Result<Model> {
+    let image = Input::named("image", image_shape);
+    let requested = Input::named("requested", [classes]);
+    let x = Conv2D::new(16, (3, 3)).activation(Relu).apply(&image)?;
+    let x = MaxPooling2D::new().apply(&x)?;
+    let x = Flatten::new().apply(&x)?;
+    let x = Dense::new(64).activation(Relu).apply(&x)?;
+    let digit = Dense::new(classes).activation(Softmax).name("digit").apply(&x)?;
+    let belief = Multiply::new().name("belief_in_requested").apply_many(&[&digit, &requested])?;
+    let is_requested = Dense::new(1).activation(Sigmoid).name("is_requested").apply(&belief)?;
+    Model::with_device(&[&image, &requested], &[&digit, &is_requested], device, seed)
+}
+
+/// The second input and output of [`two_heads`] for class `labels` (`[n]`): for each sample a
+/// requested digit, one-hot (`[n, classes]`), that is the sample's own class half of the time
+/// and another class otherwise, and whether it is (`[n, 1]`, 1 or 0). Drawn from `seed`.
+pub fn requested_digits(labels: &Array, classes: usize, seed: u64) -> Result<(Array, Array)> {
+    if classes < 2 {
+        return Err(Error::Data(format!("{classes} classes: a wrong digit needs at least 2")));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut requested = Vec::with_capacity(labels.len());
+    let mut matches = Vec::with_capacity(labels.len());
+    for &label in labels.data() {
+        let same = rng.random_bool(0.5);
+        // A uniformly drawn class other than `label`: skip over it.
+        let other = rng.random_range(0..classes - 1) as f32;
+        let request = if same {
+            label
+        } else if other >= label {
+            other + 1.0
+        } else {
+            other
+        };
+        requested.push(request);
+        matches.push(if same { 1.0 } else { 0.0 });
+    }
+    let requested = to_categorical(&Array::new(requested, [labels.len()])?, classes)?;
+    Ok((requested, Array::new(matches, [labels.len(), 1])?))
 }
