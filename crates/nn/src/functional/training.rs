@@ -235,8 +235,10 @@ impl Model {
             }
             let seconds = start.elapsed().as_secs_f64();
             let mut line = totals.report(&names, "")?;
+            // Checked once per epoch here (the functional loop does not have Sequential's
+            // per-step TerminateOnNaN yet): the step is the epoch's last.
             if !line[0].1.is_finite() {
-                return Err(Error::NonFiniteLoss { epoch, step: steps });
+                return Err(Error::NonFiniteLoss { epoch, step: steps, loss: line[0].1 });
             }
             if let Some((vx, vy)) = &validation {
                 line.extend(
