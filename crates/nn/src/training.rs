@@ -1,9 +1,8 @@
 //! `compile`, `fit`, `evaluate` and `predict` for [`Sequential`] models, with Keras' semantics:
 //! losses and metrics are means over the samples of an epoch, batches are reshuffled each
-//! epoch, and `verbose = 2` prints Keras' one line per epoch.
+//! epoch, and progress is printed as Keras prints it (see [`crate::progress`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -15,6 +14,8 @@ use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
 use crate::losses::{Loss, Prediction};
 use crate::optimizers::{Optimizer, OptimizerState};
+pub use crate::progress::epoch_line;
+use crate::progress::{Progress, ProgressOutput};
 use crate::sequential::Sequential;
 
 /// Metrics reported besides the loss.
@@ -49,6 +50,8 @@ pub struct FitOptions {
     pub validation_data: Option<(Array, Array)>,
     /// Seed for shuffling and dropout (default: the model's seed).
     pub seed: Option<u64>,
+    /// Where progress goes (default: standard output; the live bar only on a terminal).
+    pub output: Option<ProgressOutput>,
 }
 
 impl Default for FitOptions {
@@ -61,6 +64,7 @@ impl Default for FitOptions {
             validation_split: 0.0,
             validation_data: None,
             seed: None,
+            output: None,
         }
     }
 }
@@ -103,6 +107,11 @@ impl FitOptions {
     /// Seeds shuffling and dropout.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+    /// Sends progress to `output` instead of standard output.
+    pub fn output(mut self, output: ProgressOutput) -> Self {
+        self.output = Some(output);
         self
     }
 }
@@ -272,10 +281,10 @@ impl Sequential {
             _ => None,
         };
         let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
+        let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
+        let mut progress = Progress::new(output, options.verbose, steps);
         for epoch in 1..=options.epochs {
-            if options.verbose > 0 {
-                println!("Epoch {epoch}/{}", options.epochs);
-            }
+            progress.begin_epoch(epoch, options.epochs);
             if options.shuffle {
                 shuffle_for_epoch(&mut order, seed, epoch);
             }
@@ -296,6 +305,7 @@ impl Sequential {
                 let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
                 let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
                 totals.add(&loss, correct, batch.len())?;
+                progress.step(step + 1, || totals.means())?;
             }
             let (loss, acc) = totals.means()?;
             let seconds = start.elapsed().as_secs_f64();
@@ -313,10 +323,7 @@ impl Sequential {
                 history.history.entry(k.clone()).or_default().push(*v);
             }
             history.epoch_seconds.push(seconds);
-            if options.verbose > 0 {
-                println!("{}", epoch_line(steps, seconds, &line));
-                let _ = std::io::stdout().flush();
-            }
+            progress.end_epoch(seconds, &line);
         }
         Ok(history)
     }
@@ -392,26 +399,6 @@ pub fn shuffle_for_epoch(order: &mut [usize], seed: u64, epoch: usize) {
     order.shuffle(&mut rng);
 }
 
-/// Keras 3's `verbose=2` line: `469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010`
-/// (metrics in alphabetical order, validation metrics last).
-pub fn epoch_line(steps: usize, seconds: f64, metrics: &[(String, f32)]) -> String {
-    let per_step = seconds / steps.max(1) as f64;
-    let step_time = if per_step >= 1.0 {
-        format!("{per_step:.0}s/step")
-    } else if per_step >= 1e-3 {
-        format!("{:.0}ms/step", per_step * 1e3)
-    } else {
-        format!("{:.0}us/step", per_step * 1e6)
-    };
-    let mut sorted: Vec<&(String, f32)> = metrics.iter().collect();
-    sorted.sort_by_key(|(k, _)| (k.starts_with("val_"), k.clone()));
-    let mut line = format!("{steps}/{steps} - {seconds:.0}s - {step_time}");
-    for (k, v) in sorted {
-        line += &format!(" - {k}: {v:.4}");
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,16 +416,5 @@ mod tests {
         assert_ne!(next, order, "each epoch reshuffles");
         next.sort_unstable();
         assert_eq!(next, (0..1000).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn epoch_line_has_keras_format() {
-        let m = [("loss".to_string(), 0.20104), ("accuracy".to_string(), 0.94862)];
-        assert_eq!(epoch_line(469, 3.2, &m), "469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010");
-        let v = [("val_loss".to_string(), 0.1), ("loss".to_string(), 0.2), ("val_accuracy".to_string(), 0.9)];
-        assert_eq!(
-            epoch_line(10, 0.004, &v),
-            "10/10 - 0s - 400us/step - loss: 0.2000 - val_accuracy: 0.9000 - val_loss: 0.1000"
-        );
     }
 }
