@@ -21,6 +21,13 @@ pub enum Error {
     Dataset(DatasetError),
     /// Weights or a model could not be saved or loaded.
     Saving(SavingError),
+    /// A file (a history, a plot, an image) could not be written.
+    Output {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Training produced a non-finite loss.
     NonFiniteLoss {
         /// Epoch (1-based).
@@ -38,6 +45,7 @@ impl fmt::Display for Error {
             Error::Data(msg) => write!(f, "bad data: {msg}"),
             Error::Dataset(e) => write!(f, "{e}"),
             Error::Saving(e) => write!(f, "{e}"),
+            Error::Output { path, message } => write!(f, "cannot write {}: {message}", path.display()),
             Error::NonFiniteLoss { epoch, step } => {
                 write!(f, "loss became NaN or infinite at epoch {epoch}, step {step}; training stopped")
             }

@@ -36,6 +36,7 @@ pub mod array;
 pub mod datasets;
 pub mod device;
 pub mod error;
+pub mod history;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -45,6 +46,7 @@ pub mod saving;
 pub mod sequential;
 mod summary;
 pub mod training;
+pub mod visualize;
 pub mod zoo;
 
 pub use activation::Activation;
