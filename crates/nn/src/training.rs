@@ -40,7 +40,7 @@ pub struct FitOptions {
     pub epochs: usize,
     /// Samples per gradient step (default 32).
     pub batch_size: usize,
-    /// 0 silent, 1 progress, 2 one line per epoch (default 1).
+    /// 0 silent, 1 a live progress bar (on a terminal; else as 2), 2 one line per epoch (default 1).
     pub verbose: u8,
     /// Reshuffle the samples before each epoch (default true).
     pub shuffle: bool,
