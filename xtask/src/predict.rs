@@ -1,7 +1,7 @@
 //! `cargo xtask predict --weights FILE image.png`: classifies a user's own picture of a digit.
 //!
 //! The picture is made to look like an MNIST digit: grey, white strokes on black (inverted if
-//! its border is light), the digit's bounding box scaled (by area averaging, keeping the
+//! its background, its most common grey, is light), the digit's bounding box scaled (by area averaging, keeping the
 //! aspect) to fit 20x20 and placed in a 28x28 image with its centre of mass in the middle,
 //! as MNIST's were.
 
@@ -103,12 +103,13 @@ pub fn to_mnist(grey: &[f32], width: usize, height: usize) -> Result<Vec<f32>, S
     if width == 0 || height == 0 || grey.len() != width * height {
         return Err(format!("{width}x{height} image with {} pixels", grey.len()));
     }
-    // The border is background: light paper means dark ink, which MNIST stores inverted.
-    let border: Vec<f32> = (0..width * height)
-        .filter(|i| i % width == 0 || i % width == width - 1 || i / width == 0 || i / width == height - 1)
-        .map(|i| grey[i])
-        .collect();
-    let background = border.iter().sum::<f32>() / border.len() as f32;
+    // The most common grey is the background: light paper means dark ink, which MNIST stores
+    // inverted.
+    let mut counts = [0usize; 256];
+    for &v in grey {
+        counts[v.round().clamp(0.0, 255.0) as usize] += 1;
+    }
+    let background = (0..256).max_by_key(|&v| counts[v]).unwrap_or(0) as f32;
     let light = background > 127.5;
     let ink: Vec<f32> = grey
         .iter()
