@@ -99,6 +99,9 @@ fn register_font() -> std::result::Result<(), String> {
         .clone()
 }
 
+/// A line to draw: its legend label, colour and (epoch, value) points.
+type Curve = (&'static str, RGBColor, Vec<(i32, f64)>);
+
 fn draw<DB: DrawingBackend>(
     history: &History,
     metrics: &[String],
@@ -108,7 +111,7 @@ fn draw<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(text)?;
     let epochs = history.epochs() as i32;
     for (area, metric) in root.split_evenly((1, metrics.len())).iter().zip(metrics) {
-        let curves: Vec<(&str, RGBColor, Vec<(i32, f64)>)> =
+        let curves: Vec<Curve> =
             [(metric.clone(), "training", TRAINING), (format!("val_{metric}"), "validation", VALIDATION)]
                 .into_iter()
                 .filter_map(|(key, label, colour)| {
