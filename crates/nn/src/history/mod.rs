@@ -1,5 +1,5 @@
 //! Saving a [`History`] (what `fit` returns) as JSON or CSV, reading the JSON back, and
-//! drawing it ([`History::plot`], in [`plot`]).
+//! drawing it ([`History::plot`]).
 
 mod plot;
 #[cfg(test)]

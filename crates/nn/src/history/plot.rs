@@ -38,7 +38,9 @@ impl History {
     /// `path`: a PNG or an SVG, by the file's extension.
     ///
     /// Fails with [`Error::Output`] for another extension, an empty history, no usable font
-    /// (see [the module](self)), or a file that cannot be written.
+    /// (`$NN_PLOT_FONT`, else DejaVu Sans, Liberation Sans or Arial from the usual system
+    /// folders; Debian/Ubuntu: `apt-get install fonts-dejavu-core`), or a file that cannot be
+    /// written.
     pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let fail = |message: String| Error::Output { path: path.to_path_buf(), message };
