@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// gemm_core.wgsl: the tiled GEMM shared by matmul.wgsl and conv2d.wgsl, appended to each of
+// gemm_core.wgsl: the tiled GEMM shared by the matmul and conv2d modules, appended to each of
 // them when the module is built (src/shaders.rs), so it is not a module on its own. The family
 // file supplies:
 //   params.{m, n, k, batch, tiles_m, tiles_n, a_k_contig, b_n_contig}
@@ -7,6 +7,9 @@
 //   fn load_a(z: u32, m: u32, k: u32) -> f32   op(A)[m, k], called only for m < M, k in range
 //   fn load_b(z: u32, k: u32, n: u32) -> f32   op(B)[k, n], likewise
 //   fn store_c(z: u32, m: u32, n: u32, v: f32) called only for m < M, n < N
+//   fn big_fetch / big_stash                  how the 128x128 kernel reads a k-slice: from
+//                                              gemm_load_scalar.wgsl (through load_a / load_b)
+//                                              or matmul_vec4.wgsl (vec4 reads)
 // `a_k_contig` / `b_n_contig` say along which axis an operand is contiguous in memory, so that
 // neighbouring invocations load neighbouring addresses.
 //
@@ -111,74 +114,12 @@ const BIG_BUF: u32 = 264u;                // BIG_K * BIG_ROW: one buffer
 var<workgroup> big_a: array<vec4<f32>, 528>; // two buffers
 var<workgroup> big_b: array<vec4<f32>, 528>;
 
+// One invocation's share of a k-slice: 4 elements of each operand, held in registers while the
+// previous slice is multiplied. Fetched and stored into big_a / big_b by big_fetch / big_stash,
+// which come from a loader file (gemm_load_scalar.wgsl or gemm_load_vec4.wgsl).
 struct Slice {
-    a0: f32, a1: f32, a2: f32, a3: f32,
-    b0: f32, b1: f32, b2: f32, b3: f32,
-}
-
-// Where element j (0..3) of this invocation's share of a slice sits: (row or column, k).
-fn big_a_pos(e: u32) -> vec2<u32> {
-    if (params.a_k_contig != 0u) {
-        return vec2<u32>(e / BIG_K, e % BIG_K);
-    }
-    return vec2<u32>(e % BIG, e / BIG);
-}
-
-fn big_b_pos(e: u32) -> vec2<u32> {
-    if (params.b_n_contig != 0u) {
-        return vec2<u32>(e % BIG, e / BIG);
-    }
-    return vec2<u32>(e / BIG_K, e % BIG_K);
-}
-
-fn big_load_a(z: u32, m0: u32, k0: u32, kend: u32, e: u32) -> f32 {
-    let p = big_a_pos(e);
-    if (m0 + p.x < params.m && k0 + p.y < kend) {
-        return load_a(z, m0 + p.x, k0 + p.y);
-    }
-    return 0.0;
-}
-
-fn big_load_b(z: u32, n0: u32, k0: u32, kend: u32, e: u32) -> f32 {
-    let p = big_b_pos(e);
-    if (n0 + p.x < params.n && k0 + p.y < kend) {
-        return load_b(z, k0 + p.y, n0 + p.x);
-    }
-    return 0.0;
-}
-
-fn big_fetch(z: u32, m0: u32, n0: u32, k0: u32, kend: u32, lid: u32) -> Slice {
-    var s: Slice;
-    s.a0 = big_load_a(z, m0, k0, kend, lid);
-    s.a1 = big_load_a(z, m0, k0, kend, lid + 256u);
-    s.a2 = big_load_a(z, m0, k0, kend, lid + 512u);
-    s.a3 = big_load_a(z, m0, k0, kend, lid + 768u);
-    s.b0 = big_load_b(z, n0, k0, kend, lid);
-    s.b1 = big_load_b(z, n0, k0, kend, lid + 256u);
-    s.b2 = big_load_b(z, n0, k0, kend, lid + 512u);
-    s.b3 = big_load_b(z, n0, k0, kend, lid + 768u);
-    return s;
-}
-
-fn big_put_a(buf: u32, e: u32, v: f32) {
-    let p = big_a_pos(e);
-    big_a[buf + p.y * BIG_ROW + p.x / 4u][p.x % 4u] = v;
-}
-
-fn big_put_b(buf: u32, e: u32, v: f32) {
-    let p = big_b_pos(e);
-    big_b[buf + p.y * BIG_ROW + p.x / 4u][p.x % 4u] = v;
-}
-
-fn big_stash(buf: u32, s: Slice, lid: u32) {
-    big_put_a(buf, lid, s.a0);
-    big_put_a(buf, lid + 256u, s.a1);
-    big_put_a(buf, lid + 512u, s.a2);
-    big_put_a(buf, lid + 768u, s.a3);
-    big_put_b(buf, lid, s.b0);
-    big_put_b(buf, lid + 256u, s.b1);
-    big_put_b(buf, lid + 512u, s.b2);
-    big_put_b(buf, lid + 768u, s.b3);
+    a: vec4<f32>,
+    b: vec4<f32>,
 }
 
 fn gemm_128x128(lid: u32, group: u32) {

@@ -13,20 +13,19 @@ pub struct Prepared {
     pub y_test: Array,
 }
 
-/// Loads MNIST (or Fashion-MNIST) from `data` (or the usual places), shaped for `model`
-/// (`[784]` or `[28, 28, 1]`); pixels stay 0-255, as the lecture feeds them, unless
+/// Loads MNIST (or Fashion-MNIST) from `data` (or the usual places), each image shaped
+/// `shape` (`[784]` or `[28, 28, 1]`); pixels stay 0-255, as the lecture feeds them, unless
 /// `normalize` divides them by 255.
 pub fn load(
     data: Option<&str>,
     dataset: DatasetKind,
-    model: &str,
+    shape: &[usize],
     normalize: bool,
 ) -> Result<Prepared, String> {
     let options = LoadOptions { data_dir: data.map(PathBuf::from), dataset, ..LoadOptions::default() };
     let ((x_train, y_train), (x_test, y_test)) =
         nn::datasets::mnist::load_data_with(&options).map_err(|e| e.to_string())?;
     let scale = if normalize { 1.0 / 255.0 } else { 1.0 };
-    let shape = nn::zoo::input_shape(model);
     let images = |x: Array| -> Result<Array, String> {
         let dims: Vec<usize> = std::iter::once(x.len()).chain(shape.iter().copied()).collect();
         x.map(|v| v * scale).reshape(dims).map_err(|e| e.to_string())

@@ -47,7 +47,12 @@ pub fn gpu_table(argv: &[String]) -> Result<(), String> {
         .split(',')
         .map(|s| s.trim().parse::<DeviceKind>().map_err(|e| format!("--backends: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let mnist = data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, "model5", false)?;
+    let mnist = data::load(
+        args.value("data"),
+        nn::datasets::DatasetKind::Mnist,
+        nn::zoo::input_shape("model5"),
+        false,
+    )?;
     let largest = *sizes.iter().max().expect("at least one size");
     let (x_all, y_all) = augmented(&mnist.x_train, &mnist.y_train, largest)?;
 

@@ -20,7 +20,12 @@ pub fn feature_maps(argv: &[String]) -> Result<(), String> {
     let index: usize = args.get("image", 7)?;
     let out = PathBuf::from(args.value("out").unwrap_or("feature-maps"));
     let normalize = args.switch("normalize");
-    let data = data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, &name, normalize)?;
+    let data = data::load(
+        args.value("data"),
+        nn::datasets::DatasetKind::Mnist,
+        nn::zoo::input_shape(&name),
+        normalize,
+    )?;
     if index >= data.x_test.len() {
         return Err(format!("--image {index}: the test set has {} images (0-based)", data.x_test.len()));
     }

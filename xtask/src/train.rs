@@ -39,6 +39,8 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "report",
             "min-accuracy",
             "save",
+            "checkpoint",
+            "resume",
             "plot",
             "history",
         ],
@@ -62,20 +64,39 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let kind: nn::DeviceKind =
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
     let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
+    // A checkpoint brings its own architecture, optimizer state and epoch count.
+    let mut model = match args.value("resume") {
+        Some(path) => nn::Sequential::load_on(path, &device).map_err(|e| format!("--resume: {e}"))?,
+        None => nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?,
+    };
     let dataset = data::dataset_kind(args.value("dataset"))?;
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
+    let shape = model.input_shape().unwrap_or(nn::zoo::input_shape(&name)).to_vec();
     let data::Prepared { x_train, y_train, x_test, y_test } =
-        data::load(args.value("data"), dataset, &name, args.switch("normalize"))?;
+        data::load(args.value("data"), dataset, &shape, args.switch("normalize"))?;
 
-    let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
     if verbose > 0 {
         println!("backend: {}", device.name());
         print!("{}", model.summary().map_err(|e| e.to_string())?);
     }
-    model
-        .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
-        .map_err(|e| e.to_string())?;
-    let mut fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(verbose).seed(seed);
+    if model.is_compiled() {
+        println!("resuming after epoch {} with the checkpoint's optimizer", model.epochs_done());
+    } else {
+        model
+            .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
+            .map_err(|e| e.to_string())?;
+    }
+    // TerminateOnNaN is on (FitOptions' default): a NaN loss ends the run with an error naming
+    // the epoch and batch, and the last checkpoint is kept.
+    let mut fit = FitOptions::new()
+        .epochs(epochs)
+        .batch_size(batch_size)
+        .verbose(verbose)
+        .seed(seed)
+        .initial_epoch(model.epochs_done());
+    if let Some(path) = args.value("checkpoint") {
+        fit = fit.checkpoint(nn::callbacks::ModelCheckpoint::new(path));
+    }
     // A plot shows test curves beside the training ones, so --plot evaluates every epoch too.
     if args.switch("validate") || args.value("plot").is_some() {
         // Test accuracy after every epoch, as the lecture's curves show it.

@@ -197,7 +197,7 @@ pub fn conv2d_forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Co
     assert_lengths(spec, Some(x.len()), Some(filter.len()), None);
     assert!(bias.is_none_or(|b| b.len() >= spec.out_c), "conv2d: bias too short");
     #[cfg(target_arch = "x86_64")]
-    if let Some(out) = crate::conv2d_single_channel::forward(x, filter, bias, spec) {
+    if let Some(out) = crate::conv2d_direct::forward(x, filter, bias, spec) {
         return out;
     }
     forward_im2col(x, filter, bias, spec)
@@ -288,7 +288,7 @@ pub fn conv2d_backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> V
 pub fn conv2d_backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
     assert_lengths(spec, Some(x.len()), None, Some(dy.len()));
     #[cfg(target_arch = "x86_64")]
-    if let Some(dw) = crate::conv2d_single_channel::backward_filter(x, dy, spec) {
+    if let Some(dw) = crate::conv2d_direct::backward_filter(x, dy, spec) {
         return dw;
     }
     backward_filter_im2col(x, dy, spec)

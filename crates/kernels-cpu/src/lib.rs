@@ -25,11 +25,12 @@
 mod buffers;
 pub mod conv2d;
 #[cfg(target_arch = "x86_64")]
-mod conv2d_single_channel;
+mod conv2d_direct;
 pub mod elementwise;
 pub mod layout;
 pub mod matmul;
 pub mod pool;
+mod pool_2x2;
 pub mod reduce;
 pub mod softmax;
 

@@ -6,6 +6,7 @@
 //! Images are independent, so large batches are split across threads by image.
 
 use crate::buffers::zeroed_chunks;
+use crate::pool_2x2;
 use tensor::shape::{Pool2dSpec, PoolKind};
 
 /// Number of elements of the pooling input.
@@ -88,6 +89,9 @@ fn window_max(x: &[f32], spec: &Pool2dSpec, rows: (usize, usize), cols: (usize, 
 /// If `x` is shorter than the spec implies.
 pub fn pool2d(kind: PoolKind, x: &[f32], spec: &Pool2dSpec) -> Vec<f32> {
     assert!(x.len() >= input_len(spec), "pool2d: input too short");
+    if kind == PoolKind::Max && pool_2x2::applies(spec) {
+        return pool_2x2::max_pool(x, spec, worth_parallel(spec));
+    }
     let c = spec.channels;
     let image_in = spec.in_h * spec.in_w * c;
     let image_out = spec.out_h * spec.out_w * c;
@@ -110,6 +114,9 @@ pub fn pool2d_backward(kind: PoolKind, x: &[f32], y: &[f32], dy: &[f32], spec: &
     let image_out = spec.out_h * spec.out_w * c;
     assert!(x.len() >= input_len(spec), "pool2d_backward: input too short");
     assert!(y.len().min(dy.len()) >= spec.batch * image_out, "pool2d_backward: y/dy too short");
+    if kind == PoolKind::Max && pool_2x2::applies(spec) {
+        return pool_2x2::max_pool_backward(x, dy, spec, worth_parallel(spec));
+    }
     let windows = Windows::new(spec);
     zeroed_chunks(spec.batch * image_in, image_in, worth_parallel(spec), |image, dx| {
         let (y, dy) = (&y[image * image_out..], &dy[image * image_out..]);
@@ -304,6 +311,26 @@ mod tests {
         check([3, 9, 7, 4], (2, 2), (2, 2), Padding::Valid, 3);
         // Large enough to run in parallel.
         check([40, 24, 24, 20], (2, 2), (2, 2), Padding::Valid, 4);
+    }
+
+    #[test]
+    fn exactly_tiled_2x2_windows_match_reference() {
+        // The pool_2x2 fast path: even sizes, channel counts around the vector widths.
+        for (i, c) in [1, 3, 8, 20, 21].into_iter().enumerate() {
+            check([2, 4, 6, c], (2, 2), (2, 2), Padding::Valid, 10 + i as u64);
+        }
+    }
+
+    #[test]
+    fn nan_never_replaces_a_window_maximum() {
+        // Channel 0: NaN first keeps NaN; channel 1: NaN later is ignored.
+        let spec = Pool2dSpec::new(&Shape::new([1, 2, 2, 2]), (2, 2), (2, 2), Padding::Valid).unwrap();
+        let x = [f32::NAN, 1.0, 5.0, f32::NAN, 7.0, 2.0, 0.0, 3.0];
+        let y = pool2d(PoolKind::Max, &x, &spec);
+        assert!(y[0].is_nan());
+        assert_eq!(y[1], 3.0);
+        let dx = pool2d_backward(PoolKind::Max, &x, &y, &[1.0, 2.0], &spec);
+        assert_eq!(dx, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
     }
 
     #[test]

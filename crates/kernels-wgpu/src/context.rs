@@ -2,6 +2,7 @@
 //! compiled pipelines, and how errors from the driver become `Err` values.
 
 use crate::buffers::{size_class, BufferPool, WgpuStorage, STORAGE_USAGE};
+use crate::faults::DeviceFaults;
 use crate::shaders::Shader;
 use crate::{GemmTile, WgpuOptions};
 use std::collections::HashMap;
@@ -87,9 +88,9 @@ pub(crate) struct Context {
     free_chunks: Arc<Mutex<Vec<wgpu::Buffer>>>,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<(Shader, &'static str), Arc<Kernel>>>,
-    /// The first error the device reported outside an error scope (validation, out of memory,
-    /// device lost); returned by the next operation.
-    error: Arc<Mutex<Option<String>>>,
+    /// Errors the device reported outside an error scope, and its loss; returned by the next
+    /// operation (a loss by every later one).
+    faults: DeviceFaults,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,23 +104,7 @@ impl Context {
         info: wgpu::AdapterInfo,
         options: WgpuOptions,
     ) -> Arc<Self> {
-        let error = Arc::new(Mutex::new(None::<String>));
-        let sink = error.clone();
-        // Without a handler wgpu panics on a validation error or out-of-memory; keep the first
-        // one and report it as an `Err` from the next operation instead.
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut slot = lock(&sink);
-            if slot.is_none() {
-                *slot = Some(e.to_string());
-            }
-        }));
-        let lost = error.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            let mut slot = lock(&lost);
-            if slot.is_none() {
-                *slot = Some(format!("device lost ({reason:?}): {message}"));
-            }
-        });
+        let faults = DeviceFaults::watch(&device);
         let limits = device.limits();
         Arc::new(Context {
             device,
@@ -133,16 +118,24 @@ impl Context {
             free_chunks: Arc::new(Mutex::new(Vec::new())),
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
-            error,
+            faults,
         })
     }
 
-    /// The error the device reported since the last check, if any.
+    /// The error the device reported since the last check, if any; once the device is lost,
+    /// always that.
     pub(crate) fn check(&self) -> Result<()> {
-        match lock(&self.error).take() {
-            Some(e) => Err(TensorError::Backend(format!("wgpu: {e}"))),
-            None => Ok(()),
-        }
+        self.faults.check()
+    }
+
+    /// Destroys the device, as a driver reset or a removed GPU would: every later operation
+    /// fails with the device-lost error.
+    pub(crate) fn destroy(&self) {
+        // Nothing recorded may be submitted to a destroyed device.
+        *lock(&self.pending) = Pending::default();
+        self.device.destroy();
+        // wgpu reports the loss when it next looks at the device.
+        let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
     /// Bytes a storage binding of `len` f32 values needs, or an error naming the limit it
@@ -191,6 +184,8 @@ impl Context {
     /// copy does not depend on (and cannot race with) commands still pending.
     pub(crate) fn upload(self: &Arc<Self>, data: &[f32]) -> Result<WgpuStorage> {
         let class = self.checked_bytes("upload", data.len())?;
+        // A lost device cannot map a new buffer.
+        self.check()?;
         if let Some(buffer) = self.pool.take(class) {
             // Reusing a pooled buffer keeps the pool (and the bind groups cached for its
             // buffers) stable. Commands already recorded may still read its old contents:

@@ -23,6 +23,7 @@
 
 mod buffers;
 mod context;
+mod faults;
 mod ops;
 mod shaders;
 
@@ -132,6 +133,13 @@ impl WgpuBackend {
     /// Submits every pending kernel and waits until the device has finished them (for timing).
     pub fn sync(&self) -> Result<()> {
         self.context.sync()
+    }
+
+    /// Destroys the device, as a driver reset or a removed GPU would: every later operation
+    /// (kernel, upload, download) returns a [`TensorError::Backend`] saying the device was
+    /// lost. For tests of what callers do when a GPU goes away; there is no way back.
+    pub fn destroy_device(&self) {
+        self.context.destroy();
     }
 
     /// Releases the free buffers the pool keeps for reuse.

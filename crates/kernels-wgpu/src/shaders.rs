@@ -3,8 +3,11 @@
 /// A WGSL shader module of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
-    /// `shaders/matmul.wgsl`: tiled, register-blocked matrix products.
+    /// `shaders/matmul.wgsl`: tiled, register-blocked matrix products of any shape.
     Matmul,
+    /// `shaders/matmul_vec4.wgsl`: the same products, reading the operands as vec4s (when their
+    /// contiguous axes are multiples of 4).
+    MatmulVec4,
     /// `shaders/conv2d.wgsl`: convolution and its gradients as implicit GEMMs.
     Conv2d,
     /// `shaders/pool.wgsl`: max / average / L2 pooling and their gradients.
@@ -21,8 +24,9 @@ pub enum Shader {
 
 impl Shader {
     /// Every shader of the crate.
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 8] = [
         Shader::Matmul,
+        Shader::MatmulVec4,
         Shader::Conv2d,
         Shader::Pool,
         Shader::Elementwise,
@@ -35,6 +39,7 @@ impl Shader {
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Matmul => "matmul.wgsl",
+            Shader::MatmulVec4 => "matmul_vec4.wgsl",
             Shader::Conv2d => "conv2d.wgsl",
             Shader::Pool => "pool.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
@@ -44,12 +49,16 @@ impl Shader {
         }
     }
 
-    /// The files under `shaders/` the module is built from: its own, plus `gemm_core.wgsl`
-    /// (the tiled GEMM, not a module on its own) for matmul and conv2d.
+    /// The files under `shaders/` the module is built from, in order: its own, plus for the
+    /// GEMM families the pieces that are not modules on their own (`matmul_common.wgsl`, the
+    /// tiled GEMM `gemm_core.wgsl`, and a loader of operand slices).
     pub fn files(self) -> &'static [&'static str] {
         match self {
-            Shader::Matmul => &["matmul.wgsl", "gemm_core.wgsl"],
-            Shader::Conv2d => &["conv2d.wgsl", "gemm_core.wgsl"],
+            Shader::Matmul => {
+                &["matmul_common.wgsl", "matmul.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"]
+            }
+            Shader::MatmulVec4 => &["matmul_common.wgsl", "matmul_vec4.wgsl", "gemm_core.wgsl"],
+            Shader::Conv2d => &["conv2d.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"],
             Shader::Pool => &["pool.wgsl"],
             Shader::Elementwise => &["elementwise.wgsl"],
             Shader::Reduce => &["reduce.wgsl"],
@@ -62,12 +71,20 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => concat!(
+                include_str!("../../../shaders/matmul_common.wgsl"),
                 include_str!("../../../shaders/matmul.wgsl"),
+                include_str!("../../../shaders/gemm_core.wgsl"),
+                include_str!("../../../shaders/gemm_load_scalar.wgsl")
+            ),
+            Shader::MatmulVec4 => concat!(
+                include_str!("../../../shaders/matmul_common.wgsl"),
+                include_str!("../../../shaders/matmul_vec4.wgsl"),
                 include_str!("../../../shaders/gemm_core.wgsl")
             ),
             Shader::Conv2d => concat!(
                 include_str!("../../../shaders/conv2d.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl")
+                include_str!("../../../shaders/gemm_core.wgsl"),
+                include_str!("../../../shaders/gemm_load_scalar.wgsl")
             ),
             Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),

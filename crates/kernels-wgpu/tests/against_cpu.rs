@@ -101,6 +101,23 @@ fn matmul_crosses_tile_edges() {
 }
 
 fn big_matmul_cases(p: &Pair) {
+    // Contiguous axes divisible by 4 (the large tile then reads vec4s, matmul_vec4.wgsl), the
+    // other axes odd, crossing tile edges, a partial last k-slice, and a split contraction.
+    let mut seed = 100;
+    for &(batch, m, k, n) in &[(2, 132, 36, 260), (1, 37, 36, 28), (1, 36, 1000, 28), (1, 36, 12, 29)] {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                seed += 1;
+                let spec = MatmulSpec { batch, m, k, n, trans_a, trans_b };
+                let a = p.rand(batch * m * k, seed);
+                let b = p.rand(batch * k * n, seed + 1000);
+                let bias = p.rand(n, seed + 2000);
+                let g = p.gpu.matmul(&a.0, &b.0, Some(&bias.0), &spec).unwrap();
+                let c = p.cpu.matmul(&a.1, &b.1, Some(&bias.1), &spec).unwrap();
+                p.check(&format!("matmul {spec:?}"), &g, &c);
+            }
+        }
+    }
     for (trans_a, trans_b) in [(false, false), (true, true)] {
         let spec = MatmulSpec { batch: 1, m: 300, k: 257, n: 131, trans_a, trans_b };
         let a = p.rand(300 * 257, 1);

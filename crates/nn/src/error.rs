@@ -28,13 +28,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// Training produced a non-finite loss.
+    /// Training produced a non-finite loss (see
+    /// [`FitOptions::terminate_on_nan`](crate::FitOptions::terminate_on_nan)).
     NonFiniteLoss {
         /// Epoch (1-based).
         epoch: usize,
-        /// Step within the epoch (1-based).
+        /// Step (batch) within the epoch (1-based).
         step: usize,
+        /// The loss: NaN or infinite.
+        loss: f32,
     },
+    /// An option of `fit` (or of one of its callbacks) is invalid; the text names it.
+    Options(String),
 }
 
 impl fmt::Display for Error {
@@ -46,9 +51,10 @@ impl fmt::Display for Error {
             Error::Dataset(e) => write!(f, "{e}"),
             Error::Saving(e) => write!(f, "{e}"),
             Error::Output { path, message } => write!(f, "cannot write {}: {message}", path.display()),
-            Error::NonFiniteLoss { epoch, step } => {
-                write!(f, "loss became NaN or infinite at epoch {epoch}, step {step}; training stopped")
+            Error::NonFiniteLoss { epoch, step, loss } => {
+                write!(f, "epoch {epoch}, batch {step}: invalid loss ({loss}), terminating training")
             }
+            Error::Options(msg) => write!(f, "bad option: {msg}"),
         }
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod activation;
 pub mod array;
+pub mod callbacks;
 pub mod datasets;
 pub mod device;
 pub mod error;

@@ -122,6 +122,36 @@ impl OptimizerState {
         self.iterations
     }
 
+    /// Names of the per-variable state tensors this optimizer keeps, as Keras names them:
+    /// SGD with momentum keeps a velocity (`momentum`), Adam its two moments (`momentum`,
+    /// `velocity`), plain SGD nothing.
+    pub fn slot_names(&self) -> &'static [&'static str] {
+        match &self.config {
+            Optimizer::Sgd(s) if s.momentum == 0.0 => &[],
+            Optimizer::Sgd(_) => &["momentum"],
+            Optimizer::Adam(_) => &["momentum", "velocity"],
+        }
+    }
+
+    /// The state of variable `index` for each of [`slot_names`](Self::slot_names) (`None`
+    /// before the first update).
+    pub(crate) fn slots_of(&self, index: usize) -> Vec<Option<&Tensor>> {
+        let slots = [&self.slot1, &self.slot2];
+        (0..self.slot_names().len()).map(|k| slots[k].get(index).and_then(Option::as_ref)).collect()
+    }
+
+    /// State restored from a checkpoint: `slots[i][k]` is variable `i`'s `k`-th slot (in
+    /// [`slot_names`](Self::slot_names) order).
+    pub(crate) fn restored(config: Optimizer, iterations: u64, slots: Vec<Vec<Tensor>>) -> Self {
+        let mut state = OptimizerState::new(config);
+        state.iterations = iterations;
+        if !slots.is_empty() {
+            state.slot1 = slots.iter().map(|s| s.first().cloned()).collect();
+            state.slot2 = slots.iter().map(|s| s.get(1).cloned()).collect();
+        }
+        state
+    }
+
     /// Applies one update to every variable in `params` (always passed in the same order)
     /// from `grads`. A variable without a gradient is an error: it means the loss does not
     /// depend on it, which Keras also reports.

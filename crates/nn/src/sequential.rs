@@ -25,6 +25,8 @@ pub struct Sequential {
     pub(crate) init: Initializer,
     pub(crate) seed: u64,
     pub(crate) compiled: Option<Compiled>,
+    /// Epochs of training done so far (by `fit`, or restored from a checkpoint).
+    pub(crate) epochs_done: usize,
 }
 
 impl Sequential {
@@ -44,6 +46,7 @@ impl Sequential {
             init: Initializer::new(0, device),
             seed: 0,
             compiled: None,
+            epochs_done: 0,
         }
     }
 
@@ -53,6 +56,13 @@ impl Sequential {
         self.seed = seed;
         self.init = Initializer::new(seed, &self.device);
         self
+    }
+
+    /// Epochs trained so far: counted by [`fit`](Self::fit) (which sets it to the last epoch it
+    /// finished) and restored by [`load`](Self::load) from a checkpoint. Pass it to
+    /// [`FitOptions::initial_epoch`](crate::FitOptions::initial_epoch) to resume.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
     }
 
     /// The device the weights live on.

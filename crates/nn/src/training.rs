@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use tensor::{no_grad, Tensor};
 
 use crate::array::{to_categorical, Array};
+use crate::callbacks::{ModelCheckpoint, NanGuard};
 use crate::error::{Error, Result};
 use crate::losses::{Loss, Prediction};
 use crate::optimizers::{Optimizer, OptimizerState};
@@ -50,6 +51,17 @@ pub struct FitOptions {
     pub validation_data: Option<(Array, Array)>,
     /// Seed for shuffling and dropout (default: the model's seed).
     pub seed: Option<u64>,
+    /// Epochs already done (default 0): training runs epochs `initial_epoch + 1 ..= epochs`,
+    /// with the shuffles and dropout masks an uninterrupted run would use for them.
+    pub initial_epoch: usize,
+    /// Saves the model during training (default none).
+    pub checkpoint: Option<ModelCheckpoint>,
+    /// Stop with [`Error::NonFiniteLoss`] at the first step whose loss is NaN or infinite
+    /// (Keras' `TerminateOnNaN`; default on). The loss is read after every step on the CPU,
+    /// and every [`DEVICE_NAN_CHECK_INTERVAL`](crate::callbacks::DEVICE_NAN_CHECK_INTERVAL) steps and at the end of each epoch on a GPU
+    /// (a read waits for the GPU), the error still naming the first bad step. Off, an epoch
+    /// whose mean loss is not finite still ends training, naming its last step.
+    pub terminate_on_nan: bool,
     /// Where progress goes (default: standard output; the live bar only on a terminal).
     pub output: Option<ProgressOutput>,
 }
@@ -64,6 +76,9 @@ impl Default for FitOptions {
             validation_split: 0.0,
             validation_data: None,
             seed: None,
+            initial_epoch: 0,
+            checkpoint: None,
+            terminate_on_nan: true,
             output: None,
         }
     }
@@ -107,6 +122,22 @@ impl FitOptions {
     /// Seeds shuffling and dropout.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+    /// Resumes after `epochs_done` epochs (Keras' `initial_epoch`), e.g. a loaded checkpoint's
+    /// [`Sequential::epochs_done`]; `epochs` stays the total.
+    pub fn initial_epoch(mut self, epochs_done: usize) -> Self {
+        self.initial_epoch = epochs_done;
+        self
+    }
+    /// Saves the model during training as `checkpoint` says.
+    pub fn checkpoint(mut self, checkpoint: ModelCheckpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+    /// Turns the per-step NaN check on or off.
+    pub fn terminate_on_nan(mut self, on: bool) -> Self {
+        self.terminate_on_nan = on;
         self
     }
     /// Sends progress to `output` instead of standard output.
@@ -182,6 +213,12 @@ impl Sequential {
         self.compiled =
             Some(Compiled { loss, optimizer: OptimizerState::new(optimizer), metrics: metrics.to_vec() });
         Ok(())
+    }
+
+    /// Whether [`compile`](Self::compile) was called (or the model was loaded from a compiled
+    /// save, such as a checkpoint).
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.is_some()
     }
 
     fn compiled(&self) -> Result<&Compiled> {
@@ -265,6 +302,14 @@ impl Sequential {
             }
             None => (x.clone(), y, None),
         };
+        if options.initial_epoch > options.epochs {
+            return Err(Error::Options(format!(
+                "initial_epoch {} is after the last epoch ({})",
+                options.initial_epoch, options.epochs
+            )));
+        }
+        let log_keys = self.log_keys(validation.is_some())?;
+        let mut checkpoint = options.checkpoint.as_ref().map(|c| c.start(&log_keys)).transpose()?;
         let seed = options.seed.unwrap_or(self.seed);
         let n = x_train.len();
         let steps = n.div_ceil(options.batch_size);
@@ -283,13 +328,20 @@ impl Sequential {
         let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
         let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
         let mut progress = Progress::new(output, options.verbose, steps);
-        for epoch in 1..=options.epochs {
+        if options.shuffle {
+            // Each epoch shuffles the previous epoch's order: replay the skipped ones.
+            for epoch in 1..=options.initial_epoch {
+                shuffle_for_epoch(&mut order, seed, epoch);
+            }
+        }
+        for epoch in options.initial_epoch + 1..=options.epochs {
             progress.begin_epoch(epoch, options.epochs);
             if options.shuffle {
                 shuffle_for_epoch(&mut order, seed, epoch);
             }
             let start = Instant::now();
             let mut totals = RunningTotals::new();
+            let mut nan_guard = options.terminate_on_nan.then(|| NanGuard::for_device(&self.device));
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
                 let (xb, yb) = match &resident {
                     Some((x_all, y_all)) => {
@@ -305,12 +357,18 @@ impl Sequential {
                 let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
                 let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
                 totals.add(&loss, correct, batch.len())?;
+                if let Some(guard) = &mut nan_guard {
+                    guard.after_step(epoch, step + 1, &loss, totals.loss_sum.as_ref())?;
+                }
                 progress.step(step + 1, || totals.means())?;
+            }
+            if let Some(guard) = &mut nan_guard {
+                guard.check(epoch, totals.loss_sum.as_ref())?;
             }
             let (loss, acc) = totals.means()?;
             let seconds = start.elapsed().as_secs_f64();
             if !loss.is_finite() {
-                return Err(Error::NonFiniteLoss { epoch, step: steps });
+                return Err(Error::NonFiniteLoss { epoch, step: steps, loss });
             }
             let mut line = vec![("loss".to_string(), loss)];
             line.extend(acc.map(|a| ("accuracy".to_string(), a)));
@@ -324,8 +382,25 @@ impl Sequential {
             }
             history.epoch_seconds.push(seconds);
             progress.end_epoch(seconds, &line);
+            self.epochs_done = epoch;
+            if let Some(checkpoint) = &mut checkpoint {
+                checkpoint.on_epoch_end(self, epoch, &line)?;
+            }
         }
         Ok(history)
+    }
+
+    /// The names `fit` logs each epoch: `loss`, `accuracy` when compiled with it, and their
+    /// `val_` versions with validation data.
+    fn log_keys(&self, validation: bool) -> Result<Vec<&'static str>> {
+        let accuracy = self.compiled()?.metrics.contains(&Metric::Accuracy);
+        let mut keys = vec!["loss"];
+        keys.extend(accuracy.then_some("accuracy"));
+        if validation {
+            keys.push("val_loss");
+            keys.extend(accuracy.then_some("val_accuracy"));
+        }
+        Ok(keys)
     }
 
     /// One gradient step; returns the batch's mean loss and correct count (on the device).

@@ -1,4 +1,5 @@
-//! Batched matrix products with optional bias (`shaders/matmul.wgsl` + `gemm_core.wgsl`).
+//! Batched matrix products with optional bias (`shaders/matmul_common.wgsl` with
+//! `matmul.wgsl` or `matmul_vec4.wgsl`, tiled by `gemm_core.wgsl`).
 
 use super::reduce::reduce_buffer;
 use super::u32_param;
@@ -10,8 +11,9 @@ use tensor::shape::{MatmulSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
 
 /// Below this many output tiles a product with a long contraction is split along k, so that
-/// a few tiles do not leave most of the GPU idle (a 128x2880x100 dense layer has 4).
-const SPLIT_BELOW_TILES: usize = 64;
+/// a few tiles do not leave most of the GPU idle (a 128x2880x100 dense layer has 4; a 1024^3
+/// product has 64 tiles of 128x128 for the H100's 132 multiprocessors).
+const SPLIT_BELOW_TILES: usize = 128;
 
 /// Workgroups a split product aims for.
 const SPLIT_TARGET: usize = 128;
@@ -71,7 +73,11 @@ pub(crate) fn matmul(
     ];
     let groups = ctx.grid_groups((splits * tiles) as u64);
     let entry = if tile == 128 { "matmul_big" } else { "matmul" };
-    ctx.dispatch(Shader::Matmul, entry, &params, &bindings, groups)?;
+    // vec4 reads pay off in the large-tile kernel, whose speed is bound by its loads.
+    let vec4 =
+        tile == 128 && (if trans_a { m } else { k }) % 4 == 0 && (if trans_b { k } else { n }) % 4 == 0;
+    let shader = if vec4 { Shader::MatmulVec4 } else { Shader::Matmul };
+    ctx.dispatch(shader, entry, &params, &bindings, groups)?;
     if splits == 1 {
         return ctx.store(target);
     }

@@ -77,6 +77,21 @@ pub enum SavingError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The training state saved with a compiled model (optimizer, epochs done) cannot be read.
+    TrainingState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint was not written because a weight is NaN or infinite (the previous file, if
+    /// any, is kept).
+    NonFiniteWeights {
+        /// The file that was not written.
+        path: PathBuf,
+        /// The first variable holding a non-finite value, e.g. `dense_1/kernel`.
+        name: String,
+    },
 }
 
 impl fmt::Display for SavingError {
@@ -115,6 +130,14 @@ impl fmt::Display for SavingError {
             SavingError::Architecture { path, reason } => {
                 write!(f, "{}: cannot rebuild the model: {reason}", path.display())
             }
+            SavingError::TrainingState { path, reason } => {
+                write!(f, "{}: cannot read the training state: {reason}", path.display())
+            }
+            SavingError::NonFiniteWeights { path, name } => write!(
+                f,
+                "{}: not written: weight '{name}' is NaN or infinite (the previous file is kept)",
+                path.display()
+            ),
         }
     }
 }

@@ -10,10 +10,14 @@
 //!
 //! [`Sequential::save`] also stores the architecture as JSON in the file's metadata (key
 //! [`ARCHITECTURE_KEY`]), and [`Sequential::load`] rebuilds the model from it, without its code.
+//! For a compiled model it stores the training state too (key [`TRAINING_KEY`], plus the
+//! optimizer's per-variable tensors), so a loaded model resumes training exactly where the saved
+//! one stopped; this is what [`ModelCheckpoint`](crate::callbacks::ModelCheckpoint) writes.
 
 pub mod atomic;
 mod error;
 mod model;
+mod training_state;
 mod weights;
 
 #[cfg(test)]
@@ -23,11 +27,22 @@ use std::path::Path;
 
 pub use error::SavingError;
 pub use model::{padding_name, ARCHITECTURE_KEY};
+pub use training_state::TRAINING_KEY;
 
 use tensor::Device;
 
 use crate::error::Result;
 use crate::sequential::Sequential;
+
+/// The name (`layer/variable`) of the first variable of `model` holding a NaN or infinity.
+pub(crate) fn first_non_finite_variable(model: &Sequential) -> Result<Option<String>> {
+    for (name, var) in weights::named_variables(model) {
+        if var.to_vec()?.iter().any(|v| !v.is_finite()) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
 
 impl Sequential {
     /// Saves the weights to `path` in the safetensors format (see [the module](crate::saving)),
@@ -49,8 +64,9 @@ impl Sequential {
     }
 
     /// Saves the whole model, architecture and weights, to one safetensors file at `path`
-    /// (atomically), which [`Sequential::load`] rebuilds without this code. The optimizer is
-    /// not saved.
+    /// (atomically), which [`Sequential::load`] rebuilds without this code. A compiled model
+    /// also saves its loss, metrics, optimizer with its state (momenta, step count) and the
+    /// number of epochs done, so the loaded model resumes training as if never stopped.
     ///
     /// Fails if the model is not built, or has a layer without a config
     /// ([`Layer::config`](crate::layers::Layer::config)).
@@ -59,7 +75,9 @@ impl Sequential {
     }
 
     /// Rebuilds a model saved by [`Sequential::save`], with its weights, on the default device.
-    /// Compile it again to train it.
+    /// A model saved compiled comes back compiled, with its optimizer state and
+    /// [`epochs_done`](Sequential::epochs_done); resume with
+    /// `fit(.., &FitOptions::new().epochs(total).initial_epoch(model.epochs_done()))`.
     pub fn load(path: impl AsRef<Path>) -> Result<Sequential> {
         model::load(path.as_ref(), &crate::device::default_device())
     }

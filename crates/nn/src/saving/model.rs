@@ -3,15 +3,16 @@
 //!
 //! The JSON follows Keras' model config in spirit:
 //! `{"class_name": "Sequential", "input_shape": [28, 28, 1], "seed": 0, "layers": [{"class_name":
-//! "Dense", "name": "dense_1", "config": {"units": 10, ...}}, ...]}`. The optimizer and its state
-//! are not saved: compile the loaded model again to train it.
+//! "Dense", "name": "dense_1", "config": {"units": 10, ...}}, ...]}`. A compiled model also
+//! saves its loss, metrics, optimizer state and epochs done (see [`super::training_state`]), and
+//! loads compiled, ready to resume training.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
 use tensor::{Device, Padding};
 
+use super::training_state::{self, TrainingState};
 use super::weights::{self, load_into, parse, read_file};
 use super::SavingError;
 use crate::activation::Activation;
@@ -58,11 +59,12 @@ fn architecture(model: &Sequential, path: &Path) -> Result<Value> {
 /// Saves architecture and weights to `path`, atomically.
 pub(crate) fn save(model: &Sequential, path: &Path) -> Result<()> {
     let arch = architecture(model, path)?;
-    let metadata = HashMap::from([
+    let mut extras = training_state::capture(model, path)?.unwrap_or_default();
+    extras.metadata.extend([
         (FORMAT_KEY.to_string(), FORMAT.to_string()),
         (ARCHITECTURE_KEY.to_string(), arch.to_string()),
     ]);
-    weights::save_weights_with(model, path, Some(metadata), |w, bytes| w.write_all(bytes))
+    weights::save_weights_with(model, path, Some(extras), |w, bytes| w.write_all(bytes))
 }
 
 /// Rebuilds a model saved by [`save`] on `device`, weights included.
@@ -70,9 +72,8 @@ pub(crate) fn load(path: &Path, device: &Device) -> Result<Sequential> {
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
     let arch_err = |reason: String| SavingError::Architecture { path: path.to_path_buf(), reason };
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| SavingError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
-    let text = header.metadata().as_ref().and_then(|m| m.get(ARCHITECTURE_KEY)).ok_or_else(|| {
+    let metadata = weights::metadata(path, &bytes)?;
+    let text = metadata.get(ARCHITECTURE_KEY).ok_or_else(|| {
         arch_err(
             "the file holds weights only (no architecture): build the model in code and call load_weights"
                 .into(),
@@ -91,7 +92,12 @@ pub(crate) fn load(path: &Path, device: &Device) -> Result<Sequential> {
         add_layer(&mut model, layer).map_err(|reason| arch_err(format!("layer {}: {reason}", i + 1)))?;
     }
     model.build(&input_shape)?;
-    load_into(&mut model, path, &file)?;
+    let training = TrainingState::from_metadata(path, &metadata)?;
+    let others = training.as_ref().map(|t| t.tensor_names(&model)).unwrap_or_default();
+    load_into(&mut model, path, &file, &others)?;
+    if let Some(training) = training {
+        training.restore(&mut model, path, &file)?;
+    }
     Ok(model)
 }
 

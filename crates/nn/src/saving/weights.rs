@@ -12,6 +12,7 @@ use safetensors::{Dtype, SafeTensors};
 use tensor::Tensor;
 
 use super::atomic::write_atomic_with;
+use super::training_state;
 use super::SavingError;
 use crate::error::Result;
 use crate::layers::Layer;
@@ -33,7 +34,7 @@ fn layer_variable_names(layer_name: &str, layer: &dyn Layer) -> Vec<String> {
 }
 
 /// The model's variables with their file names, in layer order.
-fn named_variables(model: &Sequential) -> Vec<(String, &Tensor)> {
+pub(crate) fn named_variables(model: &Sequential) -> Vec<(String, &Tensor)> {
     model
         .layers
         .iter()
@@ -42,20 +43,26 @@ fn named_variables(model: &Sequential) -> Vec<(String, &Tensor)> {
         .collect()
 }
 
-/// Serialises the model's weights (plus `metadata`, stored in the safetensors header).
-pub(crate) fn weights_bytes(
-    model: &Sequential,
-    path: &Path,
-    metadata: Option<HashMap<String, String>>,
-) -> Result<Vec<u8>> {
+/// What a file holds besides the weights: header metadata, and more F32 tensors (the
+/// optimizer's state in a checkpoint) as `(name, shape, values)`.
+#[derive(Default)]
+pub(crate) struct FileExtras {
+    pub metadata: HashMap<String, String>,
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+/// Serialises the model's weights (plus `extras`).
+pub(crate) fn weights_bytes(model: &Sequential, path: &Path, extras: Option<FileExtras>) -> Result<Vec<u8>> {
     if !model.is_built() {
         return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
     }
+    let FileExtras { metadata, tensors: extra_tensors } = extras.unwrap_or_default();
+    let le_bytes = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
     let mut tensors = Vec::new();
     for (name, var) in named_variables(model) {
-        let bytes: Vec<u8> = var.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tensors.push((name, var.dims().to_vec(), bytes));
+        tensors.push((name, var.dims().to_vec(), le_bytes(&var.to_vec()?)));
     }
+    tensors.extend(extra_tensors.into_iter().map(|(name, dims, values)| (name, dims, le_bytes(&values))));
     let views = tensors
         .iter()
         .map(|(name, shape, bytes)| {
@@ -63,6 +70,7 @@ pub(crate) fn weights_bytes(
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| format_error(path, e))?;
+    let metadata = (!metadata.is_empty()).then_some(metadata);
     Ok(safetensors::serialize(views, metadata).map_err(|e| format_error(path, e))?)
 }
 
@@ -71,10 +79,10 @@ pub(crate) fn weights_bytes(
 pub(crate) fn save_weights_with(
     model: &Sequential,
     path: &Path,
-    metadata: Option<HashMap<String, String>>,
+    extras: Option<FileExtras>,
     sink: impl FnOnce(&mut dyn Write, &[u8]) -> io::Result<()>,
 ) -> Result<()> {
-    let bytes = weights_bytes(model, path, metadata)?;
+    let bytes = weights_bytes(model, path, extras)?;
     Ok(write_atomic_with(path, |w| sink(w, &bytes))?)
 }
 
@@ -88,43 +96,71 @@ pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> std::result::Result<Saf
     SafeTensors::deserialize(bytes).map_err(|e| format_error(path, e))
 }
 
+/// The header's metadata (string to string), empty when the file has none.
+pub(crate) fn metadata(
+    path: &Path,
+    bytes: &[u8],
+) -> std::result::Result<HashMap<String, String>, SavingError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format_error(path, e))?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// The values of tensor `name`, checked to be present, `F32` and of shape `expected`.
+pub(crate) fn read_f32(
+    path: &Path,
+    file: &SafeTensors<'_>,
+    name: &str,
+    expected: &[usize],
+) -> std::result::Result<Vec<f32>, SavingError> {
+    let Ok(view) = file.tensor(name) else {
+        return Err(SavingError::MissingTensor {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected_shape: expected.to_vec(),
+        });
+    };
+    if view.dtype() != Dtype::F32 {
+        let found = view.dtype().to_string();
+        return Err(SavingError::DtypeMismatch { path: path.to_path_buf(), name: name.to_string(), found });
+    }
+    if view.shape() != expected {
+        return Err(SavingError::ShapeMismatch {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    // safetensors checked the byte length against the shape; the data may be unaligned.
+    Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
 fn format_error(path: &Path, e: safetensors::SafeTensorError) -> SavingError {
     SavingError::Format { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-/// Loads weights parsed from `path` into the model.
+/// Loads weights parsed from `path` into the model. `others` names the tensors the file may
+/// hold besides the weights (a checkpoint's optimizer state), which are left to the caller.
 ///
 /// Every tensor is checked (present, `F32`, same shape; no tensor left over) before any variable
 /// is replaced, so a file that does not fit leaves the model as it was.
-pub(crate) fn load_into(model: &mut Sequential, path: &Path, file: &SafeTensors<'_>) -> Result<()> {
+pub(crate) fn load_into(
+    model: &mut Sequential,
+    path: &Path,
+    file: &SafeTensors<'_>,
+    others: &[String],
+) -> Result<()> {
     if !model.is_built() {
         return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
     }
     let mut values = Vec::new();
     for (name, var) in named_variables(model) {
         let expected = var.dims().to_vec();
-        let Ok(view) = file.tensor(&name) else {
-            return Err(SavingError::MissingTensor {
-                path: path.to_path_buf(),
-                name,
-                expected_shape: expected,
-            }
-            .into());
-        };
-        if view.dtype() != Dtype::F32 {
-            let found = view.dtype().to_string();
-            return Err(SavingError::DtypeMismatch { path: path.to_path_buf(), name, found }.into());
-        }
-        if view.shape() != expected.as_slice() {
-            let found = view.shape().to_vec();
-            return Err(SavingError::ShapeMismatch { path: path.to_path_buf(), name, expected, found }.into());
-        }
-        // safetensors checked the byte length against the shape; the data may be unaligned.
-        let data: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        values.push((data, expected));
+        values.push((read_f32(path, file, &name, &expected)?, expected));
     }
-    let known: HashSet<String> = named_variables(model).into_iter().map(|(n, _)| n).collect();
+    let mut known: HashSet<&str> = others.iter().map(String::as_str).collect();
+    let variable_names: Vec<String> = named_variables(model).into_iter().map(|(n, _)| n).collect();
+    known.extend(variable_names.iter().map(String::as_str));
     let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known.contains(*n)).collect();
     extra.sort_unstable();
     if let Some(name) = extra.first() {
@@ -143,7 +179,8 @@ pub(crate) fn load_into(model: &mut Sequential, path: &Path, file: &SafeTensors<
     Ok(())
 }
 
-/// Loads the weights file at `path` into the model.
+/// Loads the weights file at `path` into the model; a checkpoint's optimizer state, if the file
+/// holds one, is checked and skipped.
 pub(crate) fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
     // Checked before reading: a missing model is the more useful message than the file's content.
     if !model.is_built() {
@@ -151,5 +188,9 @@ pub(crate) fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
     }
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
-    load_into(model, path, &file)
+    let others = match training_state::TrainingState::from_metadata(path, &metadata(path, &bytes)?)? {
+        Some(state) => state.tensor_names(model),
+        None => Vec::new(),
+    };
+    load_into(model, path, &file, &others)
 }
