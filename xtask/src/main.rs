@@ -3,9 +3,16 @@
 //! - `train-mnist`: trains a lecture model on MNIST and reports test accuracy.
 //! - `summary --model NAME`: prints a lecture model's summary.
 //! - `bench-kernels`: times the CPU or wgpu kernels at the MNIST shapes and prints a GFLOP/s table.
+//! - `feature-maps`: PNG grids of a model's first filters and of one image's feature maps.
+//! - `predict`: classifies a PNG of a digit with a saved model.
+//! - `gpu-table`: the lecture's CPU-vs-GPU training-time table on this machine.
 
 mod args;
 mod bench;
+mod data;
+mod gpu_table;
+mod maps;
+mod predict;
 mod train;
 
 const USAGE: &str = "usage: cargo xtask <command> [flags]
@@ -16,10 +23,15 @@ commands:
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json] [--validate] [--min-accuracy F]
                  [--save FILE.safetensors] [--checkpoint FILE.safetensors]
-                 [--resume FILE.safetensors]
+                 [--resume FILE.safetensors] [--plot FILE.png|svg] [--history FILE.json|csv]
   summary        [--model model1|model4|model5]
   bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
-                 [--filter TEXT] [--square 1024,4096]";
+                 [--filter TEXT] [--square 1024,4096]
+  feature-maps   [--model model4|model5] [--image N] [--weights FILE] [--out DIR] [--data DIR]
+                 [--normalize] [--seed N]
+  predict        --weights FILE [--normalize] IMAGE.png
+  gpu-table      [--epochs N] [--sizes 50000,250000] [--backends cpu,wgpu] [--batch-size N]
+                 [--data DIR] [--seed N]";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +43,9 @@ fn main() {
         "train-mnist" => train::train_mnist(rest),
         "summary" => train::summary(rest),
         "bench-kernels" => bench::bench_kernels(rest),
+        "feature-maps" => maps::feature_maps(rest),
+        "predict" => predict::predict(rest),
+        "gpu-table" => gpu_table::gpu_table(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -1,11 +1,9 @@
 //! `cargo xtask train-mnist` and `cargo xtask summary`.
 
-use std::path::PathBuf;
-
-use nn::datasets::{DatasetKind, LoadOptions};
 use nn::{Adam, FitOptions, Loss, Metric, Optimizer, Sgd};
 
 use crate::args::Args;
+use crate::data;
 
 /// Epochs the lecture trained each model for.
 fn lecture_epochs(model: &str) -> usize {
@@ -43,6 +41,8 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "save",
             "checkpoint",
             "resume",
+            "plot",
+            "history",
         ],
         &["normalize", "validate"],
     )?;
@@ -69,27 +69,11 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         Some(path) => nn::Sequential::load_on(path, &device).map_err(|e| format!("--resume: {e}"))?,
         None => nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?,
     };
-    let dataset = match args.value("dataset").unwrap_or("mnist") {
-        "mnist" => DatasetKind::Mnist,
-        "fashion" => DatasetKind::Fashion,
-        other => return Err(format!("--dataset: unknown dataset '{other}' (mnist or fashion)")),
-    };
-    let options =
-        LoadOptions { data_dir: args.value("data").map(PathBuf::from), dataset, ..LoadOptions::default() };
-    let ((x_train, y_train), (x_test, y_test)) =
-        nn::datasets::mnist::load_data_with(&options).map_err(|e| e.to_string())?;
-
+    let dataset = data::dataset_kind(args.value("dataset"))?;
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
-    let scale = if args.switch("normalize") { 1.0 / 255.0 } else { 1.0 };
     let shape = model.input_shape().unwrap_or(nn::zoo::input_shape(&name)).to_vec();
-    let prepare = |x: nn::Array| -> Result<nn::Array, String> {
-        let n = x.len();
-        let dims: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
-        x.map(|v| v * scale).reshape(dims).map_err(|e| e.to_string())
-    };
-    let (x_train, x_test) = (prepare(x_train)?, prepare(x_test)?);
-    let to_onehot = |y: &nn::Array| nn::to_categorical(y, 10).map_err(|e| e.to_string());
-    let (y_train, y_test) = (to_onehot(&y_train)?, to_onehot(&y_test)?);
+    let data::Prepared { x_train, y_train, x_test, y_test } =
+        data::load(args.value("data"), dataset, &shape, args.switch("normalize"))?;
 
     if verbose > 0 {
         println!("backend: {}", device.name());
@@ -113,12 +97,21 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     if let Some(path) = args.value("checkpoint") {
         fit = fit.checkpoint(nn::callbacks::ModelCheckpoint::new(path));
     }
-    if args.switch("validate") {
+    // A plot shows test curves beside the training ones, so --plot evaluates every epoch too.
+    if args.switch("validate") || args.value("plot").is_some() {
         // Test accuracy after every epoch, as the lecture's curves show it.
         fit = fit.validation_data(x_test.clone(), y_test.clone());
     }
     let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
 
+    if let Some(path) = args.value("plot") {
+        history.plot(path).map_err(|e| format!("--plot: {e}"))?;
+        println!("plotted the history to {path}");
+    }
+    if let Some(path) = args.value("history") {
+        let saved = if path.ends_with(".csv") { history.save_csv(path) } else { history.save_json(path) };
+        saved.map_err(|e| format!("--history: {e}"))?;
+    }
     if let Some(path) = args.value("save") {
         // The whole model (architecture + weights), loadable with `nn::Sequential::load`.
         model.save(path).map_err(|e| format!("--save: {e}"))?;

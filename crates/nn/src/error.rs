@@ -21,6 +21,13 @@ pub enum Error {
     Dataset(DatasetError),
     /// Weights or a model could not be saved or loaded.
     Saving(SavingError),
+    /// A file (a history, a plot, an image) could not be written.
+    Output {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Training produced a non-finite loss (see
     /// [`FitOptions::terminate_on_nan`](crate::FitOptions::terminate_on_nan)).
     NonFiniteLoss {
@@ -43,6 +50,7 @@ impl fmt::Display for Error {
             Error::Data(msg) => write!(f, "bad data: {msg}"),
             Error::Dataset(e) => write!(f, "{e}"),
             Error::Saving(e) => write!(f, "{e}"),
+            Error::Output { path, message } => write!(f, "cannot write {}: {message}", path.display()),
             Error::NonFiniteLoss { epoch, step, loss } => {
                 write!(f, "epoch {epoch}, batch {step}: invalid loss ({loss}), terminating training")
             }

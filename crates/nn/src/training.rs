@@ -1,9 +1,8 @@
 //! `compile`, `fit`, `evaluate` and `predict` for [`Sequential`] models, with Keras' semantics:
 //! losses and metrics are means over the samples of an epoch, batches are reshuffled each
-//! epoch, and `verbose = 2` prints Keras' one line per epoch.
+//! epoch, and progress is printed as Keras prints it (see [`crate::progress`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -16,6 +15,8 @@ use crate::callbacks::{ModelCheckpoint, NanGuard};
 use crate::error::{Error, Result};
 use crate::losses::{Loss, Prediction};
 use crate::optimizers::{Optimizer, OptimizerState};
+pub use crate::progress::epoch_line;
+use crate::progress::{Progress, ProgressOutput};
 use crate::sequential::Sequential;
 
 /// Metrics reported besides the loss.
@@ -40,7 +41,7 @@ pub struct FitOptions {
     pub epochs: usize,
     /// Samples per gradient step (default 32).
     pub batch_size: usize,
-    /// 0 silent, 1 progress, 2 one line per epoch (default 1).
+    /// 0 silent, 1 a live progress bar (on a terminal; else as 2), 2 one line per epoch (default 1).
     pub verbose: u8,
     /// Reshuffle the samples before each epoch (default true).
     pub shuffle: bool,
@@ -61,6 +62,8 @@ pub struct FitOptions {
     /// (a read waits for the GPU), the error still naming the first bad step. Off, an epoch
     /// whose mean loss is not finite still ends training, naming its last step.
     pub terminate_on_nan: bool,
+    /// Where progress goes (default: standard output; the live bar only on a terminal).
+    pub output: Option<ProgressOutput>,
 }
 
 impl Default for FitOptions {
@@ -76,6 +79,7 @@ impl Default for FitOptions {
             initial_epoch: 0,
             checkpoint: None,
             terminate_on_nan: true,
+            output: None,
         }
     }
 }
@@ -134,6 +138,11 @@ impl FitOptions {
     /// Turns the per-step NaN check on or off.
     pub fn terminate_on_nan(mut self, on: bool) -> Self {
         self.terminate_on_nan = on;
+        self
+    }
+    /// Sends progress to `output` instead of standard output.
+    pub fn output(mut self, output: ProgressOutput) -> Self {
+        self.output = Some(output);
         self
     }
 }
@@ -291,6 +300,8 @@ impl Sequential {
             _ => None,
         };
         let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
+        let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
+        let mut progress = Progress::new(output, options.verbose, steps);
         if options.shuffle {
             // Each epoch shuffles the previous epoch's order: replay the skipped ones.
             for epoch in 1..=options.initial_epoch {
@@ -298,9 +309,7 @@ impl Sequential {
             }
         }
         for epoch in options.initial_epoch + 1..=options.epochs {
-            if options.verbose > 0 {
-                println!("Epoch {epoch}/{}", options.epochs);
-            }
+            progress.begin_epoch(epoch, options.epochs);
             if options.shuffle {
                 shuffle_for_epoch(&mut order, seed, epoch);
             }
@@ -325,6 +334,7 @@ impl Sequential {
                 if let Some(guard) = &mut nan_guard {
                     guard.after_step(epoch, step + 1, &loss, totals.loss_sum.as_ref())?;
                 }
+                progress.step(step + 1, || totals.means())?;
             }
             if let Some(guard) = &mut nan_guard {
                 guard.check(epoch, totals.loss_sum.as_ref())?;
@@ -345,10 +355,7 @@ impl Sequential {
                 history.history.entry(k.clone()).or_default().push(*v);
             }
             history.epoch_seconds.push(seconds);
-            if options.verbose > 0 {
-                println!("{}", epoch_line(steps, seconds, &line));
-                let _ = std::io::stdout().flush();
-            }
+            progress.end_epoch(seconds, &line);
             self.epochs_done = epoch;
             if let Some(checkpoint) = &mut checkpoint {
                 checkpoint.on_epoch_end(self, epoch, &line)?;
@@ -478,26 +485,6 @@ pub fn shuffle_for_epoch(order: &mut [usize], seed: u64, epoch: usize) {
     order.shuffle(&mut rng);
 }
 
-/// Keras 3's `verbose=2` line: `469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010`
-/// (metrics in alphabetical order, validation metrics last).
-pub fn epoch_line(steps: usize, seconds: f64, metrics: &[(String, f32)]) -> String {
-    let per_step = seconds / steps.max(1) as f64;
-    let step_time = if per_step >= 1.0 {
-        format!("{per_step:.0}s/step")
-    } else if per_step >= 1e-3 {
-        format!("{:.0}ms/step", per_step * 1e3)
-    } else {
-        format!("{:.0}us/step", per_step * 1e6)
-    };
-    let mut sorted: Vec<&(String, f32)> = metrics.iter().collect();
-    sorted.sort_by_key(|(k, _)| (k.starts_with("val_"), k.clone()));
-    let mut line = format!("{steps}/{steps} - {seconds:.0}s - {step_time}");
-    for (k, v) in sorted {
-        line += &format!(" - {k}: {v:.4}");
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,16 +502,5 @@ mod tests {
         assert_ne!(next, order, "each epoch reshuffles");
         next.sort_unstable();
         assert_eq!(next, (0..1000).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn epoch_line_has_keras_format() {
-        let m = [("loss".to_string(), 0.20104), ("accuracy".to_string(), 0.94862)];
-        assert_eq!(epoch_line(469, 3.2, &m), "469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010");
-        let v = [("val_loss".to_string(), 0.1), ("loss".to_string(), 0.2), ("val_accuracy".to_string(), 0.9)];
-        assert_eq!(
-            epoch_line(10, 0.004, &v),
-            "10/10 - 0s - 400us/step - loss: 0.2000 - val_accuracy: 0.9000 - val_loss: 0.1000"
-        );
     }
 }
