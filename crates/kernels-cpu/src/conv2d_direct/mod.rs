@@ -6,8 +6,9 @@
 //! would copy tiny runs and the GEMM would see `k = 25, n = 20`, where its packing dominates;
 //! with 20 channels im2col copies 60-float runs that the direct kernel never makes.
 //! Instead each image is zero-padded once into a small scratch buffer (so every window is in
-//! bounds) and the output channels are kept in vector registers (AVX-512 where the CPU has it,
-//! `avx512.rs`, else AVX2, `avx2.rs`):
+//! bounds) and the output channels are kept in vector registers. The kernels are written once
+//! (`kernels.rs`, over the vector operations of `simd.rs`) and built for AVX-512 where the
+//! CPU has it (`avx512.rs`), else for AVX2 (`avx2.rs`):
 //!
 //! - forward: a few output pixels at a time, each tap broadcasts one input value and
 //!   multiply-adds it with the tap's filter row into the pixels' accumulators;
@@ -206,6 +207,8 @@ fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> V
 
 mod avx2;
 mod avx512;
+mod kernels;
+mod simd;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,190 @@
+//! The direct kernels, written once over [`Simd`] and compiled per instruction set by
+//! `avx2.rs` / `avx512.rs` (which pick the register blocking). Output channels live in
+//! `BLOCKS` registers; arrays of registers with const sizes are fully unrolled and stay in
+//! registers. A tap is (ky, kx, ci) of an NHWC image padded so that every window is in bounds.
+//! Every memory access is checked by the asserts in [`check_forward`] and [`check_filter`],
+//! which the entry points call first.
+
+// Several register arrays are indexed by the same block number; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use super::padded_dims;
+use super::simd::Simd;
+use std::mem::MaybeUninit;
+use tensor::shape::Conv2dSpec;
+
+/// Asserts the forward kernel's buffer sizes for `blocks` registers of channels; returns
+/// `blocks`.
+pub(super) fn check_forward<S: Simd>(
+    padded: &[f32],
+    pw: usize,
+    weights: &[f32],
+    bias: &[f32],
+    spec: &Conv2dSpec,
+    out: &[MaybeUninit<f32>],
+) -> usize {
+    let (ph, pw_check) = padded_dims(spec);
+    let blocks = spec.out_c.div_ceil(S::LANES);
+    assert!(pw == pw_check && padded.len() >= ph * pw * spec.in_c);
+    assert!(weights.len() >= spec.kernel_h * spec.kernel_w * spec.in_c * blocks * S::LANES);
+    assert!(bias.len() >= blocks * S::LANES && out.len() >= spec.out_h * spec.out_w * spec.out_c);
+    blocks
+}
+
+/// Asserts the filter-gradient kernel's buffer sizes; returns the register blocks.
+pub(super) fn check_filter<S: Simd>(
+    padded: &[f32],
+    pw: usize,
+    dy: &[f32],
+    spec: &Conv2dSpec,
+    partial: &[f32],
+) -> usize {
+    let (ph, pw_check) = padded_dims(spec);
+    let blocks = spec.out_c.div_ceil(S::LANES);
+    assert!(pw == pw_check && padded.len() >= ph * pw * spec.in_c);
+    assert!(dy.len() >= spec.out_h * spec.out_w * spec.out_c);
+    assert!(partial.len() >= spec.kernel_h * spec.kernel_w * spec.in_c * blocks * S::LANES);
+    blocks
+}
+
+/// One output image (`[out_h, out_w, out_c]`, written through a raw pointer: it may be
+/// uninitialised), `PIXELS` pixels at a time (then one at a time for the rest of a row).
+/// The caller has run [`check_forward`], whose block count is `BLOCKS`.
+#[inline(always)]
+pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
+    padded: &[f32],
+    pw: usize,
+    weights: &[f32],
+    bias: &[f32],
+    spec: &Conv2dSpec,
+    out: *mut f32,
+) {
+    let mask = S::mask(spec.out_c - (BLOCKS - 1) * S::LANES);
+    for oy in 0..spec.out_h {
+        let mut ox = 0;
+        while ox + PIXELS <= spec.out_w {
+            forward_pixels::<S, BLOCKS, PIXELS>(padded, pw, weights, bias, spec, (oy, ox), mask, out);
+            ox += PIXELS;
+        }
+        while ox < spec.out_w {
+            forward_pixels::<S, BLOCKS, 1>(padded, pw, weights, bias, spec, (oy, ox), mask, out);
+            ox += 1;
+        }
+    }
+}
+
+/// Output pixels `(oy, ox..ox + PIXELS)`, all channels: each tap broadcasts one input value
+/// per pixel and multiply-adds it with the tap's filter row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
+    padded: &[f32],
+    pw: usize,
+    weights: &[f32],
+    bias: &[f32],
+    spec: &Conv2dSpec,
+    (oy, ox): (usize, usize),
+    mask: S::Mask,
+    out: *mut f32,
+) {
+    let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
+    let mut acc = [bias; PIXELS];
+    let c = spec.in_c;
+    let x = padded.as_ptr().add((oy * spec.stride_h * pw + ox * spec.stride_w) * c);
+    let pixel_step = spec.stride_w * c;
+    let mut w = weights.as_ptr();
+    for ky in 0..spec.kernel_h {
+        for kx in 0..spec.kernel_w {
+            let taps = x.add((ky * pw + kx) * c);
+            for ci in 0..c {
+                let row: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(w.add(b * S::LANES)));
+                let tap = taps.add(ci);
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let value = S::splat(*tap.add(p * pixel_step));
+                    for b in 0..BLOCKS {
+                        acc[b] = S::fmadd(value, row[b], acc[b]);
+                    }
+                }
+                w = w.add(BLOCKS * S::LANES);
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        let y = out.add((oy * spec.out_w + ox + p) * spec.out_c);
+        for b in 0..BLOCKS - 1 {
+            S::store(y.add(b * S::LANES), acc[b]);
+        }
+        S::store_masked(y.add((BLOCKS - 1) * S::LANES), mask, acc[BLOCKS - 1]);
+    }
+}
+
+/// Adds one image's filter gradient to `partial` (`[taps, BLOCKS * LANES]`), `TAPS` taps
+/// at a time (then one at a time). The caller has run [`check_filter`].
+#[inline(always)]
+pub(super) unsafe fn filter_taps_all<S: Simd, const BLOCKS: usize, const TAPS: usize>(
+    padded: &[f32],
+    pw: usize,
+    dy: &[f32],
+    spec: &Conv2dSpec,
+    partial: &mut [f32],
+) {
+    let mask = S::mask(spec.out_c - (BLOCKS - 1) * S::LANES);
+    let taps = spec.kernel_h * spec.kernel_w * spec.in_c;
+    let mut first = 0;
+    while first + TAPS <= taps {
+        filter_taps::<S, BLOCKS, TAPS>(padded, pw, dy, spec, first, mask, partial);
+        first += TAPS;
+    }
+    while first < taps {
+        filter_taps::<S, BLOCKS, 1>(padded, pw, dy, spec, first, mask, partial);
+        first += 1;
+    }
+}
+
+/// Gradient of taps `first..first + TAPS`, accumulated in registers over every pixel of the
+/// image, then added to `partial`.
+#[inline(always)]
+unsafe fn filter_taps<S: Simd, const BLOCKS: usize, const TAPS: usize>(
+    padded: &[f32],
+    pw: usize,
+    dy: &[f32],
+    spec: &Conv2dSpec,
+    first: usize,
+    mask: S::Mask,
+    partial: &mut [f32],
+) {
+    let c = spec.in_c;
+    // Tap t is (ky, kx, ci) in the filter's HWI order.
+    let offsets: [usize; TAPS] = std::array::from_fn(|t| {
+        let (pixel, ci) = ((first + t) / c, (first + t) % c);
+        (pixel / spec.kernel_w * pw + pixel % spec.kernel_w) * c + ci
+    });
+    let mut acc = [[S::zero(); BLOCKS]; TAPS];
+    let mut g = dy.as_ptr();
+    for oy in 0..spec.out_h {
+        let row = padded.as_ptr().add(oy * spec.stride_h * pw * c);
+        for ox in 0..spec.out_w {
+            let x = row.add(ox * spec.stride_w * c);
+            let grad: [S::V; BLOCKS] = std::array::from_fn(|b| {
+                if b + 1 < BLOCKS {
+                    S::load(g.add(b * S::LANES))
+                } else {
+                    S::load_masked(g.add(b * S::LANES), mask)
+                }
+            });
+            for (acc, &offset) in acc.iter_mut().zip(&offsets) {
+                let value = S::splat(*x.add(offset));
+                for b in 0..BLOCKS {
+                    acc[b] = S::fmadd(value, grad[b], acc[b]);
+                }
+            }
+            g = g.add(spec.out_c);
+        }
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        let dst = partial.as_mut_ptr().add((first + t) * BLOCKS * S::LANES);
+        for b in 0..BLOCKS {
+            S::store(dst.add(b * S::LANES), S::add(S::load(dst.add(b * S::LANES)), acc[b]));
+        }
+    }
+}
