@@ -1,6 +1,7 @@
 // 2-D convolution (NHWC input, HWIO filter) and both of its gradients as implicit GEMMs: the
 // im2col matrix is never materialised; load_a gathers its elements from the image (or from
-// dy) on the fly, with zeros for the padding. The tiling is gemm_core.wgsl's (appended).
+// dy) on the fly, with zeros for the padding. The tiling and the entry points are
+// gemm_core.wgsl's (appended).
 //
 // mode 0, forward:          y[(b,oy,ox), co]  = sum_(ky,kx,ci) x[b, oy*sh+ky-pt, ox*sw+kx-pl, ci] f[ky,kx,ci,co]
 // mode 1, input gradient:   dx[(b,iy,ix), ci] = sum_(ky,kx,co) dy[b, oy, ox, co] f[ky,kx,ci,co]
@@ -136,16 +137,4 @@ fn store_c(z: u32, m: u32, n: u32, v: f32) {
         r += bias[n];
     }
     c[(z * params.m + m) * params.n + n] = r;
-}
-
-@compute @workgroup_size(256)
-fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    gemm_64x64(lid, wid.y * nwg.x + wid.x);
-}
-
-@compute @workgroup_size(256)
-fn conv2d_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    gemm_128x128(lid, wid.y * nwg.x + wid.x);
 }

@@ -363,3 +363,17 @@ fn gemm_128x128(lid: u32, group: u32) {
     store_row(z, row + 67u, col, c70);
     store_row(z, row + 67u, col + 64u, c71);
 }
+
+// The entry points of every module this file is appended to (matmul, matmul_vec4, conv2d):
+// one per tile size; the host picks it with `shaders::gemm_entry`.
+@compute @workgroup_size(256)
+fn gemm_tile64(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    gemm_64x64(lid, wid.y * nwg.x + wid.x);
+}
+
+@compute @workgroup_size(256)
+fn gemm_tile128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    gemm_128x128(lid, wid.y * nwg.x + wid.x);
+}

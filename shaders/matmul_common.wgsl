@@ -1,9 +1,9 @@
 // Matrix products C[b] = op(A[b]) op(B[b]) (+ bias on every row), all four transpose
-// combinations, batched: the parameters, the output and the entry points shared by the two
-// matmul modules, which differ only in how they read A and B:
+// combinations, batched: the parameters and the output shared by the two matmul modules,
+// which differ only in how they read A and B:
 //   matmul.wgsl       element by element (any shape);
 //   matmul_vec4.wgsl  four elements per read, when the operands' contiguous axes allow it.
-// The tiling is gemm_core.wgsl's (appended to both modules).
+// The tiling and the entry points are gemm_core.wgsl's (appended to both modules).
 //
 // Products with few output tiles and a long contraction are split along k ("split-K"): the
 // core's product index z is then (b, slice) and each slice writes its partial product to
@@ -67,16 +67,4 @@ fn store_c(z: u32, m: u32, n: u32, v: f32) {
         r += bias[n];
     }
     c[(z * params.m + m) * params.n + n] = r;
-}
-
-@compute @workgroup_size(256)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    gemm_64x64(lid, wid.y * nwg.x + wid.x);
-}
-
-@compute @workgroup_size(256)
-fn matmul_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    gemm_128x128(lid, wid.y * nwg.x + wid.x);
 }

@@ -5,7 +5,7 @@ use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
-use crate::shaders::Shader;
+use crate::shaders::{gemm_entry, Shader};
 use std::sync::Arc;
 use tensor::shape::{Conv2dSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
@@ -84,7 +84,7 @@ fn run(
         (4, bufs.3, Access::Write),
     ];
     let groups = ctx.grid_groups((g.splits * tiles_m * tiles_n) as u64);
-    let entry = if tile == 128 { "conv2d_big" } else { "conv2d" };
+    let entry = gemm_entry(tile);
     ctx.dispatch(Shader::Conv2d, entry, &params, &bindings, groups)
 }
 

@@ -5,7 +5,7 @@ use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
-use crate::shaders::Shader;
+use crate::shaders::{gemm_entry, Shader};
 use std::sync::Arc;
 use tensor::shape::{MatmulSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
@@ -72,7 +72,7 @@ pub(crate) fn matmul(
         (4, target.buffer(), Access::Write),
     ];
     let groups = ctx.grid_groups((splits * tiles) as u64);
-    let entry = if tile == 128 { "matmul_big" } else { "matmul" };
+    let entry = gemm_entry(tile);
     // vec4 reads pay off in the large-tile kernel, whose speed is bound by its loads.
     let vec4 =
         tile == 128 && (if trans_a { m } else { k }) % 4 == 0 && (if trans_b { k } else { n }) % 4 == 0;
