@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use tensor::{no_grad, Tensor};
+use tensor::{no_grad, Device, Tensor};
 
 use crate::array::{to_categorical, Array};
 use crate::callbacks::{ModelCheckpoint, NanGuard};
@@ -289,17 +289,7 @@ impl Sequential {
         let steps = n.div_ceil(options.batch_size);
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
-        if u32::try_from(n).is_err() {
-            return Err(Error::Data(format!("{n} training samples: at most {} are supported", u32::MAX)));
-        }
-        // The whole training set goes to the device once, if it fits there (a GPU limits the
-        // size of one buffer); each step then sends only its indices. Otherwise each batch is
-        // gathered on the host and uploaded.
-        let resident = match (x_train.to_tensor(&self.device), y_train.to_tensor(&self.device)) {
-            (Ok(x_all), Ok(y_all)) => Some((x_all, y_all)),
-            _ => None,
-        };
-        let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
+        let mut batches = BatchSource::new(vec![&x_train, &y_train], &self.device)?;
         let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
         let mut progress = Progress::new(output, options.verbose, steps);
         if options.shuffle {
@@ -317,19 +307,9 @@ impl Sequential {
             let mut totals = RunningTotals::new();
             let mut nan_guard = options.terminate_on_nan.then(|| NanGuard::for_device(&self.device));
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
-                let (xb, yb) = match &resident {
-                    Some((x_all, y_all)) => {
-                        indices.clear();
-                        indices.extend(batch.iter().map(|&i| i as u32));
-                        (x_all.gather_rows(&indices)?, y_all.gather_rows(&indices)?)
-                    }
-                    None => (
-                        x_train.gather(batch).to_tensor(&self.device)?,
-                        y_train.gather(batch).to_tensor(&self.device)?,
-                    ),
-                };
-                let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
-                let (loss, correct) = self.train_step(&xb, &yb, step_seed)?;
+                let [xb, yb]: [Tensor; 2] =
+                    batches.gather(batch)?.try_into().expect("one tensor per array: inputs and labels");
+                let (loss, correct) = self.train_step(&xb, &yb, step_seed(seed, epoch, steps, step))?;
                 totals.add(&loss, correct, batch.len())?;
                 if let Some(guard) = &mut nan_guard {
                     guard.after_step(epoch, step + 1, &loss, totals.loss_sum.as_ref())?;
@@ -476,6 +456,46 @@ pub(crate) fn correct_count(p: &Tensor, y: &Tensor, binary: bool) -> Result<Tens
         p.argmax()?.equal(&y.argmax()?)?
     };
     Ok(hits.sum_all()?)
+}
+
+/// Where a `fit` loop's batches come from. The whole training set goes to the device once, if
+/// it fits there (a GPU limits the size of one buffer); each step then sends only its indices.
+/// Otherwise each batch is gathered on the host and uploaded.
+pub(crate) struct BatchSource<'a> {
+    arrays: Vec<&'a Array>,
+    device: Device,
+    resident: Option<Vec<Tensor>>,
+    indices: Vec<u32>,
+}
+
+impl<'a> BatchSource<'a> {
+    /// Batches of the same samples of each of `arrays` (inputs, then labels).
+    pub(crate) fn new(arrays: Vec<&'a Array>, device: &Device) -> Result<Self> {
+        let n = arrays.first().map_or(0, |a| a.len());
+        if u32::try_from(n).is_err() {
+            return Err(Error::Data(format!("{n} training samples: at most {} are supported", u32::MAX)));
+        }
+        let resident = arrays.iter().map(|a| a.to_tensor(device)).collect::<Result<Vec<_>>>().ok();
+        Ok(BatchSource { arrays, device: device.clone(), resident, indices: Vec::new() })
+    }
+
+    /// One tensor per array, holding samples `batch` in that order.
+    pub(crate) fn gather(&mut self, batch: &[usize]) -> Result<Vec<Tensor>> {
+        match &self.resident {
+            Some(all) => {
+                self.indices.clear();
+                self.indices.extend(batch.iter().map(|&i| i as u32));
+                all.iter().map(|t| Ok(t.gather_rows(&self.indices)?)).collect()
+            }
+            None => self.arrays.iter().map(|a| a.gather(batch).to_tensor(&self.device)).collect(),
+        }
+    }
+}
+
+/// The seed of a training step's random ops (dropout): a function of the absolute epoch and
+/// step, so a resumed run draws what an uninterrupted one would.
+pub(crate) fn step_seed(seed: u64, epoch: usize, steps: usize, step: usize) -> u64 {
+    tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed
 }
 
 /// Reorders the sample indices for an epoch: a pure function of (seed, epoch, order), so a

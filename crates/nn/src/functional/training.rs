@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::losses::Prediction;
 use crate::optimizers::{Optimizer, OptimizerState};
 use crate::training::{
-    correct_count, epoch_line, prepare_labels, shuffle_for_epoch, FitOptions, History, Metric, RunningTotals,
+    correct_count, epoch_line, prepare_labels, shuffle_for_epoch, step_seed, BatchSource, FitOptions,
+    History, Metric, RunningTotals,
 };
 
 /// A functional model's losses (one per output), their weights, optimizer and metrics.
@@ -193,19 +194,12 @@ impl Model {
         let x: Vec<Array> = x.iter().map(|&a| a.clone()).collect();
         let (x_train, y_train, validation) = self.split_validation(x, y, options)?;
         let n = x_train[0].len();
-        if u32::try_from(n).is_err() {
-            return Err(Error::Data(format!("{n} training samples: at most {} are supported", u32::MAX)));
-        }
         let seed = options.seed.unwrap_or(self.seed);
         let steps = n.div_ceil(options.batch_size);
         let names = self.output_names();
-        // The training set goes to the device once when it fits there; each step then sends
-        // only its indices (as `Sequential::fit` does).
-        let resident: Option<Vec<Tensor>> =
-            x_train.iter().chain(&y_train).map(|a| a.to_tensor(&self.device)).collect::<Result<_>>().ok();
+        let mut batches = BatchSource::new(x_train.iter().chain(&y_train).collect(), &self.device)?;
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut indices: Vec<u32> = Vec::with_capacity(options.batch_size);
         for epoch in 1..=options.epochs {
             if options.verbose > 0 {
                 println!("Epoch {epoch}/{}", options.epochs);
@@ -216,21 +210,9 @@ impl Model {
             let start = Instant::now();
             let mut totals = EpochTotals::new(names.len());
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
-                let mut tensors = match &resident {
-                    Some(all) => {
-                        indices.clear();
-                        indices.extend(batch.iter().map(|&i| i as u32));
-                        all.iter().map(|t| Ok(t.gather_rows(&indices)?)).collect::<Result<Vec<_>>>()?
-                    }
-                    None => x_train
-                        .iter()
-                        .chain(&y_train)
-                        .map(|a| a.gather(batch).to_tensor(&self.device))
-                        .collect::<Result<Vec<_>>>()?,
-                };
+                let mut tensors = batches.gather(batch)?;
                 let yb = tensors.split_off(x_train.len());
-                let step_seed = tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed;
-                let result = self.train_step(&tensors, &yb, step_seed)?;
+                let result = self.train_step(&tensors, &yb, step_seed(seed, epoch, steps, step))?;
                 totals.add(result, batch.len())?;
             }
             let seconds = start.elapsed().as_secs_f64();
