@@ -5,6 +5,7 @@
 //! - `bench-kernels`: times the CPU or wgpu kernels at the MNIST shapes and prints a GFLOP/s table.
 //! - `feature-maps`: PNG grids of a model's first filters and of one image's feature maps.
 //! - `predict`: classifies a PNG of a digit with a saved model.
+//! - `profile-step`: milliseconds per CPU training step, kernel by kernel.
 //! - `gpu-table`: the lecture's CPU-vs-GPU training-time table on this machine.
 
 mod args;
@@ -13,6 +14,7 @@ mod data;
 mod gpu_table;
 mod maps;
 mod predict;
+mod profile;
 mod train;
 
 const USAGE: &str = "usage: cargo xtask <command> [flags]
@@ -30,6 +32,8 @@ commands:
   feature-maps   [--model model4|model5] [--image N] [--weights FILE] [--out DIR] [--data DIR]
                  [--normalize] [--seed N]
   predict        --weights FILE [--normalize] IMAGE.png
+  profile-step   [--model model1|model4|model5] [--steps N] [--batch-size N] [--data DIR]
+                 [--seed N]
   gpu-table      [--epochs N] [--sizes 50000,250000] [--backends cpu,wgpu] [--batch-size N]
                  [--data DIR] [--seed N]";
 
@@ -46,6 +50,7 @@ fn main() {
         "feature-maps" => maps::feature_maps(rest),
         "predict" => predict::predict(rest),
         "gpu-table" => gpu_table::gpu_table(rest),
+        "profile-step" => profile::profile_step(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

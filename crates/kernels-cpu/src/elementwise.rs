@@ -7,6 +7,7 @@
 //! (both contiguous, one side a broadcast scalar, ...). Large outputs are split into fixed
 //! chunks across rayon's threads.
 
+use crate::fast_math;
 use std::mem::MaybeUninit;
 use tensor::shape::BroadcastSpec;
 use tensor::{BinaryOp, UnaryOp};
@@ -69,9 +70,9 @@ pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
     match op {
         UnaryOp::Neg => map(x, |x| -x),
         UnaryOp::Relu => map(x, |x| if x > 0.0 { x } else { 0.0 }),
-        UnaryOp::Tanh => map(x, f32::tanh),
-        UnaryOp::Sigmoid => map(x, |x| 1.0 / (1.0 + (-x).exp())),
-        UnaryOp::Exp => map(x, f32::exp),
+        UnaryOp::Tanh => map(x, fast_math::tanh),
+        UnaryOp::Sigmoid => map(x, fast_math::sigmoid),
+        UnaryOp::Exp => map(x, fast_math::exp),
         UnaryOp::Log => map(x, f32::ln),
         UnaryOp::Sqrt => map(x, f32::sqrt),
         UnaryOp::Square => map(x, |x| x * x),

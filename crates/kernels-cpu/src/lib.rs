@@ -27,6 +27,7 @@ pub mod conv2d;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_direct;
 pub mod elementwise;
+mod fast_math;
 pub mod layout;
 pub mod matmul;
 pub mod pool;

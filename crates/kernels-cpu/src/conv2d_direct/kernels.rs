@@ -48,7 +48,10 @@ pub(super) fn check_filter<S: Simd>(
 }
 
 /// One output image (`[out_h, out_w, out_c]`, written through a raw pointer: it may be
-/// uninitialised), `PIXELS` pixels at a time (then one at a time for the rest of a row).
+/// uninitialised), `PIXELS` pixels at a time. The pixels are taken in row-major order across
+/// row ends (an output row of 10 pixels would otherwise leave a 2-pixel tail running at a
+/// fraction of the speed); the last block is moved back to end at the last pixel, so a few
+/// pixels are computed twice, with the same arithmetic and so the same values.
 /// The caller has run [`check_forward`], whose block count is `BLOCKS`.
 #[inline(always)]
 pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
@@ -60,47 +63,54 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
     out: *mut f32,
 ) {
     let mask = S::mask(spec.out_c - (BLOCKS - 1) * S::LANES);
-    for oy in 0..spec.out_h {
-        let mut ox = 0;
-        while ox + PIXELS <= spec.out_w {
-            forward_pixels::<S, BLOCKS, PIXELS>(padded, pw, weights, bias, spec, (oy, ox), mask, out);
-            ox += PIXELS;
+    let pixels = spec.out_h * spec.out_w;
+    let window = |q: usize| {
+        let (oy, ox) = (q / spec.out_w, q % spec.out_w);
+        (oy * spec.stride_h * pw + ox * spec.stride_w) * spec.in_c
+    };
+    if pixels < PIXELS {
+        for q in 0..pixels {
+            forward_pixels::<S, BLOCKS, 1>(padded, [window(q)], weights, bias, spec, q, mask, out);
         }
-        while ox < spec.out_w {
-            forward_pixels::<S, BLOCKS, 1>(padded, pw, weights, bias, spec, (oy, ox), mask, out);
-            ox += 1;
-        }
+        return;
+    }
+    let mut next = 0;
+    while next < pixels {
+        let first = next.min(pixels - PIXELS);
+        let windows: [usize; PIXELS] = std::array::from_fn(|p| window(first + p));
+        forward_pixels::<S, BLOCKS, PIXELS>(padded, windows, weights, bias, spec, first, mask, out);
+        next = first + PIXELS;
     }
 }
 
-/// Output pixels `(oy, ox..ox + PIXELS)`, all channels: each tap broadcasts one input value
-/// per pixel and multiply-adds it with the tap's filter row.
+/// Output pixels `first..first + PIXELS` (row-major), all channels, whose windows start at
+/// `windows` in the padded image: each tap broadcasts one input value per pixel and
+/// multiply-adds it with the tap's filter row.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
     padded: &[f32],
-    pw: usize,
+    windows: [usize; PIXELS],
     weights: &[f32],
     bias: &[f32],
     spec: &Conv2dSpec,
-    (oy, ox): (usize, usize),
+    first: usize,
     mask: S::Mask,
     out: *mut f32,
 ) {
     let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
     let mut acc = [bias; PIXELS];
     let c = spec.in_c;
-    let x = padded.as_ptr().add((oy * spec.stride_h * pw + ox * spec.stride_w) * c);
-    let pixel_step = spec.stride_w * c;
+    let pw = super::padded_dims(spec).1;
+    let x: [*const f32; PIXELS] = std::array::from_fn(|p| padded.as_ptr().add(windows[p]));
     let mut w = weights.as_ptr();
     for ky in 0..spec.kernel_h {
         for kx in 0..spec.kernel_w {
-            let taps = x.add((ky * pw + kx) * c);
+            let tap_offset = (ky * pw + kx) * c;
             for ci in 0..c {
                 let row: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(w.add(b * S::LANES)));
-                let tap = taps.add(ci);
-                for (p, acc) in acc.iter_mut().enumerate() {
-                    let value = S::splat(*tap.add(p * pixel_step));
+                for (acc, x) in acc.iter_mut().zip(&x) {
+                    let value = S::splat(*x.add(tap_offset + ci));
                     for b in 0..BLOCKS {
                         acc[b] = S::fmadd(value, row[b], acc[b]);
                     }
@@ -110,7 +120,7 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
         }
     }
     for (p, acc) in acc.iter().enumerate() {
-        let y = out.add((oy * spec.out_w + ox + p) * spec.out_c);
+        let y = out.add((first + p) * spec.out_c);
         for b in 0..BLOCKS - 1 {
             S::store(y.add(b * S::LANES), acc[b]);
         }
