@@ -3,8 +3,8 @@
 //! runnable on any backend.
 
 use tensor::backend::{Backend, Storage};
-use tensor::shape::{Conv2dSpec, MatmulSpec, Pool2dSpec, Shape};
-use tensor::{Padding, PoolKind, Result};
+use tensor::shape::{Conv2dSpec, ConvPoolSpec, MatmulSpec, Pool2dSpec, PoolWindow, Shape};
+use tensor::{ConvPoolBackward, Padding, PoolKind, Result};
 
 /// One benchmarked kernel call with its inputs already on the device.
 pub struct Workload {
@@ -23,6 +23,9 @@ enum Kind {
     ConvBackwardFilter(Conv2dSpec),
     Pool(Pool2dSpec),
     PoolBackward(Pool2dSpec),
+    ConvMaxPool(ConvPoolSpec),
+    /// With the gradients wanted (input, filter, bias).
+    ConvMaxPoolBackward(ConvPoolSpec, [bool; 3]),
 }
 
 impl Workload {
@@ -36,6 +39,13 @@ impl Workload {
             Kind::ConvBackwardFilter(s) => backend.conv2d_backward_filter(&i[0], &i[1], s),
             Kind::Pool(s) => backend.pool2d(PoolKind::Max, &i[0], s),
             Kind::PoolBackward(s) => backend.pool2d_backward(PoolKind::Max, &i[0], &i[1], &i[2], s),
+            Kind::ConvMaxPool(s) => Ok(backend.conv2d_max_pool(&i[0], &i[1], Some(&i[2]), s)?.0),
+            Kind::ConvMaxPoolBackward(spec, needs) => {
+                let (x, filter, pooled, saved, dpooled) = (&i[0], &i[1], &i[2], &i[3], &i[4]);
+                let args = ConvPoolBackward { x, filter, pooled, saved, dpooled, spec, needs: *needs };
+                let grads = backend.conv2d_max_pool_backward(&args)?;
+                grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
+            }
         }
     }
 }
@@ -96,16 +106,17 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
         let w = upload(backend, spec.filter_shape().numel(), 4)?;
         let b = upload(backend, spec.out_c, 5)?;
         let dy = upload(backend, spec.output_shape().numel(), 6)?;
+        let fwd_inputs = vec![x.clone(), w.clone(), b];
         out.push(Workload {
             name: format!("conv2d_fwd {label}"),
             flops: spec.flops(),
-            inputs: vec![x.clone(), w.clone(), b],
+            inputs: fwd_inputs.clone(),
             kind: Kind::ConvForward(spec),
         });
         out.push(Workload {
             name: format!("conv2d_bwd_input {label}"),
             flops: spec.flops(),
-            inputs: vec![dy.clone(), w],
+            inputs: vec![dy.clone(), w.clone()],
             kind: Kind::ConvBackwardInput(spec),
         });
         out.push(Workload {
@@ -129,8 +140,30 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
         out.push(Workload {
             name: format!("maxpool2x2_bwd {dims}"),
             flops: 0.0,
-            inputs: vec![px, py, pdy],
+            inputs: vec![px, py, pdy.clone()],
             kind: Kind::PoolBackward(pool),
+        });
+        // The convolution and the pooling as one op (what a model runs): forward, and the
+        // filter and bias gradients (plus the input gradient for the second layer, whose input
+        // is a variable).
+        let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
+        let fused =
+            ConvPoolSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid, window)?;
+        let (x, w, b) = (&fwd_inputs[0], &fwd_inputs[1], &fwd_inputs[2]);
+        let (pooled, saved) = backend.conv2d_max_pool(x, w, Some(b), &fused)?;
+        out.push(Workload {
+            name: format!("conv2d_maxpool_fwd {label}"),
+            flops: spec.flops(),
+            inputs: fwd_inputs.clone(),
+            kind: Kind::ConvMaxPool(fused),
+        });
+        let needs = [x_dims[3] > 1, true, true];
+        let passes = if needs[0] { 2.0 } else { 1.0 };
+        out.push(Workload {
+            name: format!("conv2d_maxpool_bwd {label}"),
+            flops: passes * spec.flops(),
+            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy],
+            kind: Kind::ConvMaxPoolBackward(fused, needs),
         });
     }
     Ok(out)

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use nn::{FitOptions, Loss, Metric, Sgd};
 use tensor::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
+    ReduceSpec,
 };
-use tensor::{Backend, BinaryOp, Device, ReduceOp, Result, Storage, UnaryOp};
+use tensor::{
+    Backend, BinaryOp, ConvPoolBackward, ConvPoolGrads, Device, ReduceOp, Result, Storage, UnaryOp,
+};
 
 use crate::args::Args;
 use crate::data;
@@ -26,7 +29,8 @@ struct Tally {
     time: Duration,
 }
 
-/// A backend that forwards to another and times each call.
+/// A backend that forwards to another and times each call. It forwards every method, the
+/// fused ones with default bodies too: a default would run the unfused kernels instead.
 #[derive(Debug)]
 struct Timed {
     inner: Arc<dyn Backend>,
@@ -62,10 +66,7 @@ impl Timed {
 }
 
 fn conv_key(op: &str, s: &Conv2dSpec) -> String {
-    format!(
-        "{op} {}x{}x{}x{} -> {}@{}x{}",
-        s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel_h, s.kernel_w
-    )
+    format!("{op} {}x{}x{}x{} -> {}@{}x{}", s.batch, s.in_h, s.in_w, s.in_c, s.out_c, s.kernel_h, s.kernel_w)
 }
 
 fn pool_key(op: &str, kind: PoolKind, s: &Pool2dSpec) -> String {
@@ -115,7 +116,14 @@ impl Backend for Timed {
     fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
         self.time(|| format!("softmax {rows}x{cols}"), || self.inner.softmax(x, rows, cols, log))
     }
-    fn softmax_backward(&self, y: &Storage, dy: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        rows: usize,
+        cols: usize,
+        log: bool,
+    ) -> Result<Storage> {
         let key = || format!("softmax_backward {rows}x{cols}");
         self.time(key, || self.inner.softmax_backward(y, dy, rows, cols, log))
     }
@@ -129,7 +137,13 @@ impl Backend for Timed {
         let key = || format!("softmax_cross_entropy {rows}x{cols}");
         self.time(key, || self.inner.softmax_cross_entropy(logits, labels, rows, cols))
     }
-    fn conv2d(&self, x: &Storage, filter: &Storage, bias: Option<&Storage>, s: &Conv2dSpec) -> Result<Storage> {
+    fn conv2d(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        s: &Conv2dSpec,
+    ) -> Result<Storage> {
         self.time(|| conv_key("conv2d", s), || self.inner.conv2d(x, filter, bias, s))
     }
     fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, s: &Conv2dSpec) -> Result<Storage> {
@@ -150,6 +164,19 @@ impl Backend for Timed {
         s: &Pool2dSpec,
     ) -> Result<Storage> {
         self.time(|| pool_key("pool2d_backward", kind, s), || self.inner.pool2d_backward(kind, x, y, dy, s))
+    }
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        s: &ConvPoolSpec,
+    ) -> Result<(Storage, Storage)> {
+        self.time(|| conv_key("conv2d_max_pool", &s.conv), || self.inner.conv2d_max_pool(x, filter, bias, s))
+    }
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        let key = || conv_key("conv2d_max_pool_backward", &args.spec.conv);
+        self.time(key, || self.inner.conv2d_max_pool_backward(args))
     }
     fn concat(&self, parts: &[&Storage], s: &ConcatSpec) -> Result<Storage> {
         self.time(|| format!("concat {} parts", parts.len()), || self.inner.concat(parts, s))
@@ -181,7 +208,7 @@ pub fn profile_step(argv: &[String]) -> std::result::Result<(), String> {
     let device = Device::from_arc(timed.clone());
     let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
     let shape = nn::zoo::input_shape(&name);
-    let prepared = data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, &shape, false)?;
+    let prepared = data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, shape, false)?;
     let images = (steps * batch_size).min(prepared.x_train.len());
     let x = prepared.x_train.slice(0, images);
     let y = prepared.y_train.slice(0, images);
@@ -200,11 +227,17 @@ pub fn profile_step(argv: &[String]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn print_table(name: &str, batch_size: usize, steps: usize, total: Duration, tallies: HashMap<String, Tally>) {
+fn print_table(
+    name: &str,
+    batch_size: usize,
+    steps: usize,
+    total: Duration,
+    tallies: HashMap<String, Tally>,
+) {
     let per_step = |d: Duration| d.as_secs_f64() * 1e3 / steps as f64;
     let step_ms = per_step(total);
     let mut rows: Vec<(String, Tally)> = tallies.into_iter().collect();
-    rows.sort_by(|a, b| b.1.time.cmp(&a.1.time));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1.time));
     println!(
         "{name}, batch {batch_size}, {steps} steps on {} rayon threads: {step_ms:.2} ms per step",
         rayon::current_num_threads()

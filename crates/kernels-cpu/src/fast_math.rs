@@ -19,14 +19,8 @@ pub fn exp(x: f32) -> f32 {
     // ln 2 split in two so that `n * LN2_HI` is exact for the n that occur.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Comparisons rather than `max`/`min` (which drop a NaN) so a NaN passes through.
-    let x = if x > 88.0 {
-        88.0
-    } else if x < -87.0 {
-        -87.0
-    } else {
-        x
-    };
+    // `clamp`, not `max`/`min` (which drop a NaN): a NaN passes through.
+    let x = x.clamp(-87.0, 88.0);
     let shifted = x * LOG2E + ROUND_MAGIC;
     let n = shifted - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -35,7 +29,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 5e-1;
     let e_r = p * r * r + r + 1.0;
     // 2^n built in the exponent field; n is in [-126, 127] after the clamp above.
     let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
@@ -49,10 +43,10 @@ pub fn tanh(x: f32) -> f32 {
     // Near zero `1 - 2 / (e^2x + 1)` cancels; Cephes' odd polynomial is used below 0.625.
     let z = x * x;
     let p = -5.704_988_7e-3;
-    let p = p * z + 2.063_908_9e-2;
+    let p = p * z + 2.063_909e-2;
     let p = p * z - 5.373_971_6e-2;
     let p = p * z + 1.333_144_2e-1;
-    let p = p * z - 3.333_328_2e-1;
+    let p = p * z - 3.333_328e-1;
     let small = x + x * z * p;
     // tanh(10) rounds to 1 in f32, so larger inputs need not reach exp.
     let large = 1.0 - 2.0 / (exp(2.0 * a.min(10.0)) + 1.0);

@@ -26,6 +26,8 @@ mod buffers;
 pub mod conv2d;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_direct;
+#[cfg(target_arch = "x86_64")]
+mod conv2d_pool;
 pub mod elementwise;
 mod fast_math;
 pub mod layout;
@@ -40,9 +42,13 @@ pub use buffers::{cached_bytes, clear_buffer_cache};
 use std::any::Any;
 use std::sync::Arc;
 use tensor::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
+    ReduceSpec,
 };
-use tensor::{Backend, BackendStorage, BinaryOp, ReduceOp, Result, Storage, TensorError, UnaryOp};
+use tensor::{
+    Backend, BackendStorage, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage,
+    TensorError, UnaryOp,
+};
 
 /// Elementwise work below this many elements runs on the calling thread: splitting it across
 /// threads would cost more than it saves.
@@ -300,6 +306,40 @@ impl Backend for CpuBackend {
         let y = input(y, op, "y", spec.output_shape().numel())?;
         let dy = input(dy, op, "dy", spec.output_shape().numel())?;
         Ok(store(self.run(|| pool::pool2d_backward(kind, x, y, dy, spec))))
+    }
+
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, Storage)> {
+        #[cfg(target_arch = "x86_64")]
+        if conv2d_pool::fuses(spec) {
+            let (op, conv) = ("conv2d_max_pool", &spec.conv);
+            let x = input(x, op, "input", conv.input_shape().numel())?;
+            let filter = input(filter, op, "filter", conv.filter_shape().numel())?;
+            let bias = bias.map(|s| input(s, op, "bias", conv.out_c)).transpose()?;
+            let (pooled, winners) = self.run(|| conv2d_pool::forward(x, filter, bias, spec));
+            return Ok((store(pooled), store(winners)));
+        }
+        tensor::backend::conv2d_max_pool_unfused(self, x, filter, bias, spec)
+    }
+
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        #[cfg(target_arch = "x86_64")]
+        if conv2d_pool::fuses(args.spec) {
+            let (op, spec) = ("conv2d_max_pool_backward", args.spec);
+            let x = input(args.x, op, "input", spec.conv.input_shape().numel())?;
+            let filter = input(args.filter, op, "filter", spec.conv.filter_shape().numel())?;
+            let winners = input(args.saved, op, "saved winners", conv2d_pool::saved_len(spec))?;
+            let dpooled = input(args.dpooled, op, "dy", spec.pool.output_shape().numel())?;
+            let [dx, dw, db] =
+                self.run(|| conv2d_pool::backward(x, filter, winners, dpooled, spec, args.needs));
+            return Ok(ConvPoolGrads { input: dx.map(store), filter: dw.map(store), bias: db.map(store) });
+        }
+        tensor::backend::conv2d_max_pool_backward_unfused(self, args)
     }
 
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {

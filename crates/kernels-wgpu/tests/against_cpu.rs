@@ -7,8 +7,11 @@ mod common;
 use common::{assert_close, backend, backend_with, random};
 use kernels_cpu::CpuBackend;
 use kernels_wgpu::{GemmTile, WgpuBackend};
-use tensor::shape::{broadcast, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, ReduceSpec};
-use tensor::{Backend, BinaryOp, Padding, PoolKind, ReduceOp, Shape, Storage, UnaryOp};
+use tensor::shape::{
+    broadcast, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolWindow,
+    ReduceSpec,
+};
+use tensor::{Backend, BinaryOp, ConvPoolBackward, Padding, PoolKind, ReduceOp, Shape, Storage, UnaryOp};
 
 const TOL: f32 = 1e-4;
 
@@ -185,6 +188,54 @@ fn conv_cases(p: &Pair) {
     // Long contraction for the filter gradient (split into slices, summed afterwards).
     conv_case(p, [6, 28, 28, 1], [5, 5, 1, 20], (1, 1), Padding::Valid, 8);
     conv_case(p, [4, 12, 12, 20], [3, 3, 20, 40], (1, 1), Padding::Valid, 9);
+}
+
+/// The fused convolution + max pooling: the GPU runs the trait's unfused default, the CPU its
+/// fused kernel where the shapes allow (the first two cases) and the unfused one elsewhere.
+#[test]
+fn conv2d_max_pool_forward_and_gradients() {
+    let Some(p) = Pair::new() else { return };
+    type Case = ([usize; 4], [usize; 4], (usize, usize), (usize, usize));
+    let cases: &[Case] = &[
+        ([3, 12, 13, 1], [5, 5, 1, 20], (2, 2), (2, 2)),
+        ([2, 9, 9, 3], [3, 3, 3, 7], (3, 2), (3, 2)),
+        ([2, 9, 9, 2], [2, 2, 2, 5], (3, 3), (2, 2)),
+    ];
+    for (i, &(x_dims, f_dims, pool, strides)) in cases.iter().enumerate() {
+        let window = PoolWindow { size: pool, strides, padding: Padding::Valid };
+        let spec =
+            ConvPoolSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid, window)
+                .unwrap();
+        let seed = 300 + 10 * i as u64;
+        let x = p.rand(spec.conv.input_shape().numel(), seed);
+        let f = p.rand(spec.conv.filter_shape().numel(), seed + 1);
+        let bias = p.rand(spec.conv.out_c, seed + 2);
+        let dpooled = p.rand(spec.pool.output_shape().numel(), seed + 3);
+        let (g, g_saved) = p.gpu.conv2d_max_pool(&x.0, &f.0, Some(&bias.0), &spec).unwrap();
+        let (c, c_saved) = p.cpu.conv2d_max_pool(&x.1, &f.1, Some(&bias.1), &spec).unwrap();
+        let what = format!("conv2d_max_pool {x_dims:?} * {f_dims:?} pool {pool:?} stride {strides:?}");
+        p.check(&what, &g, &c);
+        for needs in [[false, true, true], [true, true, true]] {
+            let args = |x, filter, pooled, saved, dpooled| ConvPoolBackward {
+                x,
+                filter,
+                pooled,
+                saved,
+                dpooled,
+                spec: &spec,
+                needs,
+            };
+            let gg = p.gpu.conv2d_max_pool_backward(&args(&x.0, &f.0, &g, &g_saved, &dpooled.0)).unwrap();
+            let cg = p.cpu.conv2d_max_pool_backward(&args(&x.1, &f.1, &c, &c_saved, &dpooled.1)).unwrap();
+            assert_eq!(gg.input.is_some(), needs[0]);
+            assert_eq!(cg.input.is_some(), needs[0]);
+            if let (Some(gi), Some(ci)) = (&gg.input, &cg.input) {
+                p.check(&format!("{what} input gradient"), gi, ci);
+            }
+            p.check(&format!("{what} filter gradient"), &gg.filter.unwrap(), &cg.filter.unwrap());
+            p.check(&format!("{what} bias gradient"), &gg.bias.unwrap(), &cg.bias.unwrap());
+        }
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@
 
 use crate::error::Result;
 use crate::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
+    ReduceSpec,
 };
 use std::any::Any;
 use std::fmt::Debug;
@@ -178,6 +179,26 @@ pub trait Backend: Send + Sync + Debug {
         spec: &Pool2dSpec,
     ) -> Result<Storage>;
 
+    /// Convolution (plus bias) followed by max pooling, as one op: returns `(pooled, saved)`,
+    /// where `saved` is whatever this backend's [`Backend::conv2d_max_pool_backward`] needs.
+    /// The default runs [`Backend::conv2d`] then [`Backend::pool2d`] and saves the
+    /// convolution's output; a backend can instead keep each window's winner and never write
+    /// the full-size output to memory (on an MNIST network's first layer that output is 4x
+    /// the pooled one and, written, read and differentiated, dominates the layer's time).
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, Storage)> {
+        conv2d_max_pool_unfused(self, x, filter, bias, spec)
+    }
+    /// Gradients of [`Backend::conv2d_max_pool`], each only where `args.needs` asks.
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        conv2d_max_pool_backward_unfused(self, args)
+    }
+
     /// Concatenates parts `[outer, part_inner[i]]` into `[outer, sum]`.
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage>;
     /// Columns `offset..offset+len` of `[outer, inner]`.
@@ -191,4 +212,65 @@ pub trait Backend: Send + Sync + Debug {
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend
     /// draws the same mask for the same seed.
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage>;
+}
+
+/// What [`Backend::conv2d_max_pool_backward`] receives.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvPoolBackward<'a> {
+    /// The convolution's input.
+    pub x: &'a Storage,
+    /// The filter.
+    pub filter: &'a Storage,
+    /// The pooled output of the forward pass.
+    pub pooled: &'a Storage,
+    /// What the forward pass saved (backend-specific).
+    pub saved: &'a Storage,
+    /// Gradient of the loss with respect to the pooled output.
+    pub dpooled: &'a Storage,
+    /// The shapes.
+    pub spec: &'a ConvPoolSpec,
+    /// Which gradients are wanted: input, filter, bias.
+    pub needs: [bool; 3],
+}
+
+/// Gradients of a fused convolution + max pooling; `None` where not asked for.
+#[derive(Debug, Default)]
+pub struct ConvPoolGrads {
+    /// With respect to the convolution's input (NHWC).
+    pub input: Option<Storage>,
+    /// With respect to the filter (HWIO).
+    pub filter: Option<Storage>,
+    /// With respect to the bias (`[out_c]`).
+    pub bias: Option<Storage>,
+}
+
+/// [`Backend::conv2d_max_pool`] from the unfused kernels (the trait's default, and a fused
+/// backend's fallback for shapes its kernel does not take). Saves the convolution's output.
+pub fn conv2d_max_pool_unfused<B: Backend + ?Sized>(
+    backend: &B,
+    x: &Storage,
+    filter: &Storage,
+    bias: Option<&Storage>,
+    spec: &ConvPoolSpec,
+) -> Result<(Storage, Storage)> {
+    let y = backend.conv2d(x, filter, bias, &spec.conv)?;
+    let pooled = backend.pool2d(PoolKind::Max, &y, &spec.pool)?;
+    Ok((pooled, y))
+}
+
+/// [`Backend::conv2d_max_pool_backward`] from the unfused kernels, for a `saved` made by
+/// [`conv2d_max_pool_unfused`] (the convolution's output).
+pub fn conv2d_max_pool_backward_unfused<B: Backend + ?Sized>(
+    backend: &B,
+    args: &ConvPoolBackward<'_>,
+) -> Result<ConvPoolGrads> {
+    let (spec, [input, filter, bias]) = (&args.spec.conv, args.needs);
+    let dy =
+        backend.pool2d_backward(PoolKind::Max, args.saved, args.pooled, args.dpooled, &args.spec.pool)?;
+    let sum_spec = ReduceSpec { outer: 1, reduced: spec.batch * spec.out_h * spec.out_w, inner: spec.out_c };
+    Ok(ConvPoolGrads {
+        input: input.then(|| backend.conv2d_backward_input(&dy, args.filter, spec)).transpose()?,
+        filter: filter.then(|| backend.conv2d_backward_filter(args.x, &dy, spec)).transpose()?,
+        bias: bias.then(|| backend.reduce(ReduceOp::Sum, &dy, &sum_spec)).transpose()?,
+    })
 }

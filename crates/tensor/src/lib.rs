@@ -19,7 +19,9 @@ pub mod shape;
 mod tensor;
 
 pub use autodiff::{is_grad_enabled, no_grad, Gradients, NoGradGuard};
-pub use backend::{Backend, BackendStorage, BinaryOp, ReduceOp, Storage, UnaryOp};
+pub use backend::{
+    Backend, BackendStorage, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Storage, UnaryOp,
+};
 pub use error::{Result, TensorError};
-pub use shape::{Padding, PoolKind, Shape};
+pub use shape::{Padding, PoolKind, PoolWindow, Shape};
 pub use tensor::{Device, Tensor, TensorId};

@@ -448,6 +448,55 @@ impl Pool2dSpec {
     }
 }
 
+/// Where a pooling's windows go: size, strides and padding (Keras' `pool_size`, `strides`,
+/// `padding`), before the input shape is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolWindow {
+    /// Window (height, width).
+    pub size: (usize, usize),
+    /// (vertical, horizontal) step between windows.
+    pub strides: (usize, usize),
+    /// `Valid` or `Same`, as for convolutions.
+    pub padding: Padding,
+}
+
+/// A convolution followed by max pooling of its output, both resolved (see
+/// [`Backend::conv2d_max_pool`](crate::Backend::conv2d_max_pool)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvPoolSpec {
+    /// The convolution.
+    pub conv: Conv2dSpec,
+    /// The max pooling of the convolution's output.
+    pub pool: Pool2dSpec,
+}
+
+impl ConvPoolSpec {
+    /// Resolves a convolution of `input` by `filter`, then a pooling of its output.
+    pub fn new(
+        input: &Shape,
+        filter: &Shape,
+        strides: (usize, usize),
+        padding: Padding,
+        pool: PoolWindow,
+    ) -> Result<Self> {
+        let conv = Conv2dSpec::new(input, filter, strides, padding)?;
+        let pool = Pool2dSpec::new(&conv.output_shape(), pool.size, pool.strides, pool.padding)?;
+        Ok(ConvPoolSpec { conv, pool })
+    }
+
+    /// Whether the pooling windows lie inside the convolution's output without overlapping
+    /// (stride = window, no padding on any side): then every convolution output belongs to at
+    /// most one window, which is what a fused kernel that keeps only each window's winner
+    /// relies on. Keras' default `MaxPooling2D()` after a convolution is such a pooling.
+    pub fn windows_disjoint(&self) -> bool {
+        let p = &self.pool;
+        (p.stride_h, p.stride_w) == (p.pool_h, p.pool_w)
+            && (p.pad_top, p.pad_left) == (0, 0)
+            && p.out_h * p.pool_h <= p.in_h
+            && p.out_w * p.pool_w <= p.in_w
+    }
+}
+
 fn window_range(o: usize, stride: usize, pad: usize, window: usize, len: usize) -> (usize, usize) {
     let start = (o * stride) as isize - pad as isize;
     let end = (start + window as isize).min(len as isize);

@@ -6,7 +6,7 @@ mod common;
 
 use common::reference::{self as r, Pool};
 use common::{check_op, constant_in, input, input_in};
-use tensor::{Padding, Tensor};
+use tensor::{Padding, PoolWindow, Tensor};
 
 #[test]
 fn broadcast_arithmetic() {
@@ -378,4 +378,47 @@ fn small_cnn_end_to_end() {
             vec![l.iter().sum::<f64>() / 3.0]
         },
     );
+}
+
+/// `conv2d_max_pool` against the f64 reference convolution followed by max pooling: shapes
+/// the CPU backend fuses (one input channel, disjoint 2x2 windows; several channels; a 3x2
+/// window) and ones it hands to the unfused kernels (overlapping windows, `same` padding).
+#[test]
+fn conv2d_max_pool_matches_conv_then_pool() {
+    let cases = [
+        // (x, filter, conv strides, conv padding, pool, pool strides, pool padding)
+        ([2, 12, 12, 1], [5, 5, 1, 4], (1, 1), Padding::Valid, (2, 2), (2, 2), Padding::Valid),
+        ([3, 9, 11, 1], [3, 3, 1, 17], (1, 1), Padding::Same, (3, 2), (3, 2), Padding::Valid),
+        ([2, 8, 8, 3], [3, 3, 3, 5], (1, 1), Padding::Valid, (2, 2), (2, 2), Padding::Valid),
+        ([2, 9, 9, 2], [2, 2, 2, 3], (1, 1), Padding::Valid, (3, 3), (2, 2), Padding::Valid),
+        ([2, 7, 7, 1], [3, 3, 1, 3], (2, 2), Padding::Same, (2, 2), (2, 2), Padding::Same),
+    ];
+    for (i, (x, f, strides, padding, pool, pool_strides, pool_padding)) in cases.into_iter().enumerate() {
+        let window = PoolWindow { size: pool, strides: pool_strides, padding: pool_padding };
+        let conv_out = |len: usize, k: usize, s: usize| match padding {
+            Padding::Valid => (len - k) / s + 1,
+            Padding::Same => len.div_ceil(s),
+        };
+        let y = [x[0], conv_out(x[1], f[0], strides.0), conv_out(x[2], f[1], strides.1), f[3]];
+        // A constant input (images, in a first layer) is where a fused backend skips the input
+        // gradient and can rebuild the output gradient image by image.
+        for (bias, x_is_variable) in [(true, true), (false, true), (true, false)] {
+            let x_input = if x_is_variable { input(&x) } else { constant_in(&x, -1.0, 1.0) };
+            let mut ins = vec![x_input, input(&f)];
+            if bias {
+                ins.push(input(&[f[3]]));
+            }
+            check_op(
+                &format!("conv2d_max_pool case {i} bias={bias} x variable={x_is_variable}"),
+                90 + i as u64,
+                &ins,
+                |t| t[0].conv2d_max_pool(&t[1], t.get(2), strides, padding, window),
+                |v| {
+                    let same = padding == Padding::Same;
+                    let conv = r::conv2d(&v[0], x, &v[1], f, v.get(2).map(|b| b.as_slice()), strides, same);
+                    r::pool2d(&conv, y, Pool::Max, pool, pool_strides, pool_padding == Padding::Same)
+                },
+            );
+        }
+    }
 }

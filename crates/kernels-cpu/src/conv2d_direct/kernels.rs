@@ -11,23 +11,24 @@
 use super::padded_dims;
 use super::simd::Simd;
 use std::mem::MaybeUninit;
-use tensor::shape::Conv2dSpec;
+use tensor::shape::{Conv2dSpec, ConvPoolSpec};
 
-/// Asserts the forward kernel's buffer sizes for `blocks` registers of channels; returns
-/// `blocks`.
+/// Asserts the forward kernel's buffer sizes for `blocks` registers of channels, with output
+/// pixels `out_stride` apart (at least `out_c`); returns `blocks`.
 pub(super) fn check_forward<S: Simd>(
     padded: &[f32],
     pw: usize,
     weights: &[f32],
     bias: &[f32],
     spec: &Conv2dSpec,
-    out: &[MaybeUninit<f32>],
+    (out, out_stride): (&[MaybeUninit<f32>], usize),
 ) -> usize {
     let (ph, pw_check) = padded_dims(spec);
     let blocks = spec.out_c.div_ceil(S::LANES);
     assert!(pw == pw_check && padded.len() >= ph * pw * spec.in_c);
     assert!(weights.len() >= spec.kernel_h * spec.kernel_w * spec.in_c * blocks * S::LANES);
-    assert!(bias.len() >= blocks * S::LANES && out.len() >= spec.out_h * spec.out_w * spec.out_c);
+    assert!(bias.len() >= blocks * S::LANES && out_stride >= spec.out_c);
+    assert!(out.len() >= spec.out_h * spec.out_w * out_stride);
     blocks
 }
 
@@ -47,8 +48,10 @@ pub(super) fn check_filter<S: Simd>(
     blocks
 }
 
-/// One output image (`[out_h, out_w, out_c]`, written through a raw pointer: it may be
-/// uninitialised), `PIXELS` pixels at a time. The pixels are taken in row-major order across
+/// One output image (`[out_h, out_w]` pixels `out_stride` apart, written through a raw
+/// pointer: it may be uninitialised), `PIXELS` pixels at a time. With `out_stride` at least
+/// the register width the padding channels are written too (with the padded bias, zero
+/// filters: the bias's padding, i.e. zero). The pixels are taken in row-major order across
 /// row ends (an output row of 10 pixels would otherwise leave a 2-pixel tail running at a
 /// fraction of the speed); the last block is moved back to end at the last pixel, so a few
 /// pixels are computed twice, with the same arithmetic and so the same values.
@@ -60,9 +63,9 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
     weights: &[f32],
     bias: &[f32],
     spec: &Conv2dSpec,
-    out: *mut f32,
+    (out, out_stride): (*mut f32, usize),
 ) {
-    let mask = S::mask(spec.out_c - (BLOCKS - 1) * S::LANES);
+    let mask = S::mask(out_stride.min(BLOCKS * S::LANES) - (BLOCKS - 1) * S::LANES);
     let pixels = spec.out_h * spec.out_w;
     let window = |q: usize| {
         let (oy, ox) = (q / spec.out_w, q % spec.out_w);
@@ -70,7 +73,16 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
     };
     if pixels < PIXELS {
         for q in 0..pixels {
-            forward_pixels::<S, BLOCKS, 1>(padded, [window(q)], weights, bias, spec, q, mask, out);
+            forward_pixels::<S, BLOCKS, 1>(
+                padded,
+                [window(q)],
+                weights,
+                bias,
+                spec,
+                q,
+                mask,
+                (out, out_stride),
+            );
         }
         return;
     }
@@ -78,6 +90,7 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
     while next < pixels {
         let first = next.min(pixels - PIXELS);
         let windows: [usize; PIXELS] = std::array::from_fn(|p| window(first + p));
+        let out = (out, out_stride);
         forward_pixels::<S, BLOCKS, PIXELS>(padded, windows, weights, bias, spec, first, mask, out);
         next = first + PIXELS;
     }
@@ -96,7 +109,7 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
     spec: &Conv2dSpec,
     first: usize,
     mask: S::Mask,
-    out: *mut f32,
+    (out, out_stride): (*mut f32, usize),
 ) {
     let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
     let mut acc = [bias; PIXELS];
@@ -120,7 +133,7 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
         }
     }
     for (p, acc) in acc.iter().enumerate() {
-        let y = out.add((first + p) * spec.out_c);
+        let y = out.add((first + p) * out_stride);
         for b in 0..BLOCKS - 1 {
             S::store(y.add(b * S::LANES), acc[b]);
         }
@@ -195,6 +208,68 @@ unsafe fn filter_taps<S: Simd, const BLOCKS: usize, const TAPS: usize>(
         let dst = partial.as_mut_ptr().add((first + t) * BLOCKS * S::LANES);
         for b in 0..BLOCKS {
             S::store(dst.add(b * S::LANES), S::add(S::load(dst.add(b * S::LANES)), acc[b]));
+        }
+    }
+}
+
+/// Asserts the pooling kernel's buffer sizes: `y` holds one image's convolution output with
+/// `BLOCKS * LANES` values per pixel, and every window (corner plus `offsets`) lies in it.
+pub(super) fn check_pool<S: Simd>(
+    y: &[f32],
+    spec: &ConvPoolSpec,
+    offsets: &[usize],
+    out: &[f32],
+    won: &[f32],
+) -> usize {
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    let blocks = conv.out_c.div_ceil(S::LANES);
+    let width = blocks * S::LANES;
+    assert!(spec.windows_disjoint() && pool.out_h * pool.out_w > 0);
+    assert!(y.len() >= conv.out_h * conv.out_w * width);
+    let last_corner =
+        ((pool.out_h - 1) * pool.stride_h * conv.out_w + (pool.out_w - 1) * pool.stride_w) * width;
+    assert!(last_corner + offsets.iter().max().copied().unwrap_or(0) + width <= y.len());
+    let pooled = pool.out_h * pool.out_w * conv.out_c;
+    assert!(out.len() >= pooled && won.len() >= pooled);
+    blocks
+}
+
+/// Max-pools one image's convolution output `y` (`BLOCKS * LANES` values per pixel) over
+/// disjoint windows whose elements sit at `offsets` from each corner, into `out` (`out_c`
+/// values per pooled pixel) and each window's winner (its index in `offsets`) into `won`.
+/// The running maximum and winner stay in registers. The caller has run [`check_pool`].
+#[inline(always)]
+pub(super) unsafe fn max_pool_image<S: Simd, const BLOCKS: usize>(
+    y: &[f32],
+    spec: &ConvPoolSpec,
+    offsets: &[usize],
+    out: &mut [f32],
+    won: &mut [f32],
+) {
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    let (c, width) = (conv.out_c, BLOCKS * S::LANES);
+    let mask = S::mask(c - (BLOCKS - 1) * S::LANES);
+    for oy in 0..pool.out_h {
+        for ox in 0..pool.out_w {
+            let corner = y.as_ptr().add((oy * pool.stride_h * conv.out_w + ox * pool.stride_w) * width);
+            let mut max: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(corner.add(b * S::LANES)));
+            let mut arg = [S::zero(); BLOCKS];
+            for (k, &offset) in offsets.iter().enumerate().skip(1) {
+                let k = S::splat(k as f32);
+                for b in 0..BLOCKS {
+                    let v = S::load(corner.add(offset + b * S::LANES));
+                    (max[b], arg[b]) = S::max_step(v, max[b], k, arg[b]);
+                }
+            }
+            let o = (oy * pool.out_w + ox) * c;
+            let (out, won) = (out.as_mut_ptr().add(o), won.as_mut_ptr().add(o));
+            for b in 0..BLOCKS - 1 {
+                S::store(out.add(b * S::LANES), max[b]);
+                S::store(won.add(b * S::LANES), arg[b]);
+            }
+            let last = (BLOCKS - 1) * S::LANES;
+            S::store_masked(out.add(last), mask, max[BLOCKS - 1]);
+            S::store_masked(won.add(last), mask, arg[BLOCKS - 1]);
         }
     }
 }

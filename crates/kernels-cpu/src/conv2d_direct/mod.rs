@@ -24,7 +24,7 @@
 use crate::buffers::build_chunks;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use tensor::shape::Conv2dSpec;
+use tensor::shape::{Conv2dSpec, ConvPoolSpec};
 
 /// The AVX2 kernels take one input channel and up to 32 filters (4 registers).
 const MAX_OUT_C_AVX2: usize = 32;
@@ -125,6 +125,11 @@ fn pack_rows(rows: &[f32], row_len: usize, width: usize) -> Vec<f32> {
     packed
 }
 
+/// Whether a direct forward kernel handles `spec` on this CPU.
+pub(crate) fn forward_available(spec: &Conv2dSpec) -> bool {
+    isa_for(spec, Pass::Forward).is_some()
+}
+
 /// Convolution forward, or `None` when no direct kernel handles `spec` on this CPU.
 pub(crate) fn forward(
     x: &[f32],
@@ -136,30 +141,100 @@ pub(crate) fn forward(
 }
 
 fn forward_with(isa: Isa, x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
-    let out_c = spec.out_c;
-    let width = out_c.div_ceil(isa.lanes()) * isa.lanes();
-    let weights = pack_rows(filter, out_c, width);
-    let mut bias_padded = vec![0.0; width];
-    if let Some(bias) = bias {
-        bias_padded[..out_c].copy_from_slice(&bias[..out_c]);
-    }
-    let (ph, pw) = padded_dims(spec);
+    let kernel = DirectForward::with_isa(isa, filter, bias, spec);
     let image_in = spec.in_h * spec.in_w * spec.in_c;
-    let image_out = spec.out_h * spec.out_w * out_c;
+    let image_out = spec.out_h * spec.out_w * spec.out_c;
     let run_image = |image: usize, y: &mut [MaybeUninit<f32>]| {
-        let mut padded = vec![0.0; ph * pw * spec.in_c];
-        pad_image(&x[image * image_in..(image + 1) * image_in], spec, &mut padded);
+        let mut padded = vec![0.0; kernel.padded_len()];
+        kernel.image(&x[image * image_in..(image + 1) * image_in], &mut padded, y, false);
+    };
+    // SAFETY: `DirectForward::image` writes every channel of every pixel of its image. No
+    // zeroing first: it would cost as much as the convolution's own writes.
+    unsafe { build_chunks(spec.batch * image_out, image_out, spec.batch > 1, run_image) }
+}
+
+/// The forward kernel prepared for one convolution (filter rows padded to whole registers,
+/// bias padded), run image by image; what a fused kernel builds on.
+pub(crate) struct DirectForward<'s> {
+    isa: Isa,
+    spec: &'s Conv2dSpec,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl<'s> DirectForward<'s> {
+    /// `None` when no direct kernel handles `spec` on this CPU.
+    pub(crate) fn new(filter: &[f32], bias: Option<&[f32]>, spec: &'s Conv2dSpec) -> Option<Self> {
+        Some(Self::with_isa(isa_for(spec, Pass::Forward)?, filter, bias, spec))
+    }
+
+    fn with_isa(isa: Isa, filter: &[f32], bias: Option<&[f32]>, spec: &'s Conv2dSpec) -> Self {
+        let width = spec.out_c.div_ceil(isa.lanes()) * isa.lanes();
+        let weights = pack_rows(filter, spec.out_c, width);
+        let mut bias_padded = vec![0.0; width];
+        if let Some(bias) = bias {
+            bias_padded[..spec.out_c].copy_from_slice(&bias[..spec.out_c]);
+        }
+        DirectForward { isa, spec, weights, bias: bias_padded }
+    }
+
+    /// Length of the scratch buffer [`DirectForward::image`] pads an image into.
+    pub(crate) fn padded_len(&self) -> usize {
+        let (ph, pw) = padded_dims(self.spec);
+        ph * pw * self.spec.in_c
+    }
+
+    /// Channels per pixel with the padding to whole registers.
+    pub(crate) fn padded_channels(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// Writes every element of one image's output (`[out_h, out_w, out_c]`) from the image
+    /// (`[in_h, in_w, in_c]`), padding it into `padded` first. With `padded_pixels`, each
+    /// pixel takes [`DirectForward::padded_channels`] values (the padding ones are 0), so
+    /// that a consumer can loop over whole registers.
+    pub(crate) fn image(
+        &self,
+        x: &[f32],
+        padded: &mut [f32],
+        y: &mut [MaybeUninit<f32>],
+        padded_pixels: bool,
+    ) {
+        pad_image(x, self.spec, padded);
+        let stride = if padded_pixels { self.padded_channels() } else { self.spec.out_c };
+        let pw = padded_dims(self.spec).1;
+        let (weights, bias) = (&self.weights, &self.bias);
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
-            match isa {
-                Isa::Avx2 => avx2::forward_image(&padded, pw, &weights, &bias_padded, spec, y),
-                Isa::Avx512 => avx512::forward_image(&padded, pw, &weights, &bias_padded, spec, y),
+            match self.isa {
+                Isa::Avx2 => avx2::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
+                Isa::Avx512 => avx512::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
             }
         };
-    };
-    // SAFETY: `forward_image` writes every channel of every pixel of its image. No zeroing
-    // first: it would cost as much as the convolution's own writes.
-    unsafe { build_chunks(spec.batch * image_out, image_out, spec.batch > 1, run_image) }
+    }
+}
+
+impl DirectForward<'_> {
+    /// Max-pools one image's output written by [`DirectForward::image`] with padded pixels,
+    /// over `spec`'s disjoint windows (elements at `offsets` from each corner), into `out`
+    /// and each window's winner into `won` (see `conv2d_pool`).
+    pub(crate) fn max_pool_image(
+        &self,
+        y: &[f32],
+        spec: &ConvPoolSpec,
+        offsets: &[usize],
+        out: &mut [f32],
+        won: &mut [f32],
+    ) {
+        assert!(spec.conv == *self.spec, "pooling a different convolution's output");
+        // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+        unsafe {
+            match self.isa {
+                Isa::Avx2 => avx2::max_pool_image_padded(y, spec, offsets, out, won),
+                Isa::Avx512 => avx512::max_pool_image_padded(y, spec, offsets, out, won),
+            }
+        }
+    }
 }
 
 /// Filter gradient, or `None` when no direct kernel handles `spec` on this CPU.
@@ -169,40 +244,88 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Optio
 }
 
 fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
-    let out_c = spec.out_c;
-    let taps = spec.kernel_h * spec.kernel_w * spec.in_c;
-    let width = out_c.div_ceil(isa.lanes()) * isa.lanes();
-    let partial_len = taps * width;
-    let (ph, pw) = padded_dims(spec);
+    let kernel = DirectFilterGradient { isa, spec };
     let image_in = spec.in_h * spec.in_w * spec.in_c;
-    let image_out = spec.out_h * spec.out_w * out_c;
-    // Slots of consecutive images, a function of the batch size only.
-    let slots = spec.batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
-    let images_per_slot = spec.batch.div_ceil(slots);
-    let mut partials = vec![0.0; slots * partial_len];
-    partials.par_chunks_mut(partial_len).enumerate().for_each(|(slot, partial)| {
-        let mut padded = vec![0.0; ph * pw * spec.in_c];
-        let first = slot * images_per_slot;
-        for image in first..(first + images_per_slot).min(spec.batch) {
-            pad_image(&x[image * image_in..(image + 1) * image_in], spec, &mut padded);
+    let image_out = spec.out_h * spec.out_w * spec.out_c;
+    let partials = kernel.partials(|slot_images, partial| {
+        let mut padded = vec![0.0; kernel.padded_len()];
+        for image in slot_images {
             let dy = &dy[image * image_out..(image + 1) * image_out];
-            // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
-            unsafe {
-                match isa {
-                    Isa::Avx2 => avx2::filter_gradient_image(&padded, pw, dy, spec, partial),
-                    Isa::Avx512 => avx512::filter_gradient_image(&padded, pw, dy, spec, partial),
-                }
-            };
+            kernel.image(&x[image * image_in..(image + 1) * image_in], dy, &mut padded, partial);
         }
     });
-    // Sum the slots in order and drop the channel padding.
-    let mut dw = vec![0.0; taps * out_c];
-    for partial in partials.chunks_exact(partial_len) {
-        for (dst, src) in dw.chunks_exact_mut(out_c).zip(partial.chunks_exact(width)) {
-            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-        }
+    kernel.finish(&partials)
+}
+
+/// The filter-gradient kernel for one convolution, run image by image into per-slot partial
+/// sums; what a fused kernel builds on.
+pub(crate) struct DirectFilterGradient<'s> {
+    isa: Isa,
+    spec: &'s Conv2dSpec,
+}
+
+impl<'s> DirectFilterGradient<'s> {
+    /// `None` when no direct kernel handles `spec` on this CPU.
+    pub(crate) fn new(spec: &'s Conv2dSpec) -> Option<Self> {
+        Some(DirectFilterGradient { isa: isa_for(spec, Pass::FilterGradient)?, spec })
     }
-    dw
+
+    fn width(&self) -> usize {
+        self.spec.out_c.div_ceil(self.isa.lanes()) * self.isa.lanes()
+    }
+
+    fn partial_len(&self) -> usize {
+        self.spec.kernel_h * self.spec.kernel_w * self.spec.in_c * self.width()
+    }
+
+    /// Length of the scratch buffer [`DirectFilterGradient::image`] pads an image into.
+    pub(crate) fn padded_len(&self) -> usize {
+        let (ph, pw) = padded_dims(self.spec);
+        ph * pw * self.spec.in_c
+    }
+
+    /// Runs `fill(images, partial)` for slots of consecutive images in parallel, each with its
+    /// own zeroed partial gradient. The slots are a function of the batch size only, so the
+    /// sums do not depend on the number of threads.
+    pub(crate) fn partials(&self, fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+        let batch = self.spec.batch;
+        let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
+        let images_per_slot = batch.div_ceil(slots);
+        let mut partials = vec![0.0; slots * self.partial_len()];
+        partials.par_chunks_mut(self.partial_len()).enumerate().for_each(|(slot, partial)| {
+            let first = slot * images_per_slot;
+            fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
+        });
+        partials
+    }
+
+    /// Adds one image's filter gradient (image `[in_h, in_w, in_c]`, its output gradient
+    /// `[out_h, out_w, out_c]`) to `partial`, padding the image into `padded` first.
+    pub(crate) fn image(&self, x: &[f32], dy: &[f32], padded: &mut [f32], partial: &mut [f32]) {
+        pad_image(x, self.spec, padded);
+        let pw = padded_dims(self.spec).1;
+        // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+        unsafe {
+            match self.isa {
+                Isa::Avx2 => avx2::filter_gradient_image(padded, pw, dy, self.spec, partial),
+                Isa::Avx512 => avx512::filter_gradient_image(padded, pw, dy, self.spec, partial),
+            }
+        };
+    }
+
+    /// The filter gradient (HWIO): the slots' partial sums added in order, channel padding
+    /// dropped.
+    pub(crate) fn finish(&self, partials: &[f32]) -> Vec<f32> {
+        let (out_c, width) = (self.spec.out_c, self.width());
+        let taps = self.spec.kernel_h * self.spec.kernel_w * self.spec.in_c;
+        let mut dw = vec![0.0; taps * out_c];
+        for partial in partials.chunks_exact(self.partial_len()) {
+            for (dst, src) in dw.chunks_exact_mut(out_c).zip(partial.chunks_exact(width)) {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            }
+        }
+        dw
+    }
 }
 
 mod avx2;

@@ -26,6 +26,9 @@ pub(super) trait Simd {
     /// `a * b + c`.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// Where `v > max` (ordered: a NaN never wins), `(v, k)`, else `(max, arg)`: one step
+    /// of a running maximum and its position.
+    unsafe fn max_step(v: Self::V, max: Self::V, k: Self::V, arg: Self::V) -> (Self::V, Self::V);
 }
 
 /// AVX2 + FMA: 8 lanes.
@@ -75,6 +78,11 @@ impl Simd for Avx2 {
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         _mm256_add_ps(a, b)
     }
+    #[inline(always)]
+    unsafe fn max_step(v: __m256, max: __m256, k: __m256, arg: __m256) -> (__m256, __m256) {
+        let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(v, max);
+        (_mm256_blendv_ps(max, v, greater), _mm256_blendv_ps(arg, k, greater))
+    }
 }
 
 impl Simd for Avx512 {
@@ -116,5 +124,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         _mm512_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn max_step(v: __m512, max: __m512, k: __m512, arg: __m512) -> (__m512, __m512) {
+        let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, max);
+        (_mm512_mask_blend_ps(greater, max, v), _mm512_mask_blend_ps(greater, arg, k))
     }
 }

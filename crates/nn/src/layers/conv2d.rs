@@ -1,6 +1,6 @@
 //! `Conv2D`: 2-D convolution over NHWC images, HWIO kernel, per-filter bias, activation.
 
-use tensor::{Padding, Tensor};
+use tensor::{Padding, PoolWindow, Tensor};
 
 use super::{ForwardCtx, Layer};
 use crate::activation::Activation;
@@ -118,6 +118,18 @@ impl Layer for Conv2D {
     }
     fn forward_before_relu(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Relu).then(|| self.convolve(x))
+    }
+    fn forward_max_pooled_before_relu(
+        &self,
+        x: &Tensor,
+        window: PoolWindow,
+        _ctx: ForwardCtx,
+    ) -> Option<Result<Tensor>> {
+        (self.activation == Activation::Relu).then(|| {
+            let kernel =
+                self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
+            Ok(x.conv2d_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
+        })
     }
     fn config(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({

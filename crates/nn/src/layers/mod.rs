@@ -13,7 +13,7 @@ pub use dropout::Dropout;
 pub use pooling::{AveragePooling2D, L2Pooling2D, MaxPooling2D};
 pub use reshape::{ActivationLayer, Flatten, Reshape};
 
-use tensor::Tensor;
+use tensor::{PoolWindow, Tensor};
 
 use crate::error::Result;
 use crate::init::Initializer;
@@ -73,9 +73,22 @@ pub trait Layer: Send {
     fn forward_before_relu(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         None
     }
-    /// Whether this layer is a max pooling, which commutes with a preceding ReLU.
-    fn is_max_pooling(&self) -> bool {
-        false
+    /// For a max pooling layer: its windows. Max pooling commutes with a preceding ReLU,
+    /// and a preceding convolution may run fused with it. `None` for other layers.
+    fn max_pool_window(&self) -> Option<PoolWindow> {
+        None
+    }
+    /// For a convolution whose activation is ReLU: its output before the activation, max-pooled
+    /// over `window` (the next layer's), computed as one op that a backend may fuse
+    /// ([`Tensor::conv2d_max_pool`]). The model applies the ReLU after it. `None` for other
+    /// layers.
+    fn forward_max_pooled_before_relu(
+        &self,
+        _x: &Tensor,
+        _window: PoolWindow,
+        _ctx: ForwardCtx,
+    ) -> Option<Result<Tensor>> {
+        None
     }
     /// The layer's settings as Keras-style JSON (e.g. `{"units": 10, "activation": "relu"}`),
     /// from which [`Sequential::load`](crate::Sequential::load) rebuilds it; `None` (the

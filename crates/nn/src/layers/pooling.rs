@@ -1,7 +1,7 @@
 //! Pooling layers: `MaxPooling2D`, `AveragePooling2D` and `L2Pooling2D`, with Keras' defaults
 //! (`pool_size` (2, 2), strides equal to the pool size, `valid` padding).
 
-use tensor::{Padding, PoolKind, Tensor};
+use tensor::{Padding, PoolKind, PoolWindow, Tensor};
 
 use super::{ForwardCtx, Layer};
 use crate::error::{Error, Result};
@@ -109,8 +109,12 @@ macro_rules! pooling_layer {
             fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
                 self.0.forward(x)
             }
-            fn is_max_pooling(&self) -> bool {
-                self.0.kind == PoolKind::Max
+            fn max_pool_window(&self) -> Option<PoolWindow> {
+                (self.0.kind == PoolKind::Max).then(|| PoolWindow {
+                    size: self.0.pool_size,
+                    strides: self.0.strides(),
+                    padding: self.0.padding,
+                })
             }
             fn config(&self) -> Option<serde_json::Value> {
                 let (pool, strides) = (self.0.pool_size, self.0.strides());

@@ -3,6 +3,7 @@
 
 mod binary;
 mod conv;
+mod conv_pool;
 mod layout;
 mod matmul;
 mod pool;

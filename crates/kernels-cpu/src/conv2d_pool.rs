@@ -1,0 +1,286 @@
+//! Convolution followed by max pooling, fused ([`tensor::Backend::conv2d_max_pool`]), for
+//! convolutions the direct kernels take and pooling windows that do not overlap.
+//!
+//! Unfused, an MNIST network's first layer writes its 24x24x20 output (6 MB per batch of 128),
+//! reads it to pool, reads it again for the pooling gradient, writes the 6 MB gradient and
+//! reads that for the filter gradient and the bias: memory traffic that took longer than the
+//! convolution's arithmetic. Fused, each image's convolution output lives in a ~46 KB scratch
+//! buffer (in L2) just long enough to be pooled, and the forward pass keeps only which element
+//! of each window won (its index in scan order, stored as an f32 beside each pooled value). The backward pass rebuilds one image's
+//! output gradient at a time from the pooled gradient and those winners, again in scratch,
+//! and feeds it straight to the direct filter-gradient kernel. When the input gradient is
+//! needed or the filter gradient has no direct kernel, the whole gradient is rebuilt and
+//! handed to the general kernels.
+//!
+//! Values are the unfused kernels' exactly: the same convolution kernel, and the same winner
+//! (the first strictly greatest value in scan order, as in [`crate::pool_2x2`]).
+
+use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+use tensor::shape::{ConvPoolSpec, ReduceSpec};
+use tensor::ReduceOp;
+
+/// Largest window: a winner's index is kept as an f32, exact up to 2^24.
+const MAX_WINDOW: usize = 1 << 24;
+
+/// Whether [`forward`] / [`backward`] handle `spec` on this CPU (otherwise the backend runs
+/// the unfused kernels, and its `saved` storage is the convolution's output).
+pub(crate) fn fuses(spec: &ConvPoolSpec) -> bool {
+    spec.windows_disjoint()
+        && spec.pool.pool_h * spec.pool.pool_w <= MAX_WINDOW
+        && spec.pool.out_h * spec.pool.out_w > 0
+        && conv2d_direct::forward_available(&spec.conv)
+}
+
+/// Pooled values per image.
+fn pooled_len(spec: &ConvPoolSpec) -> usize {
+    spec.pool.out_h * spec.pool.out_w * spec.conv.out_c
+}
+
+/// Length of the saved winners (one per pooled value).
+pub(crate) fn saved_len(spec: &ConvPoolSpec) -> usize {
+    spec.conv.batch * pooled_len(spec)
+}
+
+/// `(pooled, winners)`; `spec` must satisfy [`fuses`].
+pub(crate) fn forward(
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    spec: &ConvPoolSpec,
+) -> (Vec<f32>, Vec<f32>) {
+    let conv = &spec.conv;
+    let kernel = DirectForward::new(filter, bias, conv).expect("fuses() checked the direct kernel");
+    let image_in = conv.in_h * conv.in_w * conv.in_c;
+    let image_pooled = pooled_len(spec);
+    // The scratch output has whole registers of channels per pixel, so the pooling loops
+    // below have no partial vectors (whose scalar remainder, branching on random data, cost
+    // more than the convolution).
+    let width = kernel.padded_channels();
+    let offsets = window_offsets(spec, width);
+    let mut pooled = crate::buffers::take_zeroed(conv.batch * image_pooled);
+    let mut winners = crate::buffers::take_zeroed(saved_len(spec));
+    let scratch = || {
+        let y = vec![MaybeUninit::<f32>::uninit(); conv.out_h * conv.out_w * width];
+        (vec![0.0; kernel.padded_len()], y)
+    };
+    let outputs = pooled.par_chunks_mut(image_pooled).zip(winners.par_chunks_mut(image_pooled));
+    outputs.enumerate().for_each_init(scratch, |(padded, y), (image, (out, won))| {
+        kernel.image(&x[image * image_in..(image + 1) * image_in], padded, y, true);
+        // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
+        let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
+        kernel.max_pool_image(y, spec, &offsets, out, won);
+    });
+    (pooled, winners)
+}
+
+/// Offsets of a window's elements from its corner in one image's convolution output whose
+/// pixels are `pixel` values apart, in scan order (a winner's index indexes this table).
+fn window_offsets(spec: &ConvPoolSpec, pixel: usize) -> Vec<usize> {
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    (0..pool.pool_h).flat_map(|r| (0..pool.pool_w).map(move |s| (r * conv.out_w + s) * pixel)).collect()
+}
+
+/// Offset of window (`oy`, `ox`)'s corner in one image's convolution output.
+#[inline(always)]
+fn corner(spec: &ConvPoolSpec, pixel: usize, oy: usize, ox: usize) -> usize {
+    (oy * spec.pool.stride_h * spec.conv.out_w + ox * spec.pool.stride_w) * pixel
+}
+
+/// Writes one image's convolution-output gradient: the pooled gradient at each window's
+/// winner, zero elsewhere. Each window element is written once, with a select over the
+/// channel vector (vectorised) rather than a scatter; elements in no window (when the windows
+/// leave a margin) are zeroed first.
+#[inline(always)]
+fn expand_image(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], dy: &mut [f32]) {
+    let (conv, pool, c) = (&spec.conv, &spec.pool, spec.conv.out_c);
+    if pool.out_h * pool.pool_h < conv.out_h || pool.out_w * pool.pool_w < conv.out_w {
+        dy.fill(0.0);
+    }
+    for oy in 0..pool.out_h {
+        for ox in 0..pool.out_w {
+            let o = (oy * pool.out_w + ox) * c;
+            let (g, won) = (&dpooled[o..o + c], &won[o..o + c]);
+            let window = &mut dy[corner(spec, c, oy, ox)..];
+            for (k, &offset) in offsets.iter().enumerate() {
+                let k = k as f32;
+                for ((d, &g), &w) in window[offset..offset + c].iter_mut().zip(g).zip(won) {
+                    *d = if w == k { g } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// [`expand_image`] compiled for AVX2.
+#[target_feature(enable = "avx2")]
+fn expand_image_avx2(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], dy: &mut [f32]) {
+    expand_image(dpooled, won, spec, offsets, dy)
+}
+
+/// [`expand_image`], in the widest build this CPU runs.
+fn expand(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], dy: &mut [f32]) {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        unsafe { expand_image_avx2(dpooled, won, spec, offsets, dy) }
+    } else {
+        expand_image(dpooled, won, spec, offsets, dy)
+    }
+}
+
+/// Gradients of [`forward`] with respect to the input, filter and bias, each where `needs`
+/// asks; `spec` must satisfy [`fuses`] and `winners` come from [`forward`].
+pub(crate) fn backward(
+    x: &[f32],
+    filter: &[f32],
+    winners: &[f32],
+    dpooled: &[f32],
+    spec: &ConvPoolSpec,
+    [need_input, need_filter, need_bias]: [bool; 3],
+) -> [Option<Vec<f32>>; 3] {
+    let conv = &spec.conv;
+    let image_pooled = pooled_len(spec);
+    let won = winners;
+    let direct = DirectFilterGradient::new(conv).filter(|_| !need_input);
+    if let Some(kernel) = direct {
+        let dw = need_filter.then(|| filter_gradient(&kernel, x, dpooled, won, spec));
+        let db = need_bias.then(|| bias_gradient(dpooled, conv.out_c));
+        return [None, dw, db];
+    }
+    // The whole output gradient, for the general kernels.
+    let image_conv = conv.out_h * conv.out_w * conv.out_c;
+    let mut dy = crate::buffers::take_zeroed(conv.batch * image_conv);
+    let offsets = window_offsets(spec, conv.out_c);
+    dy.par_chunks_mut(image_conv).enumerate().for_each(|(image, dy)| {
+        let range = image * image_pooled..(image + 1) * image_pooled;
+        expand(&dpooled[range.clone()], &won[range], spec, &offsets, dy);
+    });
+    let sum = ReduceSpec { outer: 1, reduced: conv.batch * conv.out_h * conv.out_w, inner: conv.out_c };
+    [
+        need_input.then(|| crate::conv2d::conv2d_backward_input(&dy, filter, conv)),
+        need_filter.then(|| crate::conv2d::conv2d_backward_filter(x, &dy, conv)),
+        // The same reduction as the unfused path, so the two agree bit for bit.
+        need_bias.then(|| crate::reduce::reduce(ReduceOp::Sum, &dy, &sum)),
+    ]
+}
+
+/// The filter gradient, one image's output gradient rebuilt in scratch at a time.
+fn filter_gradient(
+    kernel: &DirectFilterGradient<'_>,
+    x: &[f32],
+    dpooled: &[f32],
+    won: &[f32],
+    spec: &ConvPoolSpec,
+) -> Vec<f32> {
+    let conv = &spec.conv;
+    let image_in = conv.in_h * conv.in_w * conv.in_c;
+    let image_pooled = pooled_len(spec);
+    let offsets = window_offsets(spec, conv.out_c);
+    let partials = kernel.partials(|images, partial| {
+        let mut padded = vec![0.0; kernel.padded_len()];
+        let mut dy = vec![0.0; conv.out_h * conv.out_w * conv.out_c];
+        for image in images {
+            let range = image * image_pooled..(image + 1) * image_pooled;
+            expand(&dpooled[range.clone()], &won[range], spec, &offsets, &mut dy);
+            kernel.image(&x[image * image_in..(image + 1) * image_in], &dy, &mut padded, partial);
+        }
+    });
+    kernel.finish(&partials)
+}
+
+/// Sum of the pooled gradient per channel: each pooled value's gradient reaches exactly one
+/// convolution output, and the bias gradient is the sum of those.
+fn bias_gradient(dpooled: &[f32], channels: usize) -> Vec<f32> {
+    let mut db = vec![0.0; channels];
+    for row in dpooled.chunks_exact(channels) {
+        db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+    }
+    db
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use tensor::shape::PoolWindow;
+    use tensor::{Padding, PoolKind, Shape};
+
+    fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    fn spec(x: [usize; 4], f: [usize; 4], pool: (usize, usize)) -> ConvPoolSpec {
+        let window = PoolWindow { size: pool, strides: pool, padding: Padding::Valid };
+        ConvPoolSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Valid, window).unwrap()
+    }
+
+    /// On the lecture's shapes the fused kernel runs (where the CPU has AVX2 or AVX-512) and
+    /// its forward values are the unfused kernels' exactly; its gradients match the unfused
+    /// ones (the filter and input gradients bit for bit where they go through the same
+    /// kernels, the bias to rounding).
+    #[test]
+    fn fused_matches_unfused_kernels_on_the_mnist_layers() {
+        let mut rng = StdRng::seed_from_u64(31);
+        for (x, f, pool) in
+            [([5, 28, 28, 1], [5, 5, 1, 20], (2, 2)), ([3, 12, 12, 20], [3, 3, 20, 40], (2, 2))]
+        {
+            let spec = spec(x, f, pool);
+            if !fuses(&spec) {
+                assert!(!std::arch::is_x86_feature_detected!("avx2"), "a CPU with AVX2 fuses these layers");
+                continue;
+            }
+            let conv = &spec.conv;
+            let (xs, w, b) = (
+                random(conv.input_shape().numel(), &mut rng),
+                random(conv.filter_shape().numel(), &mut rng),
+                random(conv.out_c, &mut rng),
+            );
+            let y = crate::conv2d::conv2d_forward(&xs, &w, Some(&b), conv);
+            let want = crate::pool::pool2d(PoolKind::Max, &y, &spec.pool);
+            let (pooled, winners) = forward(&xs, &w, Some(&b), &spec);
+            assert_eq!(pooled, want);
+
+            let dpooled = random(pooled.len(), &mut rng);
+            let dy = crate::pool::pool2d_backward(PoolKind::Max, &y, &want, &dpooled, &spec.pool);
+            let dw = crate::conv2d::conv2d_backward_filter(&xs, &dy, conv);
+            let dx = crate::conv2d::conv2d_backward_input(&dy, &w, conv);
+            let sum = ReduceSpec { outer: 1, reduced: dy.len() / conv.out_c, inner: conv.out_c };
+            let db = crate::reduce::reduce(ReduceOp::Sum, &dy, &sum);
+            for needs in [[false, true, true], [true, true, true]] {
+                let [got_dx, got_dw, got_db] = backward(&xs, &w, &winners, &dpooled, &spec, needs);
+                assert_eq!(got_dx.is_some(), needs[0]);
+                if let Some(got) = got_dx {
+                    assert_eq!(got, dx);
+                }
+                assert_eq!(got_dw.unwrap(), dw);
+                for (g, want) in got_db.unwrap().iter().zip(&db) {
+                    assert!((g - want).abs() <= 1e-5 * (1.0 + want.abs()), "bias gradient {g} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_disjoint_windows_inside_the_output_fuse() {
+        // Overlapping windows (stride 1) and windows that would need padding do not.
+        let overlapping = ConvPoolSpec::new(
+            &Shape::new([1, 8, 8, 1]),
+            &Shape::new([3, 3, 1, 4]),
+            (1, 1),
+            Padding::Valid,
+            PoolWindow { size: (2, 2), strides: (1, 1), padding: Padding::Valid },
+        )
+        .unwrap();
+        assert!(!fuses(&overlapping));
+        let padded = ConvPoolSpec::new(
+            &Shape::new([1, 7, 7, 1]),
+            &Shape::new([3, 3, 1, 4]),
+            (1, 1),
+            Padding::Valid,
+            PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Same },
+        )
+        .unwrap();
+        assert!(!fuses(&padded));
+    }
+}

@@ -1,0 +1,68 @@
+//! Convolution followed by max pooling, as one differentiable op, so that a backend can fuse
+//! them (see [`crate::Backend::conv2d_max_pool`]).
+
+use crate::backend::ConvPoolBackward;
+use crate::error::{Result, TensorError};
+use crate::shape::{ConvPoolSpec, Padding, PoolWindow, Shape};
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// `max_pool(conv2d(x, filter) + bias)`: the same values and gradients as
+    /// [`Tensor::conv2d`] followed by [`Tensor::max_pool2d`], in one op that a backend may run
+    /// fused. A model's `Conv2D(activation="relu")` followed by `MaxPooling2D` is this op
+    /// followed by a ReLU (max pooling commutes with ReLU).
+    pub fn conv2d_max_pool(
+        &self,
+        filter: &Tensor,
+        bias: Option<&Tensor>,
+        strides: (usize, usize),
+        padding: Padding,
+        pool: PoolWindow,
+    ) -> Result<Tensor> {
+        self.same_device(filter, "conv2d_max_pool")?;
+        let spec = ConvPoolSpec::new(self.shape(), filter.shape(), strides, padding, pool)?;
+        if let Some(b) = bias {
+            self.same_device(b, "conv2d_max_pool")?;
+            if b.dims() != [spec.conv.out_c] {
+                return Err(TensorError::ShapeMismatch {
+                    op: "conv2d_max_pool (bias must be [filters])",
+                    lhs: filter.shape().clone(),
+                    rhs: b.shape().clone(),
+                });
+            }
+        }
+        let (pooled, saved) = self.backend().conv2d_max_pool(
+            self.storage(),
+            filter.storage(),
+            bias.map(|b| b.storage()),
+            &spec,
+        )?;
+        let mut inputs = vec![self, filter];
+        inputs.extend(bias);
+        let shape = spec.pool.output_shape();
+        Ok(Tensor::from_op(pooled, shape, self.device(), &inputs, "conv2d_max_pool", move |ctx| {
+            let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
+            let needs = [ctx.needs[0], ctx.needs[1], ctx.needs.get(2).copied().unwrap_or(false)];
+            let grads = x.backend().conv2d_max_pool_backward(&ConvPoolBackward {
+                x: x.storage(),
+                filter: w.storage(),
+                pooled: ctx.output.storage(),
+                saved: &saved,
+                dpooled: ctx.grad.storage(),
+                spec: &spec,
+                needs,
+            })?;
+            let wrap = |storage: Option<_>, shape: Shape| {
+                storage.map(|s| Tensor::from_storage(s, shape, x.device())).transpose()
+            };
+            let mut out = vec![
+                wrap(grads.input, spec.conv.input_shape())?,
+                wrap(grads.filter, spec.conv.filter_shape())?,
+            ];
+            if ctx.inputs.len() > 2 {
+                out.push(wrap(grads.bias, Shape::new([spec.conv.out_c]))?);
+            }
+            Ok(out)
+        }))
+    }
+}
