@@ -65,6 +65,21 @@ fn map3(x: &[f32], y: &[f32], dy: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Syn
     }
 }
 
+/// `a + alpha * b` elementwise (`a` and `b` of equal length), rounded as the product and then
+/// the sum: no fused multiply-add, so the result equals `Affine` then `Add` bit for bit.
+pub fn scaled_add(a: &[f32], b: &[f32], alpha: f32) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "scaled_add: lengths differ");
+    // SAFETY: the zipped loop writes every element of the chunk.
+    unsafe {
+        build(a.len(), |offset, out| {
+            let range = offset..offset + out.len();
+            for ((o, &a), &b) in out.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
+                o.write(a + alpha * b);
+            }
+        })
+    }
+}
+
 /// `op(x)` elementwise.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
     match op {
@@ -443,6 +458,21 @@ mod tests {
                 assert_close(&got, &want, 1e-5);
             }
         }
+    }
+
+    /// The fused SGD step rounds exactly as the two kernels it replaces.
+    #[test]
+    fn scaled_add_equals_affine_then_add_bit_for_bit() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let (a, b) = (random(70_001, &mut rng), random(70_001, &mut rng));
+        let alpha = -0.013;
+        let scaled = unary(UnaryOp::Affine { scale: alpha, shift: 0.0 }, &b);
+        let spec = BroadcastSpec { dims: vec![a.len()], a_strides: vec![1], b_strides: vec![1] };
+        let want = binary(BinaryOp::Add, &a, &scaled, &spec);
+        let got = scaled_add(&a, &b, alpha);
+        assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()));
+        let sub = binary(BinaryOp::Sub, &a, &unary(UnaryOp::Affine { scale: -alpha, shift: 0.0 }, &b), &spec);
+        assert!(got.iter().zip(&sub).all(|(g, w)| g.to_bits() == w.to_bits()), "p + (-lr) g == p - lr g");
     }
 
     #[test]

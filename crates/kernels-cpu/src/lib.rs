@@ -211,6 +211,12 @@ impl Backend for CpuBackend {
         Ok(store(self.run(|| elementwise::binary(op, a, b, spec))))
     }
 
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
+        let a = cpu_slice(a, "scaled_add")?;
+        let b = input(b, "scaled_add", "b", a.len())?;
+        Ok(store(self.run(|| elementwise::scaled_add(a, b, alpha))))
+    }
+
     fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
         let x = cpu_slice(x, "expand")?;
         spec.check_reads("expand", "x", x.len(), false)?;

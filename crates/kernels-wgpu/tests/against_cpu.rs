@@ -314,6 +314,15 @@ fn unary_ops_and_gradients() {
 }
 
 #[test]
+fn scaled_add_matches() {
+    let Some(p) = Pair::new() else { return };
+    let (a, b) = (p.rand(1001, 40), p.rand(1001, 41));
+    let g = p.gpu.scaled_add(&a.0, &b.0, -0.25).unwrap();
+    let c = p.cpu.scaled_add(&a.1, &b.1, -0.25).unwrap();
+    p.check("scaled_add", &g, &c);
+}
+
+#[test]
 fn binary_ops_broadcast_and_expand() {
     let Some(p) = Pair::new() else { return };
     let shapes: &[(&[usize], &[usize])] = &[

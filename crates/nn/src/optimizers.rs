@@ -168,7 +168,8 @@ impl OptimizerState {
                     Error::Build(format!("variable {i} of shape {} has no gradient", p.shape()))
                 })?;
                 let updated = match &self.config {
-                    Optimizer::Sgd(s) if s.momentum == 0.0 => p.sub(&g.mul_scalar(s.learning_rate)?)?,
+                    // One pass: `p + (-lr) * g` rounds exactly as `p - lr * g`.
+                    Optimizer::Sgd(s) if s.momentum == 0.0 => p.add_scaled(g, -s.learning_rate)?,
                     Optimizer::Sgd(s) => {
                         let scaled = g.mul_scalar(s.learning_rate)?;
                         let v = match &self.slot1[i] {

@@ -123,6 +123,14 @@ pub trait Backend: Send + Sync + Debug {
     fn unary_backward(&self, op: UnaryOp, x: &Storage, y: &Storage, dy: &Storage) -> Result<Storage>;
     /// `a op b` with broadcasting; the output is contiguous with `spec.dims`.
     fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage>;
+    /// `a + alpha * b` elementwise over two buffers of the same length: an SGD step
+    /// (`alpha = -learning_rate`) in one pass over memory instead of two. Rounds like
+    /// [`Backend::unary`] (`Affine`) then [`Backend::binary`] (`Add`), which is the default.
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
+        let scaled = self.unary(UnaryOp::Affine { scale: alpha, shift: 0.0 }, b)?;
+        let spec = BroadcastSpec { dims: vec![a.len()], a_strides: vec![1], b_strides: vec![1] };
+        self.binary(BinaryOp::Add, a, &scaled, &spec)
+    }
     /// Materialises `x` read with `spec.a_strides` (0 on broadcast axes) into a contiguous
     /// output of `spec.dims`; `spec.b_strides` is ignored.
     fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage>;

@@ -422,3 +422,19 @@ fn conv2d_max_pool_matches_conv_then_pool() {
         }
     }
 }
+
+#[test]
+fn add_scaled() {
+    let s = [3, 7, 5];
+    check_op(
+        "add_scaled",
+        95,
+        &[input(&s), input(&s)],
+        |t| t[0].add_scaled(&t[1], -0.37),
+        |v| v[0].iter().zip(&v[1]).map(|(a, b)| a - 0.37 * b).collect(),
+    );
+    let dev = common::device();
+    let a = Tensor::from_vec(vec![1.0; 6], [2, 3], &dev).unwrap();
+    let b = Tensor::from_vec(vec![1.0; 6], [3, 2], &dev).unwrap();
+    assert!(a.add_scaled(&b, 1.0).is_err(), "shapes must be equal, not broadcast");
+}

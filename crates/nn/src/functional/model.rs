@@ -6,7 +6,7 @@ use std::sync::{Arc, MutexGuard};
 
 use tensor::{no_grad, Device, Tensor};
 
-use super::graph::{auto_name, LayerCell, LayerState, Op, SymbolicTensor};
+use super::graph::{auto_name, LayerCell, LayerState, Node, Op, SymbolicTensor};
 use super::training::CompiledModel;
 use crate::array::Array;
 use crate::error::{Error, Result};
@@ -202,6 +202,27 @@ impl Model {
         self.layers.iter().map(|l| l.lock()).collect()
     }
 
+    /// For a convolution node whose only use is a max pooling (and not a model output): the
+    /// pooling node's id and its output before the convolution's ReLU, computed as one fused op
+    /// ([`Layer::forward_max_pooled_before_relu`]). `None` when the pattern does not apply.
+    fn forward_fused_with_pool(
+        &self,
+        node: &Node,
+        state: &LayerState,
+        x: &Tensor,
+        ctx: ForwardCtx,
+    ) -> Option<(u64, Result<Tensor>)> {
+        if self.consumers.get(&node.id) != Some(&1) || self.outputs.iter().any(|o| o.node.id == node.id) {
+            return None;
+        }
+        let consumer =
+            self.nodes.iter().map(|n| &n.node).find(|n| n.inputs.iter().any(|i| i.node.id == node.id))?;
+        let Op::Layer(pool) = &consumer.op else { return None };
+        let window = pool.lock().layer.max_pool_window()?;
+        let pooled = state.layer.forward_max_pooled_before_relu(x, window, ctx)?;
+        Some((consumer.id, pooled))
+    }
+
     /// Runs the graph on a batch of each input. For output `k` with `logits[k]`, an output layer
     /// ending in softmax returns its logits ([`Prediction::SoftmaxLogits`]) for a fused
     /// cross-entropy. Layers get the same per-layer seeds as in a `Sequential` of the same
@@ -219,9 +240,17 @@ impl Model {
             self.outputs.iter().zip(logits).filter(|(_, &l)| !l).map(|(o, _)| o.node.id).collect();
         let mut values: HashMap<u64, Tensor> = HashMap::new();
         let mut logit_values: HashMap<u64, Tensor> = HashMap::new();
+        // Max-pooling outputs already computed with their convolution, fused (as `Sequential`
+        // does): by pooling node id.
+        let mut fused: HashMap<u64, Tensor> = HashMap::new();
         let mut layer_index = 0u32;
         for node in &self.nodes {
             let node = &node.node;
+            if let Some(pooled) = fused.remove(&node.id) {
+                layer_index += 1;
+                values.insert(node.id, pooled);
+                continue;
+            }
             let value = match &node.op {
                 Op::Input(_) => {
                     let k = self.inputs.iter().position(|x| x.node.id == node.id).expect("checked in new");
@@ -234,6 +263,10 @@ impl Model {
                     let x = &values[&node.inputs[0].node.id];
                     let state = cell.lock();
                     let on_layer = |e: Error| in_layer(e, &cell.name, cell.class_name);
+                    if let Some((pool_id, pooled)) = self.forward_fused_with_pool(node, &state, x, ctx) {
+                        fused.insert(pool_id, pooled.map_err(on_layer)?.relu()?);
+                        continue;
+                    }
                     if wants_logits.contains(&node.id) {
                         if let Some(z) = state.layer.forward_logits(x, ctx) {
                             logit_values.insert(node.id, z.map_err(on_layer)?);

@@ -3,7 +3,7 @@
 //! shape with [`Tensor::sum_to_shape`].
 
 use crate::backend::{BinaryOp, UnaryOp};
-use crate::error::Result;
+use crate::error::{Result, TensorError};
 use crate::shape::broadcast;
 use crate::tensor::Tensor;
 
@@ -31,6 +31,33 @@ impl Tensor {
                 grad_if(ctx.needs[1], || ctx.grad.sum_to_shape(b.shape()))?,
             ])
         })
+    }
+
+    /// `self + alpha * rhs` for two tensors of the same shape, in one kernel (an optimizer's
+    /// update step). The same values as `self.add(&rhs.mul_scalar(alpha)?)`.
+    pub fn add_scaled(&self, rhs: &Tensor, alpha: f32) -> Result<Tensor> {
+        self.same_device(rhs, "add_scaled")?;
+        if self.shape() != rhs.shape() {
+            return Err(TensorError::ShapeMismatch {
+                op: "add_scaled (shapes must be equal)",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+            });
+        }
+        let storage = self.backend().scaled_add(self.storage(), rhs.storage(), alpha)?;
+        Ok(Tensor::from_op(
+            storage,
+            self.shape().clone(),
+            self.device(),
+            &[self, rhs],
+            "add_scaled",
+            move |ctx| {
+                Ok(vec![
+                    grad_if(ctx.needs[0], || Ok(ctx.grad.clone()))?,
+                    grad_if(ctx.needs[1], || ctx.grad.mul_scalar(alpha))?,
+                ])
+            },
+        ))
     }
 
     /// `self - rhs`, broadcasting.
