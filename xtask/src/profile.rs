@@ -103,6 +103,9 @@ impl Backend for Timed {
     fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, s: &BroadcastSpec) -> Result<Storage> {
         self.time(|| format!("binary {op:?} {:?}", s.dims), || self.inner.binary(op, a, b, s))
     }
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
+        self.time(|| format!("scaled_add {}", a.len()), || self.inner.scaled_add(a, b, alpha))
+    }
     fn expand(&self, x: &Storage, s: &BroadcastSpec) -> Result<Storage> {
         self.time(|| format!("expand {:?}", s.dims), || self.inner.expand(x, s))
     }
