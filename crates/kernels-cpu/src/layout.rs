@@ -19,11 +19,16 @@ fn write_run(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
 /// If an index is past the last row.
 pub fn gather_rows(x: &[f32], row_len: usize, indices: &[u32]) -> Vec<f32> {
     use rayon::prelude::*;
-    let mut out = vec![0.0; indices.len() * row_len];
-    out.par_chunks_mut(row_len.max(1)).zip(indices.par_iter()).for_each(|(dst, &i)| {
-        let i = i as usize;
-        dst.copy_from_slice(&x[i * row_len..(i + 1) * row_len]);
-    });
+    // A recycled buffer (a fresh one is page-faulted in on every training step), and tasks of
+    // at least 64 KiB: a batch of 128 MNIST rows is only 400 KB.
+    let mut out = crate::buffers::take_zeroed(indices.len() * row_len);
+    let rows_per_task = (crate::PARALLEL_CHUNK / row_len.max(1)).max(1);
+    out.par_chunks_mut(row_len.max(1)).zip(indices.par_iter()).with_min_len(rows_per_task).for_each(
+        |(dst, &i)| {
+            let i = i as usize;
+            dst.copy_from_slice(&x[i * row_len..(i + 1) * row_len]);
+        },
+    );
     out
 }
 
