@@ -208,23 +208,14 @@ impl Sequential {
                     return Ok(Prediction::SoftmaxLogits(z?));
                 }
             }
-            // ReLU then max pooling runs as max pooling then ReLU: same values and gradients,
-            // a quarter of the activation work (see `Layer::forward_before_relu`). A
-            // convolution and the pooling run as one op, which the CPU backend fuses.
+            // ReLU then max pooling runs as max pooling then ReLU (same values and gradients, a
+            // quarter of the activation work), the convolution and the pooling as one op,
+            // which the CPU backend fuses (see `Layer::forward_max_pooled_before_relu`).
             if let Some(window) = self.layers.get(i + 1).and_then(|next| next.max_pool_window()) {
                 if let Some(pooled) = layer.forward_max_pooled_before_relu(&h, window, ctx) {
                     // Errors name both layers: the pooling's shape checks run here too.
                     let pair = format!("{} + {}", self.names[i], self.names[i + 1]);
                     h = pooled.map_err(|e| with_layer(e, &pair))?.relu()?;
-                    i += 2;
-                    continue;
-                }
-                if let Some(z) = layer.forward_before_relu(&h, ctx) {
-                    let z = z.map_err(|e| with_layer(e, &self.names[i]))?;
-                    let pool = &self.layers[i + 1];
-                    let pooled =
-                        pool.forward(&z, ctx_of(i + 1)).map_err(|e| with_layer(e, &self.names[i + 1]))?;
-                    h = pooled.relu()?;
                     i += 2;
                     continue;
                 }

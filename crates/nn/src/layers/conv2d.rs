@@ -116,9 +116,6 @@ impl Layer for Conv2D {
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Softmax).then(|| self.convolve(x))
     }
-    fn forward_before_relu(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
-        (self.activation == Activation::Relu).then(|| self.convolve(x))
-    }
     fn forward_max_pooled_before_relu(
         &self,
         x: &Tensor,

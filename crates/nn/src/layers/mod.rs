@@ -66,13 +66,6 @@ pub trait Layer: Send {
     fn forward_logits(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         None
     }
-    /// For a layer whose activation is ReLU: its output before the activation. A model may
-    /// then apply a following max pooling first and the ReLU after it, on 4x fewer values:
-    /// `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU is monotone
-    /// and maps every value it does not preserve to the same 0. `None` for other layers.
-    fn forward_before_relu(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
-        None
-    }
     /// For a max pooling layer: its windows. Max pooling commutes with a preceding ReLU,
     /// and a preceding convolution may run fused with it. `None` for other layers.
     fn max_pool_window(&self) -> Option<PoolWindow> {
@@ -80,8 +73,9 @@ pub trait Layer: Send {
     }
     /// For a convolution whose activation is ReLU: its output before the activation, max-pooled
     /// over `window` (the next layer's), computed as one op that a backend may fuse
-    /// ([`Tensor::conv2d_max_pool`]). The model applies the ReLU after it. `None` for other
-    /// layers.
+    /// ([`Tensor::conv2d_max_pool`]). The model applies the ReLU after it, on 4x fewer values:
+    /// `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU is monotone
+    /// and maps every value it does not preserve to the same 0. `None` for other layers.
     fn forward_max_pooled_before_relu(
         &self,
         _x: &Tensor,
