@@ -82,12 +82,6 @@ fn window_offsets(spec: &ConvPoolSpec, pixel: usize) -> Vec<usize> {
     (0..pool.pool_h).flat_map(|r| (0..pool.pool_w).map(move |s| (r * conv.out_w + s) * pixel)).collect()
 }
 
-/// Offset of window (`oy`, `ox`)'s corner in one image's convolution output.
-#[inline(always)]
-fn corner(spec: &ConvPoolSpec, pixel: usize, oy: usize, ox: usize) -> usize {
-    (oy * spec.pool.stride_h * spec.conv.out_w + ox * spec.pool.stride_w) * pixel
-}
-
 /// Writes one image's convolution-output gradient: the pooled gradient at each window's
 /// winner, zero elsewhere. Each window element is written once, with a select over the
 /// channel vector (vectorised) rather than a scatter; elements in no window (when the windows
@@ -102,7 +96,7 @@ fn expand_image(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[us
         for ox in 0..pool.out_w {
             let o = (oy * pool.out_w + ox) * c;
             let (g, won) = (&dpooled[o..o + c], &won[o..o + c]);
-            let window = &mut dy[corner(spec, c, oy, ox)..];
+            let window = &mut dy[spec.window_corner(oy, ox) * c..];
             for (k, &offset) in offsets.iter().enumerate() {
                 let k = k as f32;
                 for ((d, &g), &w) in window[offset..offset + c].iter_mut().zip(g).zip(won) {

@@ -484,6 +484,12 @@ impl ConvPoolSpec {
         Ok(ConvPoolSpec { conv, pool })
     }
 
+    /// Pixel index of window (`oy`, `ox`)'s top-left element in one image's convolution
+    /// output (row-major over `conv.out_h x conv.out_w`), padding aside.
+    pub fn window_corner(&self, oy: usize, ox: usize) -> usize {
+        oy * self.pool.stride_h * self.conv.out_w + ox * self.pool.stride_w
+    }
+
     /// Whether the pooling windows lie inside the convolution's output without overlapping
     /// (stride = window, no padding on any side): then every convolution output belongs to at
     /// most one window, which is what a fused kernel that keeps only each window's winner

@@ -74,7 +74,7 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
     if pixels < PIXELS {
         for q in 0..pixels {
             forward_pixels::<S, BLOCKS, 1>(
-                padded,
+                (padded, pw),
                 [window(q)],
                 weights,
                 bias,
@@ -91,7 +91,8 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
         let first = next.min(pixels - PIXELS);
         let windows: [usize; PIXELS] = std::array::from_fn(|p| window(first + p));
         let out = (out, out_stride);
-        forward_pixels::<S, BLOCKS, PIXELS>(padded, windows, weights, bias, spec, first, mask, out);
+        let image = (padded, pw);
+        forward_pixels::<S, BLOCKS, PIXELS>(image, windows, weights, bias, spec, first, mask, out);
         next = first + PIXELS;
     }
 }
@@ -102,7 +103,7 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
-    padded: &[f32],
+    (padded, pw): (&[f32], usize),
     windows: [usize; PIXELS],
     weights: &[f32],
     bias: &[f32],
@@ -114,7 +115,6 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
     let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
     let mut acc = [bias; PIXELS];
     let c = spec.in_c;
-    let pw = super::padded_dims(spec).1;
     let x: [*const f32; PIXELS] = std::array::from_fn(|p| padded.as_ptr().add(windows[p]));
     let mut w = weights.as_ptr();
     for ky in 0..spec.kernel_h {
@@ -226,8 +226,7 @@ pub(super) fn check_pool<S: Simd>(
     let width = blocks * S::LANES;
     assert!(spec.windows_disjoint() && pool.out_h * pool.out_w > 0);
     assert!(y.len() >= conv.out_h * conv.out_w * width);
-    let last_corner =
-        ((pool.out_h - 1) * pool.stride_h * conv.out_w + (pool.out_w - 1) * pool.stride_w) * width;
+    let last_corner = spec.window_corner(pool.out_h - 1, pool.out_w - 1) * width;
     assert!(last_corner + offsets.iter().max().copied().unwrap_or(0) + width <= y.len());
     let pooled = pool.out_h * pool.out_w * conv.out_c;
     assert!(out.len() >= pooled && won.len() >= pooled);
@@ -251,7 +250,7 @@ pub(super) unsafe fn max_pool_image<S: Simd, const BLOCKS: usize>(
     let mask = S::mask(c - (BLOCKS - 1) * S::LANES);
     for oy in 0..pool.out_h {
         for ox in 0..pool.out_w {
-            let corner = y.as_ptr().add((oy * pool.stride_h * conv.out_w + ox * pool.stride_w) * width);
+            let corner = y.as_ptr().add(spec.window_corner(oy, ox) * width);
             let mut max: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(corner.add(b * S::LANES)));
             let mut arg = [S::zero(); BLOCKS];
             for (k, &offset) in offsets.iter().enumerate().skip(1) {
