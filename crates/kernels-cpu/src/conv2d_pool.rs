@@ -6,20 +6,23 @@
 //! reads that for the filter gradient and the bias: memory traffic that took longer than the
 //! convolution's arithmetic. Fused, each image's convolution output lives in a ~46 KB scratch
 //! buffer (in L2) just long enough to be pooled, and the forward pass keeps only which element
-//! of each window won (its index in scan order, stored as an f32 beside each pooled value). The backward pass rebuilds one image's
-//! output gradient at a time from the pooled gradient and those winners, again in scratch,
-//! and feeds it straight to the direct filter-gradient kernel. When the input gradient is
-//! needed or the filter gradient has no direct kernel, the whole gradient is rebuilt and
-//! handed to the general kernels.
+//! of each window won (its index in scan order, stored as an f32 beside each pooled value).
 //!
-//! Values are the unfused kernels' exactly: the same convolution kernel, and the same winner
-//! (the first strictly greatest value in scan order, as in [`crate::pool_2x2`]).
+//! The backward pass needs only those winners: each pooled value's gradient reaches one
+//! convolution output. The input gradient and the filter gradient of a layer with several
+//! input channels visit the winners' patches only ([`PooledBackward`], a quarter of a dense
+//! pass's arithmetic for 2x2 windows). A first layer's filter gradient (one input channel)
+//! rebuilds one image's output gradient at a time in scratch for the dense direct kernel,
+//! which is faster there: its patch rows are too short to fill a register.
+//!
+//! Forward values are the unfused kernels' exactly: the same convolution kernel, and the same
+//! winner (the first strictly greatest value in scan order, as in [`crate::pool_2x2`]). The
+//! gradients equal the unfused ones to rounding.
 
-use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward};
+use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward, PooledBackward};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use tensor::shape::{ConvPoolSpec, ReduceSpec};
-use tensor::ReduceOp;
+use tensor::shape::ConvPoolSpec;
 
 /// Largest window: a winner's index is kept as an f32, exact up to 2^24.
 const MAX_WINDOW: usize = 1 << 24;
@@ -125,6 +128,11 @@ fn expand(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], 
 
 /// Gradients of [`forward`] with respect to the input, filter and bias, each where `needs`
 /// asks; `spec` must satisfy [`fuses`] and `winners` come from [`forward`].
+///
+/// The input gradient, and the filter gradient of layers with several input channels, visit
+/// only the winners ([`PooledBackward`]). A first layer's filter gradient (one input
+/// channel, so a patch row of only `kernel_w` values) is faster dense: its output gradient is
+/// rebuilt one image at a time for the direct filter-gradient kernel.
 pub(crate) fn backward(
     x: &[f32],
     filter: &[f32],
@@ -133,29 +141,15 @@ pub(crate) fn backward(
     spec: &ConvPoolSpec,
     [need_input, need_filter, need_bias]: [bool; 3],
 ) -> [Option<Vec<f32>>; 3] {
-    let conv = &spec.conv;
-    let image_pooled = pooled_len(spec);
-    let won = winners;
-    let direct = DirectFilterGradient::new(conv).filter(|_| !need_input);
-    if let Some(kernel) = direct {
-        let dw = need_filter.then(|| filter_gradient(&kernel, x, dpooled, won, spec));
-        let db = need_bias.then(|| bias_gradient(dpooled, conv.out_c));
-        return [None, dw, db];
-    }
-    // The whole output gradient, for the general kernels.
-    let image_conv = conv.out_h * conv.out_w * conv.out_c;
-    let mut dy = crate::buffers::take_zeroed(conv.batch * image_conv);
-    let offsets = window_offsets(spec, conv.out_c);
-    dy.par_chunks_mut(image_conv).enumerate().for_each(|(image, dy)| {
-        let range = image * image_pooled..(image + 1) * image_pooled;
-        expand(&dpooled[range.clone()], &won[range], spec, &offsets, dy);
-    });
-    let sum = ReduceSpec { outer: 1, reduced: conv.batch * conv.out_h * conv.out_w, inner: conv.out_c };
+    let sparse = PooledBackward::new(spec).expect("fuses() checked the windows and the CPU");
+    let dense_filter = DirectFilterGradient::new(&spec.conv);
     [
-        need_input.then(|| crate::conv2d::conv2d_backward_input(&dy, filter, conv)),
-        need_filter.then(|| crate::conv2d::conv2d_backward_filter(x, &dy, conv)),
-        // The same reduction as the unfused path, so the two agree bit for bit.
-        need_bias.then(|| crate::reduce::reduce(ReduceOp::Sum, &dy, &sum)),
+        need_input.then(|| sparse.input_gradient(filter, dpooled, winners)),
+        need_filter.then(|| match &dense_filter {
+            Some(kernel) => filter_gradient(kernel, x, dpooled, winners, spec),
+            None => sparse.filter_gradient(x, dpooled, winners),
+        }),
+        need_bias.then(|| bias_gradient(dpooled, spec.conv.out_c)),
     ]
 }
 
@@ -197,8 +191,15 @@ fn bias_gradient(dpooled: &[f32], channels: usize) -> Vec<f32> {
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
-    use tensor::shape::PoolWindow;
-    use tensor::{Padding, PoolKind, Shape};
+    use tensor::shape::{PoolWindow, ReduceSpec};
+    use tensor::{Padding, PoolKind, ReduceOp, Shape};
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+        }
+    }
 
     fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
         (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
@@ -211,8 +212,7 @@ mod tests {
 
     /// On the lecture's shapes the fused kernel runs (where the CPU has AVX2 or AVX-512) and
     /// its forward values are the unfused kernels' exactly; its gradients match the unfused
-    /// ones (the filter and input gradients bit for bit where they go through the same
-    /// kernels, the bias to rounding).
+    /// ones to rounding (they add the same products in another order).
     #[test]
     fn fused_matches_unfused_kernels_on_the_mnist_layers() {
         let mut rng = StdRng::seed_from_u64(31);
@@ -245,12 +245,10 @@ mod tests {
                 let [got_dx, got_dw, got_db] = backward(&xs, &w, &winners, &dpooled, &spec, needs);
                 assert_eq!(got_dx.is_some(), needs[0]);
                 if let Some(got) = got_dx {
-                    assert_eq!(got, dx);
+                    assert_close("input gradient", &got, &dx);
                 }
-                assert_eq!(got_dw.unwrap(), dw);
-                for (g, want) in got_db.unwrap().iter().zip(&db) {
-                    assert!((g - want).abs() <= 1e-5 * (1.0 + want.abs()), "bias gradient {g} vs {want}");
-                }
+                assert_close("filter gradient", &got_dw.unwrap(), &dw);
+                assert_close("bias gradient", &got_db.unwrap(), &db);
             }
         }
     }

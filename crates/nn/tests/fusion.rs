@@ -1,5 +1,7 @@
-//! `Conv2D(relu)` followed by `MaxPooling2D` runs as pool-then-ReLU; that must change nothing a
-//! user can see: predictions and trained weights equal those of the unfused layer chain.
+//! `Conv2D(relu)` followed by `MaxPooling2D` runs as one fused convolution + pooling, then the
+//! ReLU; that must change nothing a user can see: predictions equal those of the unfused layer
+//! chain exactly, and trained weights to rounding (the fused backward pass adds the same
+//! products in another order).
 
 use nn::layers::{ActivationLayer, Conv2D, Dense, Flatten, MaxPooling2D};
 use nn::{Activation, Array, FitOptions, Loss, Metric, Sequential, Sgd};
@@ -20,7 +22,7 @@ fn model(fused: bool) -> Sequential {
 }
 
 #[test]
-fn relu_max_pool_reordering_is_exact() {
+fn fused_conv_relu_max_pool_matches_the_layer_chain() {
     let n = 10;
     // Half the inputs negative, so many windows are all-negative (ReLU gradient 0 there).
     let x: Vec<f32> = (0..n * 9 * 9 * 2).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
@@ -37,5 +39,9 @@ fn relu_max_pool_reordering_is_exact() {
     };
     let (a, b) = (weights(&fused), weights(&plain));
     assert_ne!(a[0], model(true).trainable_variables()[0].to_vec().unwrap(), "training moved the kernel");
-    assert_eq!(a, b);
+    for (fused, plain) in a.iter().zip(&b) {
+        for (&f, &p) in fused.iter().zip(plain) {
+            assert!((f - p).abs() <= 1e-5 * (1.0 + p.abs()), "trained weight {f} vs {p}");
+        }
+    }
 }

@@ -22,6 +22,7 @@
 //! GEMM path.
 
 use crate::buffers::build_chunks;
+pub(crate) use pooled_backward::PooledBackward;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::{Conv2dSpec, ConvPoolSpec};
@@ -331,6 +332,7 @@ impl<'s> DirectFilterGradient<'s> {
 mod avx2;
 mod avx512;
 mod kernels;
+mod pooled_backward;
 mod simd;
 
 #[cfg(test)]
