@@ -69,8 +69,13 @@ pub(crate) fn forward(
         (vec![0.0; kernel.padded_len()], y)
     };
     let outputs = pooled.par_chunks_mut(image_pooled).zip(winners.par_chunks_mut(image_pooled));
+    let in_registers = kernel.pools_in_registers(spec);
     outputs.enumerate().for_each_init(scratch, |(padded, y), (image, (out, won))| {
-        kernel.image(&x[image * image_in..(image + 1) * image_in], padded, y, true);
+        let x = &x[image * image_in..(image + 1) * image_in];
+        if in_registers {
+            return kernel.max_pool_2x2_image(x, padded, spec, out, won);
+        }
+        kernel.image(x, padded, y, true);
         // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
         let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
         kernel.max_pool_image(y, spec, &offsets, out, won);

@@ -71,6 +71,31 @@ pub(super) unsafe fn forward_rows<S: Simd, const BLOCKS: usize, const PIXELS: us
         let (oy, ox) = (q / spec.out_w, q % spec.out_w);
         (oy * spec.stride_h * pw + ox * spec.stride_w) * spec.in_c
     };
+    if spec.in_c == 1 && spec.stride_w == 1 && spec.out_w >= PIXELS {
+        // A first layer: tiles within a row, whose windows are one pointer and constant
+        // offsets apart (the general tiles keep a pointer per pixel, more than there are
+        // general registers to hold them, so they spill in the innermost loop).
+        for oy in 0..spec.out_h {
+            let mut next = 0;
+            while next < spec.out_w {
+                let ox = next.min(spec.out_w - PIXELS);
+                let window = (padded, oy * spec.stride_h * pw + ox);
+                let first = oy * spec.out_w + ox;
+                forward_row_tile::<S, BLOCKS, PIXELS>(
+                    window,
+                    pw,
+                    weights,
+                    bias,
+                    spec,
+                    first,
+                    mask,
+                    (out, out_stride),
+                );
+                next = ox + PIXELS;
+            }
+        }
+        return;
+    }
     if pixels < PIXELS {
         for q in 0..pixels {
             forward_pixels::<S, BLOCKS, 1>(
@@ -132,6 +157,17 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
             }
         }
     }
+    store_pixels::<S, BLOCKS, PIXELS>(&acc, first, mask, (out, out_stride));
+}
+
+/// Writes output pixels `first..first + PIXELS` from their accumulators.
+#[inline(always)]
+unsafe fn store_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
+    acc: &[[S::V; BLOCKS]; PIXELS],
+    first: usize,
+    mask: S::Mask,
+    (out, out_stride): (*mut f32, usize),
+) {
     for (p, acc) in acc.iter().enumerate() {
         let y = out.add((first + p) * out_stride);
         for b in 0..BLOCKS - 1 {
@@ -139,6 +175,42 @@ unsafe fn forward_pixels<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
         }
         S::store_masked(y.add((BLOCKS - 1) * S::LANES), mask, acc[BLOCKS - 1]);
     }
+}
+
+/// [`forward_pixels`] for one input channel, stride 1 and `PIXELS` consecutive pixels of a
+/// row, the first one's window starting at `window` in the padded image: each tap's input
+/// values are at constant offsets from one pointer.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_row_tile<S: Simd, const BLOCKS: usize, const PIXELS: usize>(
+    (padded, window): (&[f32], usize),
+    pw: usize,
+    weights: &[f32],
+    bias: &[f32],
+    spec: &Conv2dSpec,
+    first: usize,
+    mask: S::Mask,
+    out: (*mut f32, usize),
+) {
+    let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
+    let mut acc = [bias; PIXELS];
+    let mut w = weights.as_ptr();
+    let mut row_start = padded.as_ptr().add(window);
+    for _ in 0..spec.kernel_h {
+        for kx in 0..spec.kernel_w {
+            let row: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(w.add(b * S::LANES)));
+            let x = row_start.add(kx);
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let value = S::splat(*x.add(p));
+                for b in 0..BLOCKS {
+                    acc[b] = S::fmadd(value, row[b], acc[b]);
+                }
+            }
+            w = w.add(BLOCKS * S::LANES);
+        }
+        row_start = row_start.add(pw);
+    }
+    store_pixels::<S, BLOCKS, PIXELS>(&acc, first, mask, out);
 }
 
 /// Adds one image's filter gradient to `partial` (`[taps, BLOCKS * LANES]`), `TAPS` taps

@@ -216,6 +216,36 @@ impl<'s> DirectForward<'s> {
 }
 
 impl DirectForward<'_> {
+    /// Whether [`DirectForward::max_pool_2x2_image`] computes `spec` (a first layer's
+    /// convolution, then 2x2 max pooling).
+    pub(crate) fn pools_in_registers(&self, spec: &ConvPoolSpec) -> bool {
+        spec.conv == *self.spec && pool_tiles::applies(spec, self.isa.lanes())
+    }
+
+    /// One image's convolution and max pooling without writing the convolution's output:
+    /// pooled values into `out`, winners into `won` (every element of both written), the
+    /// image padded into `padded` first. Only where [`DirectForward::pools_in_registers`].
+    pub(crate) fn max_pool_2x2_image(
+        &self,
+        x: &[f32],
+        padded: &mut [f32],
+        spec: &ConvPoolSpec,
+        out: &mut [f32],
+        won: &mut [f32],
+    ) {
+        assert!(self.pools_in_registers(spec), "no in-register pooling for this layer");
+        pad_image(x, self.spec, padded);
+        let pw = padded_dims(self.spec).1;
+        let filter = (self.weights.as_slice(), self.bias.as_slice());
+        // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+        unsafe {
+            match self.isa {
+                Isa::Avx2 => pool_tiles::image_avx2(padded, pw, filter, spec, out, won),
+                Isa::Avx512 => pool_tiles::image_avx512(padded, pw, filter, spec, out, won),
+            }
+        }
+    }
+
     /// Max-pools one image's output written by [`DirectForward::image`] with padded pixels,
     /// over `spec`'s disjoint windows (elements at `offsets` from each corner), into `out`
     /// and each window's winner into `won` (see `conv2d_pool`).
@@ -332,6 +362,7 @@ impl<'s> DirectFilterGradient<'s> {
 mod avx2;
 mod avx512;
 mod kernels;
+mod pool_tiles;
 mod pooled_backward;
 mod simd;
 
@@ -341,6 +372,31 @@ mod tests {
     use crate::conv2d::{backward_filter_im2col, forward_im2col};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use tensor::{Padding, Shape};
+
+    /// Each window's winner (first strictly greatest in scan order) as the fused forward
+    /// pass stores it.
+    pub(super) fn reference_winners(y: &[f32], spec: &ConvPoolSpec) -> Vec<f32> {
+        let (conv, pool) = (&spec.conv, &spec.pool);
+        let mut won = Vec::new();
+        for image in 0..conv.batch {
+            for wy in 0..pool.out_h {
+                for wx in 0..pool.out_w {
+                    for c in 0..conv.out_c {
+                        let at = |k: usize| {
+                            let (oy, ox) =
+                                (wy * pool.stride_h + k / pool.pool_w, wx * pool.stride_w + k % pool.pool_w);
+                            y[((image * conv.out_h + oy) * conv.out_w + ox) * conv.out_c + c]
+                        };
+                        let best =
+                            (1..pool.pool_h * pool.pool_w)
+                                .fold(0, |best, k| if at(k) > at(best) { k } else { best });
+                        won.push(best as f32);
+                    }
+                }
+            }
+        }
+        won
+    }
 
     fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
         (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()

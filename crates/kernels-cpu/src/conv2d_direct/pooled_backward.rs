@@ -446,31 +446,6 @@ mod tests {
         }
     }
 
-    /// Each window's winner (first strictly greatest in scan order) as the fused forward
-    /// pass stores it.
-    fn winners(y: &[f32], spec: &ConvPoolSpec) -> Vec<f32> {
-        let (conv, pool) = (&spec.conv, &spec.pool);
-        let mut won = Vec::new();
-        for image in 0..conv.batch {
-            for wy in 0..pool.out_h {
-                for wx in 0..pool.out_w {
-                    for c in 0..conv.out_c {
-                        let at = |k: usize| {
-                            let (oy, ox) =
-                                (wy * pool.stride_h + k / pool.pool_w, wx * pool.stride_w + k % pool.pool_w);
-                            y[((image * conv.out_h + oy) * conv.out_w + ox) * conv.out_c + c]
-                        };
-                        let best =
-                            (1..pool.pool_h * pool.pool_w)
-                                .fold(0, |best, k| if at(k) > at(best) { k } else { best });
-                        won.push(best as f32);
-                    }
-                }
-            }
-        }
-        won
-    }
-
     /// Both builds this CPU runs agree with the dense path (convolution, max pooling, its
     /// gradient, the convolution's gradients) on every combination of input channels, filter
     /// counts (partial registers), strides, padding, window shapes and margins (outputs in no
@@ -501,7 +476,7 @@ mod tests {
             let pooled = pool2d(PoolKind::Max, &y, &spec.pool);
             let dpooled = random(pooled.len(), &mut rng);
             let dy = pool2d_backward(PoolKind::Max, &y, &pooled, &dpooled, &spec.pool);
-            let won = winners(&y, &spec);
+            let won = super::super::tests::reference_winners(&y, &spec);
             let want_dx = conv2d_backward_input(&dy, &filter, conv);
             let want_dw = conv2d_backward_filter(&x, &dy, conv);
             let mut isas = vec![];
