@@ -143,12 +143,13 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
             inputs: vec![px, py, pdy.clone()],
             kind: Kind::PoolBackward(pool),
         });
-        // The convolution and the pooling as one op (what a model runs): forward, and the
-        // filter and bias gradients (plus the input gradient for the second layer, whose input
-        // is a variable).
+        // The convolution, its ReLU and the pooling as one op (what a model's
+        // `Conv2D(relu)` + `MaxPooling2D` runs): forward, and the filter and bias gradients
+        // (plus the input gradient for the second layer, whose input is a variable).
         let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
         let fused =
-            ConvPoolSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid, window)?;
+            ConvPoolSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid, window)?
+                .with_relu();
         let (x, w, b) = (&fwd_inputs[0], &fwd_inputs[1], &fwd_inputs[2]);
         let (pooled, saved) = backend.conv2d_max_pool(x, w, Some(b), &fused)?;
         out.push(Workload {

@@ -175,10 +175,12 @@ impl Backend for Timed {
         bias: Option<&Storage>,
         s: &ConvPoolSpec,
     ) -> Result<(Storage, Storage)> {
-        self.time(|| conv_key("conv2d_max_pool", &s.conv), || self.inner.conv2d_max_pool(x, filter, bias, s))
+        let op = if s.relu { "conv2d_relu_max_pool" } else { "conv2d_max_pool" };
+        self.time(|| conv_key(op, &s.conv), || self.inner.conv2d_max_pool(x, filter, bias, s))
     }
     fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
-        let key = || conv_key("conv2d_max_pool_backward", &args.spec.conv);
+        let op = if args.spec.relu { "conv2d_relu_max_pool_backward" } else { "conv2d_max_pool_backward" };
+        let key = || conv_key(op, &args.spec.conv);
         self.time(key, || self.inner.conv2d_max_pool_backward(args))
     }
     fn concat(&self, parts: &[&Storage], s: &ConcatSpec) -> Result<Storage> {

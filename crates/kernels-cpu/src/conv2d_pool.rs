@@ -15,6 +15,10 @@
 //! rebuilds one image's output gradient at a time in scratch for the dense direct kernel,
 //! which is faster there: its patch rows are too short to fill a register.
 //!
+//! A ReLU after the pooling (`spec.relu`) is applied by the pooling kernels, in registers: a
+//! window it cuts to 0 gets no winner ([`NO_WINNER`]), so its gradient stops there. No
+//! separate activation pass over the batch, forward or backward.
+//!
 //! Forward values are the unfused kernels' exactly: the same convolution kernel, and the same
 //! winner (the first strictly greatest value in scan order, as in [`crate::pool_2x2`]). The
 //! gradients equal the unfused ones to rounding.
@@ -26,6 +30,10 @@ use tensor::shape::ConvPoolSpec;
 
 /// Largest window: a winner's index is kept as an f32, exact up to 2^24.
 const MAX_WINDOW: usize = 1 << 24;
+
+/// The winner of a window whose value a ReLU cut to 0: it matches no element, so its
+/// gradient reaches nothing (see `conv2d_direct::pooled_backward`).
+pub(crate) const NO_WINNER: f32 = -1.0;
 
 /// Whether [`forward`] / [`backward`] handle `spec` on this CPU (otherwise the backend runs
 /// the unfused kernels, and its `saved` storage is the convolution's output).
@@ -73,12 +81,13 @@ pub(crate) fn forward(
     outputs.enumerate().for_each_init(scratch, |(padded, y), (image, (out, won))| {
         let x = &x[image * image_in..(image + 1) * image_in];
         if in_registers {
-            return kernel.max_pool_2x2_image(x, padded, spec, out, won);
+            kernel.max_pool_2x2_image(x, padded, spec, out, won);
+        } else {
+            kernel.image(x, padded, y, true);
+            // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
+            let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
+            kernel.max_pool_image(y, spec, &offsets, out, won);
         }
-        kernel.image(x, padded, y, true);
-        // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
-        let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
-        kernel.max_pool_image(y, spec, &offsets, out, won);
     });
     (pooled, winners)
 }
@@ -154,7 +163,7 @@ pub(crate) fn backward(
             Some(kernel) => filter_gradient(kernel, x, dpooled, winners, spec),
             None => sparse.filter_gradient(x, dpooled, winners),
         }),
-        need_bias.then(|| bias_gradient(dpooled, spec.conv.out_c)),
+        need_bias.then(|| bias_gradient(dpooled, winners, spec.conv.out_c)),
     ]
 }
 
@@ -183,11 +192,13 @@ fn filter_gradient(
 }
 
 /// Sum of the pooled gradient per channel: each pooled value's gradient reaches exactly one
-/// convolution output, and the bias gradient is the sum of those.
-fn bias_gradient(dpooled: &[f32], channels: usize) -> Vec<f32> {
+/// convolution output (none for [`NO_WINNER`]), and the bias gradient is the sum of those.
+fn bias_gradient(dpooled: &[f32], won: &[f32], channels: usize) -> Vec<f32> {
     let mut db = vec![0.0; channels];
-    for row in dpooled.chunks_exact(channels) {
-        db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+    for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
+        for ((d, &g), &w) in db.iter_mut().zip(row).zip(won) {
+            *d += if w == NO_WINNER { 0.0 } else { g };
+        }
     }
     db
 }
@@ -197,7 +208,7 @@ mod tests {
     use super::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use tensor::shape::{PoolWindow, ReduceSpec};
-    use tensor::{Padding, PoolKind, ReduceOp, Shape};
+    use tensor::{Padding, PoolKind, ReduceOp, Shape, UnaryOp};
 
     fn assert_close(what: &str, got: &[f32], want: &[f32]) {
         assert_eq!(got.len(), want.len(), "{what}: length");
@@ -215,16 +226,16 @@ mod tests {
         ConvPoolSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Valid, window).unwrap()
     }
 
-    /// On the lecture's shapes the fused kernel runs (where the CPU has AVX2 or AVX-512) and
-    /// its forward values are the unfused kernels' exactly; its gradients match the unfused
-    /// ones to rounding (they add the same products in another order).
+    /// On the lecture's shapes, with and without the ReLU, the fused kernel runs (where the
+    /// CPU has AVX2 or AVX-512) and its forward values are the unfused kernels' exactly; its
+    /// gradients match the unfused ones to rounding (they add the same products in another
+    /// order).
     #[test]
     fn fused_matches_unfused_kernels_on_the_mnist_layers() {
         let mut rng = StdRng::seed_from_u64(31);
-        for (x, f, pool) in
-            [([5, 28, 28, 1], [5, 5, 1, 20], (2, 2)), ([3, 12, 12, 20], [3, 3, 20, 40], (2, 2))]
-        {
-            let spec = spec(x, f, pool);
+        let layers = [([5, 28, 28, 1], [5, 5, 1, 20], (2, 2)), ([3, 12, 12, 20], [3, 3, 20, 40], (2, 2))];
+        for ((x, f, pool), relu) in layers.into_iter().flat_map(|layer| [(layer, false), (layer, true)]) {
+            let spec = if relu { spec(x, f, pool).with_relu() } else { spec(x, f, pool) };
             if !fuses(&spec) {
                 assert!(!std::arch::is_x86_feature_detected!("avx2"), "a CPU with AVX2 fuses these layers");
                 continue;
@@ -236,12 +247,22 @@ mod tests {
                 random(conv.out_c, &mut rng),
             );
             let y = crate::conv2d::conv2d_forward(&xs, &w, Some(&b), conv);
-            let want = crate::pool::pool2d(PoolKind::Max, &y, &spec.pool);
+            let mut want = crate::pool::pool2d(PoolKind::Max, &y, &spec.pool);
+            if relu {
+                want = crate::elementwise::unary(UnaryOp::Relu, &want);
+                assert!(want.contains(&0.0) && want.iter().any(|&v| v > 0.0));
+            }
             let (pooled, winners) = forward(&xs, &w, Some(&b), &spec);
-            assert_eq!(pooled, want);
+            assert_eq!(pooled, want, "relu {relu}");
 
             let dpooled = random(pooled.len(), &mut rng);
-            let dy = crate::pool::pool2d_backward(PoolKind::Max, &y, &want, &dpooled, &spec.pool);
+            // The ReLU's gradient, then max pooling's, then the convolution's.
+            let dz = if relu {
+                crate::elementwise::unary_backward(UnaryOp::Relu, &want, &want, &dpooled)
+            } else {
+                dpooled.clone()
+            };
+            let dy = crate::pool::pool2d_backward(PoolKind::Max, &y, &want, &dz, &spec.pool);
             let dw = crate::conv2d::conv2d_backward_filter(&xs, &dy, conv);
             let dx = crate::conv2d::conv2d_backward_input(&dy, &w, conv);
             let sum = ReduceSpec { outer: 1, reduced: dy.len() / conv.out_c, inner: conv.out_c };

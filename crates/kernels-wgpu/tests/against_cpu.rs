@@ -190,8 +190,9 @@ fn conv_cases(p: &Pair) {
     conv_case(p, [4, 12, 12, 20], [3, 3, 20, 40], (1, 1), Padding::Valid, 9);
 }
 
-/// The fused convolution + max pooling: the GPU runs the trait's unfused default, the CPU its
-/// fused kernel where the shapes allow (the first two cases) and the unfused one elsewhere.
+/// The fused convolution + max pooling, with and without the ReLU: the GPU runs the trait's
+/// unfused default, the CPU its fused kernel where the shapes allow (the first two cases) and
+/// the unfused one elsewhere.
 #[test]
 fn conv2d_max_pool_forward_and_gradients() {
     let Some(p) = Pair::new() else { return };
@@ -201,11 +202,13 @@ fn conv2d_max_pool_forward_and_gradients() {
         ([2, 9, 9, 3], [3, 3, 3, 7], (3, 2), (3, 2)),
         ([2, 9, 9, 2], [2, 2, 2, 5], (3, 3), (2, 2)),
     ];
-    for (i, &(x_dims, f_dims, pool, strides)) in cases.iter().enumerate() {
+    let with_relu = cases.iter().enumerate().flat_map(|(i, case)| [(i, case, false), (i, case, true)]);
+    for (i, &(x_dims, f_dims, pool, strides), relu) in with_relu {
         let window = PoolWindow { size: pool, strides, padding: Padding::Valid };
         let spec =
             ConvPoolSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Valid, window)
                 .unwrap();
+        let spec = if relu { spec.with_relu() } else { spec };
         let seed = 300 + 10 * i as u64;
         let x = p.rand(spec.conv.input_shape().numel(), seed);
         let f = p.rand(spec.conv.filter_shape().numel(), seed + 1);
@@ -213,7 +216,8 @@ fn conv2d_max_pool_forward_and_gradients() {
         let dpooled = p.rand(spec.pool.output_shape().numel(), seed + 3);
         let (g, g_saved) = p.gpu.conv2d_max_pool(&x.0, &f.0, Some(&bias.0), &spec).unwrap();
         let (c, c_saved) = p.cpu.conv2d_max_pool(&x.1, &f.1, Some(&bias.1), &spec).unwrap();
-        let what = format!("conv2d_max_pool {x_dims:?} * {f_dims:?} pool {pool:?} stride {strides:?}");
+        let what =
+            format!("conv2d_max_pool {x_dims:?} * {f_dims:?} pool {pool:?} stride {strides:?} relu {relu}");
         p.check(&what, &g, &c);
         for needs in [[false, true, true], [true, true, true]] {
             let args = |x, filter, pooled, saved, dpooled| ConvPoolBackward {

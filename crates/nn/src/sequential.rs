@@ -208,14 +208,13 @@ impl Sequential {
                     return Ok(Prediction::SoftmaxLogits(z?));
                 }
             }
-            // ReLU then max pooling runs as max pooling then ReLU (same values and gradients, a
-            // quarter of the activation work), the convolution and the pooling as one op,
-            // which the CPU backend fuses (see `Layer::forward_max_pooled_before_relu`).
+            // A ReLU convolution and the max pooling after it run as one op, which the CPU
+            // backend fuses (see `Layer::forward_relu_max_pooled`).
             if let Some(window) = self.layers.get(i + 1).and_then(|next| next.max_pool_window()) {
-                if let Some(pooled) = layer.forward_max_pooled_before_relu(&h, window, ctx) {
+                if let Some(pooled) = layer.forward_relu_max_pooled(&h, window, ctx) {
                     // Errors name both layers: the pooling's shape checks run here too.
                     let pair = format!("{} + {}", self.names[i], self.names[i + 1]);
-                    h = pooled.map_err(|e| with_layer(e, &pair))?.relu()?;
+                    h = pooled.map_err(|e| with_layer(e, &pair))?;
                     i += 2;
                     continue;
                 }

@@ -187,8 +187,9 @@ pub trait Backend: Send + Sync + Debug {
         spec: &Pool2dSpec,
     ) -> Result<Storage>;
 
-    /// Convolution (plus bias) followed by max pooling, as one op: returns `(pooled, saved)`,
-    /// where `saved` is whatever this backend's [`Backend::conv2d_max_pool_backward`] needs.
+    /// Convolution (plus bias) followed by max pooling (and a ReLU where `spec.relu`), as one
+    /// op: returns `(pooled, saved)`, where `saved` is whatever this backend's
+    /// [`Backend::conv2d_max_pool_backward`] needs.
     /// The default runs [`Backend::conv2d`] then [`Backend::pool2d`] and saves the
     /// convolution's output; a backend can instead keep each window's winner and never write
     /// the full-size output to memory (on an MNIST network's first layer that output is 4x
@@ -263,6 +264,7 @@ pub fn conv2d_max_pool_unfused<B: Backend + ?Sized>(
 ) -> Result<(Storage, Storage)> {
     let y = backend.conv2d(x, filter, bias, &spec.conv)?;
     let pooled = backend.pool2d(PoolKind::Max, &y, &spec.pool)?;
+    let pooled = if spec.relu { backend.unary(UnaryOp::Relu, &pooled)? } else { pooled };
     Ok((pooled, y))
 }
 
@@ -273,8 +275,17 @@ pub fn conv2d_max_pool_backward_unfused<B: Backend + ?Sized>(
     args: &ConvPoolBackward<'_>,
 ) -> Result<ConvPoolGrads> {
     let (spec, [input, filter, bias]) = (&args.spec.conv, args.needs);
-    let dy =
-        backend.pool2d_backward(PoolKind::Max, args.saved, args.pooled, args.dpooled, &args.spec.pool)?;
+    // The ReLU passes gradient where its output is positive. (Max pooling's gradient finds
+    // each window's winner in the convolution's output, so the pooled values it is handed
+    // may be after the ReLU.)
+    let relu_grad;
+    let dpooled = if args.spec.relu {
+        relu_grad = backend.unary_backward(UnaryOp::Relu, args.pooled, args.pooled, args.dpooled)?;
+        &relu_grad
+    } else {
+        args.dpooled
+    };
+    let dy = backend.pool2d_backward(PoolKind::Max, args.saved, args.pooled, dpooled, &args.spec.pool)?;
     let sum_spec = ReduceSpec { outer: 1, reduced: spec.batch * spec.out_h * spec.out_w, inner: spec.out_c };
     Ok(ConvPoolGrads {
         input: input.then(|| backend.conv2d_backward_input(&dy, args.filter, spec)).transpose()?,

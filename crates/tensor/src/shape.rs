@@ -460,14 +460,17 @@ pub struct PoolWindow {
     pub padding: Padding,
 }
 
-/// A convolution followed by max pooling of its output, both resolved (see
-/// [`Backend::conv2d_max_pool`](crate::Backend::conv2d_max_pool)).
+/// A convolution followed by max pooling of its output, and optionally a ReLU of the pooled
+/// values, all resolved (see [`Backend::conv2d_max_pool`](crate::Backend::conv2d_max_pool)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvPoolSpec {
     /// The convolution.
     pub conv: Conv2dSpec,
     /// The max pooling of the convolution's output.
     pub pool: Pool2dSpec,
+    /// Whether a ReLU follows the pooling (equal to one between convolution and pooling,
+    /// since both are monotonic: a `Conv2D(activation="relu")` then `MaxPooling2D`).
+    pub relu: bool,
 }
 
 impl ConvPoolSpec {
@@ -481,7 +484,12 @@ impl ConvPoolSpec {
     ) -> Result<Self> {
         let conv = Conv2dSpec::new(input, filter, strides, padding)?;
         let pool = Pool2dSpec::new(&conv.output_shape(), pool.size, pool.strides, pool.padding)?;
-        Ok(ConvPoolSpec { conv, pool })
+        Ok(ConvPoolSpec { conv, pool, relu: false })
+    }
+
+    /// The same, with a ReLU of the pooled values.
+    pub fn with_relu(self) -> Self {
+        ConvPoolSpec { relu: true, ..self }
     }
 
     /// Pixel index of window (`oy`, `ox`)'s top-left element in one image's convolution

@@ -380,7 +380,8 @@ fn small_cnn_end_to_end() {
     );
 }
 
-/// `conv2d_max_pool` against the f64 reference convolution followed by max pooling: shapes
+/// `conv2d_max_pool` and `conv2d_relu_max_pool` against the f64 reference convolution
+/// followed by max pooling (and ReLU): shapes
 /// the CPU backend fuses (one input channel, disjoint 2x2 windows; several channels; a 3x2
 /// window) and ones it hands to the unfused kernels (overlapping windows, `same` padding).
 #[test]
@@ -402,21 +403,40 @@ fn conv2d_max_pool_matches_conv_then_pool() {
         let y = [x[0], conv_out(x[1], f[0], strides.0), conv_out(x[2], f[1], strides.1), f[3]];
         // A constant input (images, in a first layer) is where a fused backend skips the input
         // gradient and can rebuild the output gradient image by image.
-        for (bias, x_is_variable) in [(true, true), (false, true), (true, false)] {
+        // With the ReLU too (`conv2d_relu_max_pool`): half the pooled values are cut to 0.
+        for (bias, x_is_variable, relu) in [
+            (true, true, false),
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+            (true, false, true),
+        ] {
             let x_input = if x_is_variable { input(&x) } else { constant_in(&x, -1.0, 1.0) };
             let mut ins = vec![x_input, input(&f)];
             if bias {
                 ins.push(input(&[f[3]]));
             }
             check_op(
-                &format!("conv2d_max_pool case {i} bias={bias} x variable={x_is_variable}"),
+                &format!("conv2d_max_pool case {i} bias={bias} x variable={x_is_variable} relu={relu}"),
                 90 + i as u64,
                 &ins,
-                |t| t[0].conv2d_max_pool(&t[1], t.get(2), strides, padding, window),
+                |t| {
+                    if relu {
+                        t[0].conv2d_relu_max_pool(&t[1], t.get(2), strides, padding, window)
+                    } else {
+                        t[0].conv2d_max_pool(&t[1], t.get(2), strides, padding, window)
+                    }
+                },
                 |v| {
                     let same = padding == Padding::Same;
                     let conv = r::conv2d(&v[0], x, &v[1], f, v.get(2).map(|b| b.as_slice()), strides, same);
-                    r::pool2d(&conv, y, Pool::Max, pool, pool_strides, pool_padding == Padding::Same)
+                    let pooled =
+                        r::pool2d(&conv, y, Pool::Max, pool, pool_strides, pool_padding == Padding::Same);
+                    if relu {
+                        pooled.into_iter().map(|v| v.max(0.0)).collect()
+                    } else {
+                        pooled
+                    }
                 },
             );
         }

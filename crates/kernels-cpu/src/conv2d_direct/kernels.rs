@@ -332,6 +332,12 @@ pub(super) unsafe fn max_pool_image<S: Simd, const BLOCKS: usize>(
                     (max[b], arg[b]) = S::max_step(v, max[b], k, arg[b]);
                 }
             }
+            if spec.relu {
+                let none = S::splat(crate::conv2d_pool::NO_WINNER);
+                for b in 0..BLOCKS {
+                    (max[b], arg[b]) = S::relu_step(max[b], arg[b], none);
+                }
+            }
             let o = (oy * pool.out_w + ox) * c;
             let (out, won) = (out.as_mut_ptr().add(o), won.as_mut_ptr().add(o));
             for b in 0..BLOCKS - 1 {

@@ -166,6 +166,7 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize>(
     let c = conv.out_c;
     let mask = S::mask(c - (BLOCKS - 1) * S::LANES);
     let ks = [S::splat(1.0), S::splat(2.0), S::splat(3.0)];
+    let none = S::splat(crate::conv2d_pool::NO_WINNER);
     for j in 0..COLS / 2 {
         let o = ((oy / 2) * pool.out_w + ox / 2 + j) * c;
         for b in 0..BLOCKS {
@@ -174,6 +175,9 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize>(
             (max, arg) = S::max_step(top[2 * j + 1][b], max, ks[0], arg);
             (max, arg) = S::max_step(bottom[2 * j][b], max, ks[1], arg);
             (max, arg) = S::max_step(bottom[2 * j + 1][b], max, ks[2], arg);
+            if spec.relu {
+                (max, arg) = S::relu_step(max, arg, none);
+            }
             let (out, won) = (out.add(o + b * S::LANES), won.add(o + b * S::LANES));
             if b + 1 < BLOCKS {
                 S::store(out, max);
@@ -196,8 +200,8 @@ mod tests {
     use tensor::shape::{ConvPoolSpec, PoolWindow};
     use tensor::{Padding, PoolKind, Shape};
 
-    /// Both builds this CPU runs give the unfused convolution + pooling's values and winners
-    /// exactly, for every register block count, tile width (rows shorter than, equal to and
+    /// Both builds this CPU runs give the unfused convolution + pooling's (+ ReLU's) values
+    /// and winners exactly, for every register block count, tile width (rows shorter than, equal to and
     /// longer than a tile; a last tile moved back), windows that leave a margin and padding.
     #[test]
     fn matches_convolution_then_pooling_exactly() {
@@ -213,18 +217,27 @@ mod tests {
             (2, (8, 19), (4, 4), 1, Padding::Valid),
         ];
         let mut ran = 0;
-        for (batch, (h, w), (kh, kw), out_c, padding) in cases {
+        let with_relu = cases.into_iter().flat_map(|case| [(case, false), (case, true)]);
+        for ((batch, (h, w), (kh, kw), out_c, padding), relu) in with_relu {
             let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
             let input = Shape::new([batch, h, w, 1]);
             let spec =
                 ConvPoolSpec::new(&input, &Shape::new([kh, kw, 1, out_c]), (1, 1), padding, window).unwrap();
+            let spec = if relu { spec.with_relu() } else { spec };
             let conv = &spec.conv;
             let x: Vec<f32> = (0..input.numel()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             let filter: Vec<f32> =
                 (0..conv.filter_shape().numel()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let bias: Vec<f32> = (0..out_c).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             let y = conv2d_forward(&x, &filter, Some(&bias), conv);
-            let (want, want_won) = (pool2d(PoolKind::Max, &y, &spec.pool), reference_winners(&y, &spec));
+            let (mut want, mut want_won) =
+                (pool2d(PoolKind::Max, &y, &spec.pool), reference_winners(&y, &spec));
+            if relu {
+                // Cut values lose their winner.
+                for (v, w) in want.iter_mut().zip(&mut want_won) {
+                    (*v, *w) = if *v > 0.0 { (*v, *w) } else { (0.0, crate::conv2d_pool::NO_WINNER) };
+                }
+            }
             let image_in = h * w;
             let image_pooled = want.len() / batch;
             for isa in [Isa::Avx512, Isa::Avx2] {
@@ -249,12 +262,12 @@ mod tests {
                         &mut won[range],
                     );
                 }
-                assert_eq!(out, want, "{isa:?} {input:?} {kh}x{kw}x{out_c} values");
-                assert_eq!(won, want_won, "{isa:?} {input:?} {kh}x{kw}x{out_c} winners");
+                assert_eq!(out, want, "{isa:?} {input:?} {kh}x{kw}x{out_c} relu {relu} values");
+                assert_eq!(won, want_won, "{isa:?} {input:?} {kh}x{kw}x{out_c} relu {relu} winners");
             }
         }
         if Isa::detect().is_some() {
-            assert!(ran >= cases.len(), "the in-register kernel ran on only {ran} cases");
+            assert!(ran >= 2 * cases.len(), "the in-register kernel ran on only {ran} cases");
         }
     }
 }

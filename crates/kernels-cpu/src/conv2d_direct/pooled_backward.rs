@@ -379,9 +379,11 @@ unsafe fn filter_step<S: Simd, const N: usize>(
     (w, c): (usize, usize),
 ) {
     let i = w * k.spec.conv.out_c + c;
-    let patch = *k.corners.get_unchecked(w) + k.elements[won_index(*won.get_unchecked(i), *last)];
+    let winner = *won.get_unchecked(i);
+    let patch = *k.corners.get_unchecked(w) + k.elements[won_index(winner, *last)];
     let x = padded.as_ptr().add(patch);
-    let g = S::splat(*dpooled.get_unchecked(i));
+    // A window with no winner (cut by a ReLU, see `conv2d_pool::NO_WINNER`) adds nothing.
+    let g = S::splat(if winner >= 0.0 { *dpooled.get_unchecked(i) } else { 0.0 });
     for j in 0..N {
         acc[j] = S::fmadd(g, S::load_masked(x.add(offsets[j]), masks[j]), acc[j]);
     }

@@ -29,6 +29,9 @@ pub(super) trait Simd {
     /// Where `v > max` (ordered: a NaN never wins), `(v, k)`, else `(max, arg)`: one step
     /// of a running maximum and its position.
     unsafe fn max_step(v: Self::V, max: Self::V, k: Self::V, arg: Self::V) -> (Self::V, Self::V);
+    /// A ReLU of pooled values and their winners: where `max > 0` fails (NaN included),
+    /// `(0, none)`, else `(max, arg)`.
+    unsafe fn relu_step(max: Self::V, arg: Self::V, none: Self::V) -> (Self::V, Self::V);
 }
 
 /// AVX2 + FMA: 8 lanes.
@@ -83,6 +86,11 @@ impl Simd for Avx2 {
         let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(v, max);
         (_mm256_blendv_ps(max, v, greater), _mm256_blendv_ps(arg, k, greater))
     }
+    #[inline(always)]
+    unsafe fn relu_step(max: __m256, arg: __m256, none: __m256) -> (__m256, __m256) {
+        let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(max, _mm256_setzero_ps());
+        (_mm256_and_ps(max, positive), _mm256_blendv_ps(none, arg, positive))
+    }
 }
 
 impl Simd for Avx512 {
@@ -129,5 +137,10 @@ impl Simd for Avx512 {
     unsafe fn max_step(v: __m512, max: __m512, k: __m512, arg: __m512) -> (__m512, __m512) {
         let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, max);
         (_mm512_mask_blend_ps(greater, max, v), _mm512_mask_blend_ps(greater, arg, k))
+    }
+    #[inline(always)]
+    unsafe fn relu_step(max: __m512, arg: __m512, none: __m512) -> (__m512, __m512) {
+        let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(max, _mm512_setzero_ps());
+        (_mm512_maskz_mov_ps(positive, max), _mm512_mask_blend_ps(positive, none, arg))
     }
 }

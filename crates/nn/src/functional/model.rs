@@ -203,8 +203,8 @@ impl Model {
     }
 
     /// For a convolution node whose only use is a max pooling (and not a model output): the
-    /// pooling node's id and its output before the convolution's ReLU, computed as one fused op
-    /// ([`Layer::forward_max_pooled_before_relu`]). `None` when the pattern does not apply.
+    /// pooling node's id and its output, computed as one fused op
+    /// ([`Layer::forward_relu_max_pooled`]). `None` when the pattern does not apply.
     fn forward_fused_with_pool(
         &self,
         node: &Node,
@@ -219,7 +219,7 @@ impl Model {
             self.nodes.iter().map(|n| &n.node).find(|n| n.inputs.iter().any(|i| i.node.id == node.id))?;
         let Op::Layer(pool) = &consumer.op else { return None };
         let window = pool.lock().layer.max_pool_window()?;
-        let pooled = state.layer.forward_max_pooled_before_relu(x, window, ctx)?;
+        let pooled = state.layer.forward_relu_max_pooled(x, window, ctx)?;
         Some((consumer.id, pooled))
     }
 
@@ -264,7 +264,7 @@ impl Model {
                     let state = cell.lock();
                     let on_layer = |e: Error| in_layer(e, &cell.name, cell.class_name);
                     if let Some((pool_id, pooled)) = self.forward_fused_with_pool(node, &state, x, ctx) {
-                        fused.insert(pool_id, pooled.map_err(on_layer)?.relu()?);
+                        fused.insert(pool_id, pooled.map_err(on_layer)?);
                         continue;
                     }
                     if wants_logits.contains(&node.id) {

@@ -116,7 +116,7 @@ impl Layer for Conv2D {
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Softmax).then(|| self.convolve(x))
     }
-    fn forward_max_pooled_before_relu(
+    fn forward_relu_max_pooled(
         &self,
         x: &Tensor,
         window: PoolWindow,
@@ -125,7 +125,7 @@ impl Layer for Conv2D {
         (self.activation == Activation::Relu).then(|| {
             let kernel =
                 self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
-            Ok(x.conv2d_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
+            Ok(x.conv2d_relu_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
         })
     }
     fn config(&self) -> Option<serde_json::Value> {

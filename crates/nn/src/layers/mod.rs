@@ -71,12 +71,13 @@ pub trait Layer: Send {
     fn max_pool_window(&self) -> Option<PoolWindow> {
         None
     }
-    /// For a convolution whose activation is ReLU: its output before the activation, max-pooled
-    /// over `window` (the next layer's), computed as one op that a backend may fuse
-    /// ([`Tensor::conv2d_max_pool`]). The model applies the ReLU after it, on 4x fewer values:
-    /// `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU is monotone
-    /// and maps every value it does not preserve to the same 0. `None` for other layers.
-    fn forward_max_pooled_before_relu(
+    /// For a convolution whose activation is ReLU: its output max-pooled over `window` (the
+    /// next layer's), computed as one op that a backend may fuse
+    /// ([`Tensor::conv2d_relu_max_pool`]), which applies the ReLU after the pooling, on 4x
+    /// fewer values: `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU
+    /// is monotone and maps every value it does not preserve to the same 0. `None` for other
+    /// layers.
+    fn forward_relu_max_pooled(
         &self,
         _x: &Tensor,
         _window: PoolWindow,

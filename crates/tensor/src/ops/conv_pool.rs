@@ -9,8 +9,7 @@ use crate::tensor::Tensor;
 impl Tensor {
     /// `max_pool(conv2d(x, filter) + bias)`: the same values and gradients as
     /// [`Tensor::conv2d`] followed by [`Tensor::max_pool2d`], in one op that a backend may run
-    /// fused. A model's `Conv2D(activation="relu")` followed by `MaxPooling2D` is this op
-    /// followed by a ReLU (max pooling commutes with ReLU).
+    /// fused. See [`Tensor::conv2d_relu_max_pool`] for the version with a ReLU.
     pub fn conv2d_max_pool(
         &self,
         filter: &Tensor,
@@ -19,8 +18,28 @@ impl Tensor {
         padding: Padding,
         pool: PoolWindow,
     ) -> Result<Tensor> {
-        self.same_device(filter, "conv2d_max_pool")?;
         let spec = ConvPoolSpec::new(self.shape(), filter.shape(), strides, padding, pool)?;
+        self.conv_pool(filter, bias, spec)
+    }
+
+    /// `relu(max_pool(conv2d(x, filter) + bias))`, i.e. a `Conv2D(activation="relu")`
+    /// followed by `MaxPooling2D` (max pooling commutes with ReLU), in one op that a backend
+    /// may run fused: the same values and gradients as [`Tensor::conv2d`], [`Tensor::relu`]
+    /// and [`Tensor::max_pool2d`].
+    pub fn conv2d_relu_max_pool(
+        &self,
+        filter: &Tensor,
+        bias: Option<&Tensor>,
+        strides: (usize, usize),
+        padding: Padding,
+        pool: PoolWindow,
+    ) -> Result<Tensor> {
+        let spec = ConvPoolSpec::new(self.shape(), filter.shape(), strides, padding, pool)?;
+        self.conv_pool(filter, bias, spec.with_relu())
+    }
+
+    fn conv_pool(&self, filter: &Tensor, bias: Option<&Tensor>, spec: ConvPoolSpec) -> Result<Tensor> {
+        self.same_device(filter, "conv2d_max_pool")?;
         if let Some(b) = bias {
             self.same_device(b, "conv2d_max_pool")?;
             if b.dims() != [spec.conv.out_c] {
