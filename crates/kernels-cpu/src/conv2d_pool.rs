@@ -167,7 +167,8 @@ pub(crate) fn backward(
     ]
 }
 
-/// The filter gradient, one image's output gradient rebuilt in scratch at a time.
+/// The filter gradient, image by image: from the pooled gradient directly where the
+/// in-register kernel takes the layer, else from its output gradient rebuilt in scratch.
 fn filter_gradient(
     kernel: &DirectFilterGradient<'_>,
     x: &[f32],
@@ -179,13 +180,22 @@ fn filter_gradient(
     let image_in = conv.in_h * conv.in_w * conv.in_c;
     let image_pooled = pooled_len(spec);
     let offsets = window_offsets(spec, conv.out_c);
+    let in_registers = kernel.pools_in_registers(spec);
     let partials = kernel.partials(|images, partial| {
         let mut padded = vec![0.0; kernel.padded_len()];
-        let mut dy = vec![0.0; conv.out_h * conv.out_w * conv.out_c];
+        let mut dy = vec![0.0; if in_registers { 0 } else { conv.out_h * conv.out_w * conv.out_c }];
         for image in images {
             let range = image * image_pooled..(image + 1) * image_pooled;
-            expand(&dpooled[range.clone()], &won[range], spec, &offsets, &mut dy);
-            kernel.image(&x[image * image_in..(image + 1) * image_in], &dy, &mut padded, partial);
+            let (x, pooled) = (
+                &x[image * image_in..(image + 1) * image_in],
+                (&dpooled[range.clone()], &won[range.clone()]),
+            );
+            if in_registers {
+                kernel.max_pool_2x2_image(x, pooled, spec, &mut padded, partial);
+            } else {
+                expand(&dpooled[range.clone()], &won[range], spec, &offsets, &mut dy);
+                kernel.image(x, &dy, &mut padded, partial);
+            }
         }
     });
     kernel.finish(&partials)

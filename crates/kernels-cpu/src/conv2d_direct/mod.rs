@@ -344,6 +344,36 @@ impl<'s> DirectFilterGradient<'s> {
         };
     }
 
+    /// Whether [`DirectFilterGradient::max_pool_2x2_image`] computes `spec` (a first layer's
+    /// convolution, then 2x2 max pooling).
+    pub(crate) fn pools_in_registers(&self, spec: &ConvPoolSpec) -> bool {
+        spec.conv == *self.spec && pool_tiles::gradient_applies(spec, self.isa.lanes())
+    }
+
+    /// Adds one image's filter gradient to `partial` from its pooled gradient and winners
+    /// (`[pool.out_h, pool.out_w, out_c]` each), without building its output gradient; the
+    /// image is padded into `padded` first. Only where
+    /// [`DirectFilterGradient::pools_in_registers`].
+    pub(crate) fn max_pool_2x2_image(
+        &self,
+        x: &[f32],
+        pooled: (&[f32], &[f32]),
+        spec: &ConvPoolSpec,
+        padded: &mut [f32],
+        partial: &mut [f32],
+    ) {
+        assert!(self.pools_in_registers(spec), "no in-register pooling gradient for this layer");
+        pad_image(x, self.spec, padded);
+        let pw = padded_dims(self.spec).1;
+        // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
+        unsafe {
+            match self.isa {
+                Isa::Avx2 => pool_tiles::filter_gradient_avx2(padded, pw, spec, pooled, partial),
+                Isa::Avx512 => pool_tiles::filter_gradient_avx512(padded, pw, spec, pooled, partial),
+            }
+        }
+    }
+
     /// The filter gradient (HWIO): the slots' partial sums added in order, channel padding
     /// dropped.
     pub(crate) fn finish(&self, partials: &[f32]) -> Vec<f32> {

@@ -32,6 +32,8 @@ pub(super) trait Simd {
     /// A ReLU of pooled values and their winners: where `max > 0` fails (NaN included),
     /// `(0, none)`, else `(max, arg)`.
     unsafe fn relu_step(max: Self::V, arg: Self::V, none: Self::V) -> (Self::V, Self::V);
+    /// `v` where `a == b`, else 0.
+    unsafe fn select_eq(a: Self::V, b: Self::V, v: Self::V) -> Self::V;
 }
 
 /// AVX2 + FMA: 8 lanes.
@@ -91,6 +93,10 @@ impl Simd for Avx2 {
         let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(max, _mm256_setzero_ps());
         (_mm256_and_ps(max, positive), _mm256_blendv_ps(none, arg, positive))
     }
+    #[inline(always)]
+    unsafe fn select_eq(a: __m256, b: __m256, v: __m256) -> __m256 {
+        _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, b), v)
+    }
 }
 
 impl Simd for Avx512 {
@@ -142,5 +148,9 @@ impl Simd for Avx512 {
     unsafe fn relu_step(max: __m512, arg: __m512, none: __m512) -> (__m512, __m512) {
         let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(max, _mm512_setzero_ps());
         (_mm512_maskz_mov_ps(positive, max), _mm512_mask_blend_ps(positive, none, arg))
+    }
+    #[inline(always)]
+    unsafe fn select_eq(a: __m512, b: __m512, v: __m512) -> __m512 {
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b), v)
     }
 }
