@@ -22,14 +22,16 @@
 use super::simd::{Avx2, Avx512, Simd};
 use super::{pad_image, padded_dims, Isa};
 use rayon::prelude::*;
+use std::ops::Range;
 use tensor::shape::ConvPoolSpec;
 
-/// Most segments one pass keeps in registers, per instruction set (two accumulators each in
-/// the filter gradient, whose windows alternate between two sets to hide the FMA latency).
-const MAX_GROUP_AVX512: usize = 8;
+/// Most segments one pass keeps in registers, per instruction set (one accumulator each).
+const MAX_FILTER_BLOCK_AVX512: usize = 12;
+const MAX_FILTER_BLOCK_AVX2: usize = 8;
+const MAX_INPUT_GROUP_AVX512: usize = 12;
 const MAX_GROUP_AVX2: usize = 4;
 
-/// Instantiates `$kernel::<$simd, N>` for the group length `$len` (1..=8).
+/// Instantiates `$kernel::<$simd, N>` for the group length `$len` (1..=12).
 macro_rules! by_group_len {
     ($len:expr, $kernel:ident::<$simd:ty>($($arg:expr),*)) => {
         match $len {
@@ -41,7 +43,33 @@ macro_rules! by_group_len {
             6 => $kernel::<$simd, 6>($($arg),*),
             7 => $kernel::<$simd, 7>($($arg),*),
             8 => $kernel::<$simd, 8>($($arg),*),
-            _ => unreachable!("groups hold at most 8 segments"),
+            9 => $kernel::<$simd, 9>($($arg),*),
+            10 => $kernel::<$simd, 10>($($arg),*),
+            11 => $kernel::<$simd, 11>($($arg),*),
+            12 => $kernel::<$simd, 12>($($arg),*),
+            _ => unreachable!("groups hold at most 12 segments"),
+        }
+    };
+}
+
+/// Instantiates `$kernel::<$simd, ROWS, SEGS>` for a block of `$rows` patch rows by
+/// `$segments` segments (ranges of at most 3 and 4), passing the ranges on.
+macro_rules! by_block {
+    ($rows:expr, $segments:expr, $kernel:ident::<$simd:ty>($($arg:expr),*)) => {
+        match ($rows.len(), $segments.len()) {
+            (1, 1) => $kernel::<$simd, 1, 1>($($arg),*, ($rows, $segments)),
+            (1, 2) => $kernel::<$simd, 1, 2>($($arg),*, ($rows, $segments)),
+            (1, 3) => $kernel::<$simd, 1, 3>($($arg),*, ($rows, $segments)),
+            (1, 4) => $kernel::<$simd, 1, 4>($($arg),*, ($rows, $segments)),
+            (2, 1) => $kernel::<$simd, 2, 1>($($arg),*, ($rows, $segments)),
+            (2, 2) => $kernel::<$simd, 2, 2>($($arg),*, ($rows, $segments)),
+            (2, 3) => $kernel::<$simd, 2, 3>($($arg),*, ($rows, $segments)),
+            (2, 4) => $kernel::<$simd, 2, 4>($($arg),*, ($rows, $segments)),
+            (3, 1) => $kernel::<$simd, 3, 1>($($arg),*, ($rows, $segments)),
+            (3, 2) => $kernel::<$simd, 3, 2>($($arg),*, ($rows, $segments)),
+            (3, 3) => $kernel::<$simd, 3, 3>($($arg),*, ($rows, $segments)),
+            (3, 4) => $kernel::<$simd, 3, 4>($($arg),*, ($rows, $segments)),
+            _ => unreachable!("blocks are at most 3 rows by 4 segments"),
         }
     };
 }
@@ -55,6 +83,8 @@ pub(crate) struct PooledBackward<'s> {
     /// takes `segments_per_row` segments; rows are `pw * in_c` apart.
     segments: Vec<(usize, usize)>,
     segments_per_row: usize,
+    /// Distance between patch rows in the padded image (`pw * in_c`).
+    row_stride: usize,
     /// Per pooling window: where the patch of its first element starts in the padded image.
     corners: Vec<usize>,
     /// Per window element (scan order, what a winner indexes): its patch's offset from the
@@ -89,13 +119,26 @@ impl<'s> PooledBackward<'s> {
             .flat_map(|wy| (0..pool.out_w).map(move |wx| patch(wy * pool.stride_h, wx * pool.stride_w)))
             .collect();
         let elements = (0..pool.pool_h).flat_map(|r| (0..pool.pool_w).map(move |s| patch(r, s))).collect();
-        Some(PooledBackward { isa, spec, segments, segments_per_row, corners, elements })
+        Some(PooledBackward { isa, spec, segments, segments_per_row, row_stride: pw * c, corners, elements })
     }
 
     /// Floats per image of the padded scratch image (input, or input gradient).
     pub(crate) fn padded_len(&self) -> usize {
         let (ph, pw) = padded_dims(&self.spec.conv);
         ph * pw * self.spec.conv.in_c
+    }
+
+    /// The patch split into blocks of whole rows by up to 4 segments, at most `max` segments
+    /// (and 3 rows) each: `(rows, segments)` ranges.
+    fn blocks(&self, max: usize) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
+        let (kernel_h, per_row) = (self.spec.conv.kernel_h, self.segments_per_row);
+        (0..per_row).step_by(4).flat_map(move |first_segment| {
+            let segments = first_segment..(first_segment + 4).min(per_row);
+            let rows_per_block = (max / segments.len()).clamp(1, 3);
+            (0..kernel_h).step_by(rows_per_block).map(move |first_row| {
+                (first_row..(first_row + rows_per_block).min(kernel_h), segments.clone())
+            })
+        })
     }
 
     /// Floats per output channel of a partial filter gradient: whole segments.
@@ -295,8 +338,8 @@ unsafe fn filter_image_avx512(
     won: &[f32],
     partial: &mut [f32],
 ) {
-    for (first, len) in groups(k.segments.len(), MAX_GROUP_AVX512) {
-        by_group_len!(len, filter_group::<Avx512>(k, padded, g, won, partial, first))
+    for (rows, segments) in k.blocks(MAX_FILTER_BLOCK_AVX512) {
+        by_block!(rows, segments, filter_block::<Avx512>(k, padded, g, won, partial))
     }
 }
 
@@ -308,8 +351,8 @@ unsafe fn filter_image_avx2(
     won: &[f32],
     partial: &mut [f32],
 ) {
-    for (first, len) in groups(k.segments.len(), MAX_GROUP_AVX2) {
-        by_group_len!(len, filter_group::<Avx2>(k, padded, g, won, partial, first))
+    for (rows, segments) in k.blocks(MAX_FILTER_BLOCK_AVX2) {
+        by_block!(rows, segments, filter_block::<Avx2>(k, padded, g, won, partial))
     }
 }
 
@@ -321,7 +364,7 @@ unsafe fn input_image_avx512(
     won: &[f32],
     padded: &mut [f32],
 ) {
-    input_windows::<Avx512>(k, rows, g, won, padded, MAX_GROUP_AVX512)
+    input_windows::<Avx512>(k, rows, g, won, padded, MAX_INPUT_GROUP_AVX512)
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -329,63 +372,49 @@ unsafe fn input_image_avx2(k: &PooledBackward<'_>, rows: &[f32], g: &[f32], won:
     input_windows::<Avx2>(k, rows, g, won, padded, MAX_GROUP_AVX2)
 }
 
-/// Segments `first..first + N` of every channel's filter gradient over one image: per
-/// channel, each window multiplies its gradient into its winner's patch. Windows alternate
-/// between two accumulator sets, so the FMA chains are twice as many.
+/// Rows `rows` of the patch, segments `segments` of each, of every channel's filter
+/// gradient over one image: per channel, each window multiplies its gradient into its
+/// winner's patch, accumulated in registers. The block's loads are constant offsets from a
+/// patch pointer and the row stride, so nothing spills in the inner loop.
 #[inline(always)]
-unsafe fn filter_group<S: Simd, const N: usize>(
+unsafe fn filter_block<S: Simd, const ROWS: usize, const SEGS: usize>(
     k: &PooledBackward<'_>,
     padded: &[f32],
     dpooled: &[f32],
     won: &[f32],
     partial: &mut [f32],
-    first: usize,
+    (rows, segments): (Range<usize>, Range<usize>),
 ) {
     let out_c = k.spec.conv.out_c;
-    let segments = &k.segments[first..first + N];
-    let offsets: [usize; N] = std::array::from_fn(|j| segments[j].0);
-    let masks: [S::Mask; N] = std::array::from_fn(|j| S::mask(segments[j].1));
+    let (per_row, row_stride) = (k.segments_per_row, k.row_stride);
+    // Every row has the same segments; the last of a row may be partial.
+    let masks: [S::Mask; SEGS] = std::array::from_fn(|s| S::mask(k.segments[segments.start + s].1));
+    let block = rows.start * row_stride + segments.start * S::LANES;
     let last = k.elements.len() - 1;
     let channel_len = k.segments.len() * S::LANES;
-    let windows = k.corners.len();
-    let tables = (offsets, masks, last);
     for c in 0..out_c {
-        let (mut even, mut odd) = ([S::zero(); N], [S::zero(); N]);
-        for pair in 0..windows / 2 {
-            filter_step::<S, N>(k, padded, dpooled, won, &tables, &mut even, (2 * pair, c));
-            filter_step::<S, N>(k, padded, dpooled, won, &tables, &mut odd, (2 * pair + 1, c));
+        let mut acc = [[S::zero(); SEGS]; ROWS];
+        for (w, &corner) in k.corners.iter().enumerate() {
+            let i = w * out_c + c;
+            let winner = *won.get_unchecked(i);
+            let x = padded.as_ptr().add(corner + k.elements[won_index(winner, last)] + block);
+            // A window with no winner (cut by a ReLU, see `conv2d_pool::NO_WINNER`) adds nothing.
+            let g = S::splat(if winner >= 0.0 { *dpooled.get_unchecked(i) } else { 0.0 });
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = x.add(r * row_stride);
+                for s in 0..SEGS {
+                    acc[s] = S::fmadd(g, S::load_masked(x.add(s * S::LANES), masks[s]), acc[s]);
+                }
+            }
         }
-        if windows % 2 == 1 {
-            filter_step::<S, N>(k, padded, dpooled, won, &tables, &mut even, (windows - 1, c));
+        for (r, acc) in acc.iter().enumerate() {
+            let segment = (rows.start + r) * per_row + segments.start;
+            let dst = partial.as_mut_ptr().add(c * channel_len + segment * S::LANES);
+            for s in 0..SEGS {
+                let p = dst.add(s * S::LANES);
+                S::store(p, S::add(S::load(p), acc[s]));
+            }
         }
-        let dst = partial.as_mut_ptr().add(c * channel_len + first * S::LANES);
-        for j in 0..N {
-            let sum = S::add(even[j], odd[j]);
-            S::store(dst.add(j * S::LANES), S::add(S::load(dst.add(j * S::LANES)), sum));
-        }
-    }
-}
-
-/// Window `w`'s channel `c` contribution (gradient times its winner's patch) to `acc`. A
-/// function, not a closure: closures do not inherit the caller's `#[target_feature]`.
-#[inline(always)]
-unsafe fn filter_step<S: Simd, const N: usize>(
-    k: &PooledBackward<'_>,
-    padded: &[f32],
-    dpooled: &[f32],
-    won: &[f32],
-    (offsets, masks, last): &([usize; N], [S::Mask; N], usize),
-    acc: &mut [S::V; N],
-    (w, c): (usize, usize),
-) {
-    let i = w * k.spec.conv.out_c + c;
-    let winner = *won.get_unchecked(i);
-    let patch = *k.corners.get_unchecked(w) + k.elements[won_index(winner, *last)];
-    let x = padded.as_ptr().add(patch);
-    // A window with no winner (cut by a ReLU, see `conv2d_pool::NO_WINNER`) adds nothing.
-    let g = S::splat(if winner >= 0.0 { *dpooled.get_unchecked(i) } else { 0.0 });
-    for j in 0..N {
-        acc[j] = S::fmadd(g, S::load_masked(x.add(offsets[j]), masks[j]), acc[j]);
     }
 }
 
