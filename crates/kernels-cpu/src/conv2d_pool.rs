@@ -203,12 +203,28 @@ fn filter_gradient(
 
 /// Sum of the pooled gradient per channel: each pooled value's gradient reaches exactly one
 /// convolution output (none for [`NO_WINNER`]), and the bias gradient is the sum of those.
+/// Fixed slots of rows are summed in parallel, then added in order: the result does not
+/// depend on the number of threads.
 fn bias_gradient(dpooled: &[f32], won: &[f32], channels: usize) -> Vec<f32> {
+    let rows = dpooled.len() / channels.max(1);
+    let rows_per_slot = rows.div_ceil(crate::conv2d::MAX_FILTER_PARTIALS).max(1);
+    let chunk = rows_per_slot * channels.max(1);
+    let partials: Vec<Vec<f32>> = dpooled
+        .par_chunks(chunk)
+        .zip(won.par_chunks(chunk))
+        .map(|(dpooled, won)| {
+            let mut db = vec![0.0; channels];
+            for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
+                for ((d, &g), &w) in db.iter_mut().zip(row).zip(won) {
+                    *d += if w == NO_WINNER { 0.0 } else { g };
+                }
+            }
+            db
+        })
+        .collect();
     let mut db = vec![0.0; channels];
-    for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
-        for ((d, &g), &w) in db.iter_mut().zip(row).zip(won) {
-            *d += if w == NO_WINNER { 0.0 } else { g };
-        }
+    for partial in &partials {
+        db.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
     }
     db
 }
@@ -286,6 +302,32 @@ mod tests {
                 assert_close("filter gradient", &got_dw.unwrap(), &dw);
                 assert_close("bias gradient", &got_db.unwrap(), &db);
             }
+        }
+    }
+
+    /// Training runs are reproducible: the fused op's gradients do not depend on the number
+    /// of threads (fixed slots of images, summed in order).
+    #[test]
+    fn gradients_are_bit_identical_across_thread_counts() {
+        let mut rng = StdRng::seed_from_u64(32);
+        for (x, f) in [([37, 28, 28, 1], [5, 5, 1, 20]), ([19, 12, 12, 20], [3, 3, 20, 40])] {
+            let spec = spec(x, f, (2, 2)).with_relu();
+            if !fuses(&spec) {
+                continue;
+            }
+            let conv = &spec.conv;
+            let xs = random(conv.input_shape().numel(), &mut rng);
+            let w = random(conv.filter_shape().numel(), &mut rng);
+            let (pooled, winners) = forward(&xs, &w, None, &spec);
+            let dpooled = random(pooled.len(), &mut rng);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let grads = pool.install(|| backward(&xs, &w, &winners, &dpooled, &spec, [true, true, true]));
+                grads.map(|g| g.unwrap().into_iter().map(f32::to_bits).collect::<Vec<_>>())
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "{x:?}");
+            assert_eq!(one, run(3), "{x:?}");
         }
     }
 
