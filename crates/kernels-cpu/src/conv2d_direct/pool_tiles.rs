@@ -22,15 +22,20 @@ use super::padded_dims;
 use super::simd::{Avx2, Avx512, Simd};
 use tensor::shape::ConvPoolSpec;
 
-/// The tile for `blocks` registers of output channels, per instruction set: (register
-/// blocks, columns). `None` where the accumulators would not fit in the registers.
-fn tile_columns(lanes: usize, blocks: usize) -> Option<usize> {
-    match (lanes, blocks) {
-        (16, 1) => Some(12),
-        (16, 2) => Some(6),
-        (16, 3) => Some(4),
-        (8, 1) => Some(6),
-        (8, 2) | (8, 3) => Some(2),
+/// Tile columns for `blocks` registers of output channels and `in_c` input channels, per
+/// instruction set. `None` where the accumulators would not fit in the registers, or for
+/// several input channels without AVX-512 (whose direct forward kernel does not take them).
+/// With one input channel a tile's pixels are constant offsets from a row pointer, so wide
+/// tiles fit; with several, every pixel's offset takes a register, so tiles are a single
+/// window (2x2 pixels), which also suits rows of 10 (model5's second layer) exactly.
+fn tile_columns(lanes: usize, blocks: usize, in_c: usize) -> Option<usize> {
+    match (lanes, blocks, in_c) {
+        (16, 1, 1) => Some(12),
+        (16, 2, 1) => Some(6),
+        (16, 3, 1) => Some(4),
+        (16, 1..=3, _) => Some(2),
+        (8, 1, 1) => Some(6),
+        (8, 2, 1) | (8, 3, 1) => Some(2),
         _ => None,
     }
 }
@@ -38,12 +43,12 @@ fn tile_columns(lanes: usize, blocks: usize) -> Option<usize> {
 /// Whether this kernel computes `spec` with `lanes`-wide registers.
 pub(super) fn applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
     let (conv, pool) = (&spec.conv, &spec.pool);
-    let geometry = conv.in_c == 1
-        && (conv.stride_h, conv.stride_w) == (1, 1)
+    let geometry = (conv.stride_h, conv.stride_w) == (1, 1)
         && (pool.pool_h, pool.pool_w) == (2, 2)
         && spec.windows_disjoint();
     geometry
-        && tile_columns(lanes, conv.out_c.div_ceil(lanes)).is_some_and(|cols| pool.out_w * 2 >= cols)
+        && tile_columns(lanes, conv.out_c.div_ceil(lanes), conv.in_c)
+            .is_some_and(|cols| pool.out_w * 2 >= cols)
         && pool.out_h > 0
 }
 
@@ -61,12 +66,12 @@ fn check<S: Simd>(
     assert!(applies(spec, S::LANES));
     let (ph, pw_check) = padded_dims(conv);
     let blocks = conv.out_c.div_ceil(S::LANES);
-    assert!(pw == pw_check && padded.len() >= ph * pw);
+    assert!(pw == pw_check && padded.len() >= ph * pw * conv.in_c);
     // Tiles read rows up to 2 * pool.out_h - 1 + kernel_h - 1 and columns up to
     // 2 * pool.out_w - 1 + kernel_w - 1: inside the padded image since the windows lie
     // inside the convolution's output.
     assert!(2 * pool.out_h <= conv.out_h && 2 * pool.out_w <= conv.out_w);
-    assert!(weights.len() >= conv.kernel_h * conv.kernel_w * blocks * S::LANES);
+    assert!(weights.len() >= conv.kernel_h * conv.kernel_w * conv.in_c * blocks * S::LANES);
     assert!(bias.len() >= blocks * S::LANES);
     let pooled = pool.out_h * pool.out_w * conv.out_c;
     assert!(out.len() >= pooled && won.len() >= pooled);
@@ -86,10 +91,14 @@ pub(super) unsafe fn image_avx512(
     won: &mut [f32],
 ) {
     let (o, w) = (out.as_mut_ptr(), won.as_mut_ptr());
-    match check::<Avx512>(padded, pw, weights, bias, spec, out, won) {
-        1 => tile_rows::<Avx512, 1, 12>(padded, pw, weights, bias, spec, (o, w)),
-        2 => tile_rows::<Avx512, 2, 6>(padded, pw, weights, bias, spec, (o, w)),
-        3 => tile_rows::<Avx512, 3, 4>(padded, pw, weights, bias, spec, (o, w)),
+    let blocks = check::<Avx512>(padded, pw, weights, bias, spec, out, won);
+    match (blocks, spec.conv.in_c == 1) {
+        (1, true) => tile_rows::<Avx512, 1, 12, true>(padded, pw, weights, bias, spec, (o, w)),
+        (2, true) => tile_rows::<Avx512, 2, 6, true>(padded, pw, weights, bias, spec, (o, w)),
+        (3, true) => tile_rows::<Avx512, 3, 4, true>(padded, pw, weights, bias, spec, (o, w)),
+        (1, false) => tile_rows::<Avx512, 1, 2, false>(padded, pw, weights, bias, spec, (o, w)),
+        (2, false) => tile_rows::<Avx512, 2, 2, false>(padded, pw, weights, bias, spec, (o, w)),
+        (3, false) => tile_rows::<Avx512, 3, 2, false>(padded, pw, weights, bias, spec, (o, w)),
         _ => unreachable!("checked by applies"),
     }
 }
@@ -106,10 +115,10 @@ pub(super) unsafe fn image_avx2(
 ) {
     let (o, w) = (out.as_mut_ptr(), won.as_mut_ptr());
     match check::<Avx2>(padded, pw, weights, bias, spec, out, won) {
-        1 => tile_rows::<Avx2, 1, 6>(padded, pw, weights, bias, spec, (o, w)),
-        2 => tile_rows::<Avx2, 2, 2>(padded, pw, weights, bias, spec, (o, w)),
-        3 => tile_rows::<Avx2, 3, 2>(padded, pw, weights, bias, spec, (o, w)),
-        _ => unreachable!("checked by applies"),
+        1 => tile_rows::<Avx2, 1, 6, true>(padded, pw, weights, bias, spec, (o, w)),
+        2 => tile_rows::<Avx2, 2, 2, true>(padded, pw, weights, bias, spec, (o, w)),
+        3 => tile_rows::<Avx2, 3, 2, true>(padded, pw, weights, bias, spec, (o, w)),
+        _ => unreachable!("checked by applies (one input channel on AVX2)"),
     }
 }
 
@@ -117,7 +126,7 @@ pub(super) unsafe fn image_avx2(
 /// the last window (it stays aligned to windows since `COLS` is even), so a few windows are
 /// computed twice, to the same values.
 #[inline(always)]
-unsafe fn tile_rows<S: Simd, const BLOCKS: usize, const COLS: usize>(
+unsafe fn tile_rows<S: Simd, const BLOCKS: usize, const COLS: usize, const UNIT: bool>(
     padded: &[f32],
     pw: usize,
     weights: &[f32],
@@ -130,16 +139,16 @@ unsafe fn tile_rows<S: Simd, const BLOCKS: usize, const COLS: usize>(
         let mut next = 0;
         while next < width {
             let ox = next.min(width - COLS);
-            tile::<S, BLOCKS, COLS>(padded, pw, weights, bias, spec, (2 * wy, ox), out);
+            tile::<S, BLOCKS, COLS, UNIT>(padded, pw, weights, bias, spec, (2 * wy, ox), out);
             next = ox + COLS;
         }
     }
 }
 
 /// Output rows `oy` and `oy + 1`, columns `ox..ox + COLS`: convolved in registers, pooled,
-/// stored.
+/// stored. `UNIT`: one input channel (a constant, so pixel offsets are too).
 #[inline(always)]
-unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize>(
+unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize, const UNIT: bool>(
     padded: &[f32],
     pw: usize,
     weights: &[f32],
@@ -149,23 +158,28 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize>(
     (out, won): (*mut f32, *mut f32),
 ) {
     let (conv, pool) = (&spec.conv, &spec.pool);
+    let in_c = if UNIT { 1 } else { conv.in_c };
     let bias: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(bias.as_ptr().add(b * S::LANES)));
     let (mut top, mut bottom) = ([bias; COLS], [bias; COLS]);
     let mut w = weights.as_ptr();
-    let mut row = padded.as_ptr().add(oy * pw + ox);
+    let row_stride = pw * in_c;
+    let mut row = padded.as_ptr().add((oy * pw + ox) * in_c);
     for _ in 0..conv.kernel_h {
-        let next_row = row.add(pw);
+        let next_row = row.add(row_stride);
         for kx in 0..conv.kernel_w {
-            let filter: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(w.add(b * S::LANES)));
-            for (acc, x) in [(&mut top, row.add(kx)), (&mut bottom, next_row.add(kx))] {
-                for (p, acc) in acc.iter_mut().enumerate() {
-                    let value = S::splat(*x.add(p));
-                    for b in 0..BLOCKS {
-                        acc[b] = S::fmadd(value, filter[b], acc[b]);
+            for ci in 0..in_c {
+                let filter: [S::V; BLOCKS] = std::array::from_fn(|b| S::load(w.add(b * S::LANES)));
+                let tap = kx * in_c + ci;
+                for (acc, x) in [(&mut top, row.add(tap)), (&mut bottom, next_row.add(tap))] {
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let value = S::splat(*x.add(p * in_c));
+                        for b in 0..BLOCKS {
+                            acc[b] = S::fmadd(value, filter[b], acc[b]);
+                        }
                     }
                 }
+                w = w.add(BLOCKS * S::LANES);
             }
-            w = w.add(BLOCKS * S::LANES);
         }
         row = next_row;
     }
@@ -397,7 +411,7 @@ unsafe fn gradient_pass<S: Simd, const BLOCKS: usize, const TAPS: usize>(
 #[cfg(test)]
 mod tests {
     use super::super::tests::reference_winners;
-    use super::super::{DirectFilterGradient, DirectForward, Isa};
+    use super::super::{isa_fits, DirectFilterGradient, DirectForward, Isa, Pass};
     use crate::conv2d::conv2d_forward;
     use crate::pool::pool2d;
     use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -424,14 +438,22 @@ mod tests {
     #[test]
     fn matches_convolution_then_pooling_exactly() {
         let mut rng = StdRng::seed_from_u64(51);
-        let cases = CASES;
+        // Several input channels too (AVX-512 only): model5's second layer, odd channel
+        // counts, padding, a margin.
+        #[rustfmt::skip]
+        let cases = CASES.into_iter().map(|case| (case, 1)).chain([
+            ((2, (12, 12), (3, 3), 40, Padding::Valid), 20),
+            ((2, (9, 11), (3, 2), 7, Padding::Same), 3),
+            ((1, (7, 8), (2, 2), 33, Padding::Valid), 5),
+            ((2, (6, 5), (3, 3), 16, Padding::Same), 2),
+        ]);
         let mut ran = 0;
-        let with_relu = cases.into_iter().flat_map(|case| [(case, false), (case, true)]);
-        for ((batch, (h, w), (kh, kw), out_c, padding), relu) in with_relu {
+        let with_relu = cases.flat_map(|case| [(case, false), (case, true)]);
+        for (((batch, (h, w), (kh, kw), out_c, padding), in_c), relu) in with_relu {
             let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
-            let input = Shape::new([batch, h, w, 1]);
-            let spec =
-                ConvPoolSpec::new(&input, &Shape::new([kh, kw, 1, out_c]), (1, 1), padding, window).unwrap();
+            let input = Shape::new([batch, h, w, in_c]);
+            let spec = ConvPoolSpec::new(&input, &Shape::new([kh, kw, in_c, out_c]), (1, 1), padding, window)
+                .unwrap();
             let spec = if relu { spec.with_relu() } else { spec };
             let conv = &spec.conv;
             let x: Vec<f32> = (0..input.numel()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -447,10 +469,12 @@ mod tests {
                     (*v, *w) = if *v > 0.0 { (*v, *w) } else { (0.0, crate::conv2d_pool::NO_WINNER) };
                 }
             }
-            let image_in = h * w;
+            let image_in = h * w * in_c;
             let image_pooled = want.len() / batch;
             for isa in [Isa::Avx512, Isa::Avx2] {
-                if Isa::detect().is_none_or(|best| best == Isa::Avx2 && isa == Isa::Avx512) {
+                if Isa::detect().is_none_or(|best| best == Isa::Avx2 && isa == Isa::Avx512)
+                    || !isa_fits(isa, conv, Pass::Forward)
+                {
                     continue;
                 }
                 let kernel = DirectForward::with_isa(isa, &filter, Some(&bias), conv);
@@ -475,8 +499,8 @@ mod tests {
                 assert_eq!(won, want_won, "{isa:?} {input:?} {kh}x{kw}x{out_c} relu {relu} winners");
             }
         }
-        if Isa::detect().is_some() {
-            assert!(ran >= 2 * cases.len(), "the in-register kernel ran on only {ran} cases");
+        if Isa::detect() == Some(Isa::Avx512) {
+            assert!(ran >= 2 * (CASES.len() + 4), "the in-register kernel ran on only {ran} cases");
         }
     }
 
@@ -552,7 +576,7 @@ mod tests {
                 }
             }
         }
-        if Isa::detect().is_some() {
+        if Isa::detect() == Some(Isa::Avx512) {
             assert!(ran >= 2 * CASES.len(), "the in-register gradient ran on only {ran} cases");
         }
     }
