@@ -17,6 +17,11 @@
 //!   ranges of images and are summed in order, so the result does not depend on the number
 //!   of threads.
 //!
+//! Beside them, for a convolution whose output is max-pooled (`crate::conv2d_pool`):
+//! `pool_tiles.rs` convolves and pools 2x2 windows in registers (and takes a first layer's
+//! filter gradient window by window), `pooled_backward.rs` computes the gradients from each
+//! window's winner alone.
+//!
 //! The module is compiled on x86-64 only, and its kernels run on CPUs with AVX-512F or with
 //! AVX2 and FMA (detected at run time); elsewhere [`crate::conv2d`] uses its general im2col +
 //! GEMM path.
@@ -155,7 +160,7 @@ fn forward_with(isa: Isa, x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec:
 }
 
 /// The forward kernel prepared for one convolution (filter rows padded to whole registers,
-/// bias padded), run image by image; what a fused kernel builds on.
+/// bias padded), run image by image; what the fused convolution + pooling builds on.
 pub(crate) struct DirectForward<'s> {
     isa: Isa,
     spec: &'s Conv2dSpec,
