@@ -60,6 +60,27 @@ pub fn gemm_into(
     parallel: bool,
 ) {
     assert!(dst.len() >= m * n, "gemm_into: dst too short");
+    // SAFETY: `dst` holds `m x n` elements, exclusively borrowed.
+    unsafe { gemm_to(dst.as_mut_ptr(), lhs, rhs, (m, k, n), accumulate, parallel) }
+}
+
+/// [`gemm_into`] through a raw pointer to `m * n` elements, which need not be initialised
+/// unless `accumulate` (otherwise they are only written).
+///
+/// # Safety
+/// `dst` must be valid for reads (with `accumulate`) and writes of `m * n` elements and not
+/// alias the operands.
+///
+/// # Panics
+/// If an operand is too short for its shape and strides (checked before any access).
+unsafe fn gemm_to(
+    dst: *mut f32,
+    lhs: MatrixRef<'_>,
+    rhs: MatrixRef<'_>,
+    (m, k, n): (usize, usize, usize),
+    accumulate: bool,
+    parallel: bool,
+) {
     assert!(lhs.covers(m, k) && rhs.covers(k, n), "gemm_into: operand too short");
     if m == 0 || n == 0 {
         return;
@@ -67,22 +88,16 @@ pub fn gemm_into(
     if k == 0 {
         // An empty sum; gemm's kernels are not meant for k = 0.
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            std::ptr::write_bytes(dst, 0, m * n);
         }
         return;
     }
     if !(parallel && m * n * k >= PARALLEL_MIN_MACS && m.max(n) >= 2) {
         // SAFETY: checked above; `dst` is contiguous with `n` columns.
-        unsafe { gemm_serial(dst.as_mut_ptr(), n, lhs, rhs, (m, k, n), accumulate) };
+        gemm_serial(dst, n, lhs, rhs, (m, k, n), accumulate);
         return;
     }
-    // Two halves on two threads, each a serial GEMM, split along the longer side of the
-    // output. Measured on the 2-core dev machine, interleaved in one process (median ms):
-    // 128x2880x100 0.75 -> 0.48 with gemm's own threading -> halves, its weight gradient
-    // (2880x128x100) 0.63 -> 0.57, its input gradient (128x100x2880) 0.44 -> 0.41, 1024^3
-    // 10.3 -> 9.6. The halves depend on the shape only, so the result does not depend on the
-    // number of threads.
-    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let dst_ptr = SendPtr(dst);
     if m >= n {
         let top = m / 2;
         let lower = MatrixRef { data: &lhs.data[top * lhs.row_stride..], ..lhs };
@@ -163,7 +178,22 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, spec: &MatmulSpec) -> 
     let &MatmulSpec { batch, m, k, n, trans_a, trans_b } = spec;
     let (a_len, b_len, c_len) = (m * k, k * n, m * n);
     assert!(a.len() >= batch * a_len && b.len() >= batch * b_len, "matmul: operand too short");
-    let mut out = match bias {
+    if c_len == 0 {
+        return crate::buffers::take_zeroed(batch * c_len);
+    }
+    let product = |index: usize, dst: *mut f32, parallel: bool| {
+        let a = &a[index * a_len..(index + 1) * a_len];
+        let b = &b[index * b_len..(index + 1) * b_len];
+        let lhs = if trans_a { MatrixRef::transposed(a, m) } else { MatrixRef::row_major(a, k) };
+        let rhs = if trans_b { MatrixRef::transposed(b, k) } else { MatrixRef::row_major(b, n) };
+        // SAFETY: `dst` is one product's `c_len` elements (initialised to the bias where
+        // `bias` is given, otherwise only written).
+        unsafe { gemm_to(dst, lhs, rhs, (m, k, n), bias.is_some(), parallel) };
+    };
+    let macs = m * n * k;
+    // Many small products: one thread per product beats splitting each one.
+    let per_product = batch > 1 && macs < PARALLEL_MIN_MACS && batch * macs >= BATCH_PARALLEL_MIN_MACS;
+    match bias {
         Some(bias) => {
             assert!(bias.len() >= n, "matmul: bias too short");
             // Start every row at the bias and let gemm accumulate onto it.
@@ -171,31 +201,24 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, spec: &MatmulSpec) -> 
             for _ in 0..batch * m {
                 out.extend_from_slice(&bias[..n]);
             }
+            if per_product {
+                out.par_chunks_mut(c_len)
+                    .enumerate()
+                    .for_each(|(i, dst)| product(i, dst.as_mut_ptr(), false));
+            } else {
+                out.chunks_mut(c_len).enumerate().for_each(|(i, dst)| product(i, dst.as_mut_ptr(), true));
+            }
             out
         }
-        None => crate::buffers::take_zeroed(batch * c_len),
-    };
-    if c_len == 0 {
-        return out;
+        // No zeroing first: gemm overwrites every element (a 1.5 MB memset per dense-layer
+        // gradient otherwise).
+        // SAFETY: `product` writes all `c_len` elements of its piece.
+        None => unsafe {
+            crate::buffers::build_chunks(batch * c_len, c_len, per_product, |i, dst| {
+                product(i, dst.as_mut_ptr().cast(), !per_product)
+            })
+        },
     }
-    let accumulate = bias.is_some();
-    let product = |index: usize, dst: &mut [f32], parallel: bool| {
-        let a = &a[index * a_len..(index + 1) * a_len];
-        let b = &b[index * b_len..(index + 1) * b_len];
-        let lhs = if trans_a { MatrixRef::transposed(a, m) } else { MatrixRef::row_major(a, k) };
-        let rhs = if trans_b { MatrixRef::transposed(b, k) } else { MatrixRef::row_major(b, n) };
-        gemm_into(dst, lhs, rhs, m, k, n, accumulate, parallel);
-    };
-    let macs = m * n * k;
-    if batch > 1 && macs < PARALLEL_MIN_MACS && batch * macs >= BATCH_PARALLEL_MIN_MACS {
-        // Many small products: one thread per product beats splitting each one.
-        out.par_chunks_mut(c_len).enumerate().for_each(|(index, dst)| product(index, dst, false));
-    } else {
-        for (index, dst) in out.chunks_mut(c_len).enumerate() {
-            product(index, dst, true);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
