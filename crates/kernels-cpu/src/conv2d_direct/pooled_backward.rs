@@ -25,11 +25,12 @@ use rayon::prelude::*;
 use std::ops::Range;
 use tensor::shape::ConvPoolSpec;
 
-/// Most segments one pass keeps in registers, per instruction set (one accumulator each).
+/// Most segments one pass keeps in registers (one accumulator each), per kernel and
+/// instruction set: AVX-512 has 32 registers, AVX2 16.
 const MAX_FILTER_BLOCK_AVX512: usize = 12;
 const MAX_FILTER_BLOCK_AVX2: usize = 8;
 const MAX_INPUT_GROUP_AVX512: usize = 12;
-const MAX_GROUP_AVX2: usize = 4;
+const MAX_INPUT_GROUP_AVX2: usize = 4;
 
 /// Instantiates `$kernel::<$simd, N>` for the group length `$len` (1..=12).
 macro_rules! by_group_len {
@@ -369,7 +370,7 @@ unsafe fn input_image_avx512(
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn input_image_avx2(k: &PooledBackward<'_>, rows: &[f32], g: &[f32], won: &[f32], padded: &mut [f32]) {
-    input_windows::<Avx2>(k, rows, g, won, padded, MAX_GROUP_AVX2)
+    input_windows::<Avx2>(k, rows, g, won, padded, MAX_INPUT_GROUP_AVX2)
 }
 
 /// Rows `rows` of the patch, segments `segments` of each, of every channel's filter
