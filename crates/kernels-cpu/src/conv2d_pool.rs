@@ -4,16 +4,17 @@
 //! Unfused, an MNIST network's first layer writes its 24x24x20 output (6 MB per batch of 128),
 //! reads it to pool, reads it again for the pooling gradient, writes the 6 MB gradient and
 //! reads that for the filter gradient and the bias: memory traffic that took longer than the
-//! convolution's arithmetic. Fused, each image's convolution output lives in a ~46 KB scratch
-//! buffer (in L2) just long enough to be pooled, and the forward pass keeps only which element
-//! of each window won (its index in scan order, stored as an f32 beside each pooled value).
+//! convolution's arithmetic. Fused, 2x2 windows are convolved and pooled in registers
+//! (`conv2d_direct::pool_tiles`); other windows pool each image's convolution output from a
+//! scratch buffer (in L2). The forward pass keeps only which element of each window won (its
+//! index in scan order, stored as an f32 beside each pooled value).
 //!
 //! The backward pass needs only those winners: each pooled value's gradient reaches one
 //! convolution output. The input gradient and the filter gradient of a layer with several
 //! input channels visit the winners' patches only ([`PooledBackward`], a quarter of a dense
-//! pass's arithmetic for 2x2 windows). A first layer's filter gradient (one input channel)
-//! rebuilds one image's output gradient at a time in scratch for the dense direct kernel,
-//! which is faster there: its patch rows are too short to fill a register.
+//! pass's arithmetic for 2x2 windows). A first layer's filter gradient (one input channel,
+//! patch rows too short to fill a register) stays dense: window by window from the pooled
+//! gradient for 2x2 windows, else from each image's output gradient rebuilt in scratch.
 //!
 //! A ReLU after the pooling (`spec.relu`) is applied by the pooling kernels, in registers: a
 //! window it cuts to 0 gets no winner ([`NO_WINNER`]), so its gradient stops there. No
@@ -72,12 +73,11 @@ pub(crate) fn forward(
     let offsets = window_offsets(spec, width);
     let mut pooled = crate::buffers::take_zeroed(conv.batch * image_pooled);
     let mut winners = crate::buffers::take_zeroed(saved_len(spec));
-    let scratch = || {
-        let y = vec![MaybeUninit::<f32>::uninit(); conv.out_h * conv.out_w * width];
-        (vec![0.0; kernel.padded_len()], y)
-    };
-    let outputs = pooled.par_chunks_mut(image_pooled).zip(winners.par_chunks_mut(image_pooled));
     let in_registers = kernel.pools_in_registers(spec);
+    // The convolution's output goes through scratch only when it is not pooled in registers.
+    let y_len = if in_registers { 0 } else { conv.out_h * conv.out_w * width };
+    let scratch = || (vec![0.0; kernel.padded_len()], vec![MaybeUninit::<f32>::uninit(); y_len]);
+    let outputs = pooled.par_chunks_mut(image_pooled).zip(winners.par_chunks_mut(image_pooled));
     outputs.enumerate().for_each_init(scratch, |(padded, y), (image, (out, won))| {
         let x = &x[image * image_in..(image + 1) * image_in];
         if in_registers {
@@ -186,14 +186,12 @@ fn filter_gradient(
         let mut dy = vec![0.0; if in_registers { 0 } else { conv.out_h * conv.out_w * conv.out_c }];
         for image in images {
             let range = image * image_pooled..(image + 1) * image_pooled;
-            let (x, pooled) = (
-                &x[image * image_in..(image + 1) * image_in],
-                (&dpooled[range.clone()], &won[range.clone()]),
-            );
+            let x = &x[image * image_in..(image + 1) * image_in];
+            let (dpooled, won) = (&dpooled[range.clone()], &won[range]);
             if in_registers {
-                kernel.max_pool_2x2_image(x, pooled, spec, &mut padded, partial);
+                kernel.max_pool_2x2_image(x, (dpooled, won), spec, &mut padded, partial);
             } else {
-                expand(&dpooled[range.clone()], &won[range], spec, &offsets, &mut dy);
+                expand(dpooled, won, spec, &offsets, &mut dy);
                 kernel.image(x, &dy, &mut padded, partial);
             }
         }

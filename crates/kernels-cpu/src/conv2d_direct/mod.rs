@@ -273,6 +273,25 @@ impl DirectForward<'_> {
     }
 }
 
+/// Runs `fill(images, partial)` for slots of consecutive images of a `batch` in parallel,
+/// each with its own zeroed `partial_len` partial gradient, and returns the partials in slot
+/// order. The slots are a function of the batch size only, so sums over them taken in order
+/// do not depend on the number of threads.
+fn slot_partials(
+    batch: usize,
+    partial_len: usize,
+    fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
+    let images_per_slot = batch.div_ceil(slots);
+    let mut partials = vec![0.0; slots * partial_len];
+    partials.par_chunks_mut(partial_len).enumerate().for_each(|(slot, partial)| {
+        let first = slot * images_per_slot;
+        fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
+    });
+    partials
+}
+
 /// Filter gradient, or `None` when no direct kernel handles `spec` on this CPU.
 /// Bit-identical whatever the number of threads.
 pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Option<Vec<f32>> {
@@ -324,15 +343,7 @@ impl<'s> DirectFilterGradient<'s> {
     /// own zeroed partial gradient. The slots are a function of the batch size only, so the
     /// sums do not depend on the number of threads.
     pub(crate) fn partials(&self, fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
-        let batch = self.spec.batch;
-        let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
-        let images_per_slot = batch.div_ceil(slots);
-        let mut partials = vec![0.0; slots * self.partial_len()];
-        partials.par_chunks_mut(self.partial_len()).enumerate().for_each(|(slot, partial)| {
-            let first = slot * images_per_slot;
-            fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
-        });
-        partials
+        slot_partials(self.spec.batch, self.partial_len(), fill)
     }
 
     /// Adds one image's filter gradient (image `[in_h, in_w, in_c]`, its output gradient

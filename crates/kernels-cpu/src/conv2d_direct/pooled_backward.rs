@@ -20,7 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd::{Avx2, Avx512, Simd};
-use super::{pad_image, padded_dims, Isa};
+use super::{pad_image, padded_dims, slot_partials, Isa};
 use rayon::prelude::*;
 use std::ops::Range;
 use tensor::shape::ConvPoolSpec;
@@ -158,20 +158,16 @@ impl<'s> PooledBackward<'s> {
         assert!(dpooled.len() >= pooled && won.len() >= pooled, "pooled gradient too short");
     }
 
-    /// The filter gradient (HWIO) of the whole batch. Images are dealt to a fixed number of
-    /// slots by position, each slot sums its images' gradients, the slots are added in order:
-    /// the result does not depend on the number of threads.
+    /// The filter gradient (HWIO) of the whole batch, summed over fixed slots of images
+    /// ([`slot_partials`]) added in order: the result does not depend on the number of
+    /// threads.
     pub(crate) fn filter_gradient(&self, x: &[f32], dpooled: &[f32], won: &[f32]) -> Vec<f32> {
         let conv = &self.spec.conv;
         let (image_in, image_pooled) = (conv.in_h * conv.in_w * conv.in_c, self.corners.len() * conv.out_c);
-        let batch = conv.batch;
-        let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
-        let per_slot = batch.div_ceil(slots);
         let partial_len = conv.out_c * self.channel_len();
-        let mut partials = vec![0.0; slots * partial_len];
-        partials.par_chunks_mut(partial_len).enumerate().for_each(|(slot, partial)| {
+        let partials = slot_partials(conv.batch, partial_len, |images, partial| {
             let mut padded = vec![0.0; self.padded_len()];
-            for image in (slot * per_slot).min(batch)..((slot + 1) * per_slot).min(batch) {
+            for image in images {
                 pad_image(&x[image * image_in..(image + 1) * image_in], conv, &mut padded);
                 let range = image * image_pooled..(image + 1) * image_pooled;
                 self.filter_image(&padded, &dpooled[range.clone()], &won[range], partial);
