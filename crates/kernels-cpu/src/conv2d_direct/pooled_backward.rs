@@ -21,7 +21,8 @@
 
 use super::simd::{Avx2, Avx512, Simd};
 use super::{pad_image, padded_dims, slot_partials, Isa};
-use rayon::prelude::*;
+use crate::layout::write_run;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use tensor::shape::ConvPoolSpec;
 
@@ -214,15 +215,16 @@ impl<'s> PooledBackward<'s> {
         let conv = &self.spec.conv;
         let (image_in, image_pooled) = (conv.in_h * conv.in_w * conv.in_c, self.corners.len() * conv.out_c);
         let rows = self.filter_rows(filter);
-        let mut dx = crate::buffers::take_zeroed(conv.batch * image_in);
-        let scratch = || vec![0.0; self.padded_len()];
-        dx.par_chunks_mut(image_in.max(1)).enumerate().for_each_init(scratch, |padded, (image, dx)| {
-            padded.fill(0.0);
-            let range = image * image_pooled..(image + 1) * image_pooled;
-            self.input_image(&rows, &dpooled[range.clone()], &won[range], padded);
-            crop_image(padded, conv, dx);
-        });
-        dx
+        // No zeroing of `dx` first: `crop_image` writes every element.
+        // SAFETY: each piece is one image's gradient, all of which `crop_image` writes.
+        unsafe {
+            crate::buffers::build_chunks(conv.batch * image_in, image_in, true, |image, dx| {
+                let mut padded = vec![0.0; self.padded_len()];
+                let range = image * image_pooled..(image + 1) * image_pooled;
+                self.input_image(&rows, &dpooled[range.clone()], &won[range], &mut padded);
+                crop_image(&padded, conv, dx);
+            })
+        }
     }
 
     /// The filter as one row per output channel, laid out like a patch's segments (unused
@@ -301,23 +303,24 @@ fn won_by(won: &[f32], k: usize) -> u64 {
     won.iter().enumerate().fold(0, |bits, (c, &w)| bits | (u64::from(w == k) << c))
 }
 
-/// Copies the padded image's gradient back to the image's own pixels (the padding's
-/// gradient is dropped; pixels no window reaches get zero).
-fn crop_image(padded: &[f32], conv: &tensor::shape::Conv2dSpec, dx: &mut [f32]) {
+/// Copies the padded image's gradient back to the image's own pixels, writing every element
+/// of `dx` (the padding's gradient is dropped; pixels no window reaches get zero).
+fn crop_image(padded: &[f32], conv: &tensor::shape::Conv2dSpec, dx: &mut [MaybeUninit<f32>]) {
     let (ph, pw) = padded_dims(conv);
     let c = conv.in_c;
+    let zero = |dst: &mut [MaybeUninit<f32>]| dst.iter_mut().for_each(|d| _ = d.write(0.0));
     for iy in 0..conv.in_h {
         let py = iy + conv.pad_top;
         let dst = &mut dx[iy * conv.in_w * c..(iy + 1) * conv.in_w * c];
         if py >= ph {
-            dst.fill(0.0);
+            zero(dst);
             continue;
         }
         let first = conv.pad_left.min(pw);
         let last = (conv.pad_left + conv.in_w).min(pw);
         let copied = (last - first) * c;
-        dst[..copied].copy_from_slice(&padded[(py * pw + first) * c..(py * pw + last) * c]);
-        dst[copied..].fill(0.0);
+        write_run(&mut dst[..copied], &padded[(py * pw + first) * c..(py * pw + last) * c]);
+        zero(&mut dst[copied..]);
     }
 }
 
