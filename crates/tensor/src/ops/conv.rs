@@ -6,6 +6,27 @@ use crate::shape::{Conv2dSpec, Padding};
 use crate::tensor::Tensor;
 
 impl Tensor {
+    /// Checks a convolution's optional `bias` against its filter: on this tensor's device,
+    /// shaped `[out_c]`. `op` names the op for a device error, then for a shape error.
+    pub(crate) fn check_conv_bias(
+        &self,
+        filter: &Tensor,
+        bias: Option<&Tensor>,
+        out_c: usize,
+        (op, bias_op): (&'static str, &'static str),
+    ) -> Result<()> {
+        let Some(b) = bias else { return Ok(()) };
+        self.same_device(b, op)?;
+        if b.dims() != [out_c] {
+            return Err(TensorError::ShapeMismatch {
+                op: bias_op,
+                lhs: filter.shape().clone(),
+                rhs: b.shape().clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Convolves this NHWC batch with an HWIO `filter`, adding `bias` (`[out_c]`) if given.
     /// `strides` are (vertical, horizontal); padding follows Keras (`Valid` or `Same`).
     pub fn conv2d(
@@ -17,16 +38,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         self.same_device(filter, "conv2d")?;
         let spec = Conv2dSpec::new(self.shape(), filter.shape(), strides, padding)?;
-        if let Some(b) = bias {
-            self.same_device(b, "conv2d")?;
-            if b.dims() != [spec.out_c] {
-                return Err(TensorError::ShapeMismatch {
-                    op: "conv2d (bias must be [filters])",
-                    lhs: filter.shape().clone(),
-                    rhs: b.shape().clone(),
-                });
-            }
-        }
+        self.check_conv_bias(filter, bias, spec.out_c, ("conv2d", "conv2d (bias must be [filters])"))?;
         let storage =
             self.backend().conv2d(self.storage(), filter.storage(), bias.map(|b| b.storage()), &spec)?;
         let mut inputs = vec![self, filter];

@@ -2,7 +2,7 @@
 //! them (see [`crate::Backend::conv2d_max_pool`]).
 
 use crate::backend::ConvPoolBackward;
-use crate::error::{Result, TensorError};
+use crate::error::Result;
 use crate::shape::{ConvPoolSpec, Padding, PoolWindow, Shape};
 use crate::tensor::Tensor;
 
@@ -40,16 +40,8 @@ impl Tensor {
 
     fn conv_pool(&self, filter: &Tensor, bias: Option<&Tensor>, spec: ConvPoolSpec) -> Result<Tensor> {
         self.same_device(filter, "conv2d_max_pool")?;
-        if let Some(b) = bias {
-            self.same_device(b, "conv2d_max_pool")?;
-            if b.dims() != [spec.conv.out_c] {
-                return Err(TensorError::ShapeMismatch {
-                    op: "conv2d_max_pool (bias must be [filters])",
-                    lhs: filter.shape().clone(),
-                    rhs: b.shape().clone(),
-                });
-            }
-        }
+        let ops = ("conv2d_max_pool", "conv2d_max_pool (bias must be [filters])");
+        self.check_conv_bias(filter, bias, spec.conv.out_c, ops)?;
         let (pooled, saved) = self.backend().conv2d_max_pool(
             self.storage(),
             filter.storage(),
