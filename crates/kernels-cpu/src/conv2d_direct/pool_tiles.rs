@@ -40,16 +40,36 @@ fn tile_columns(lanes: usize, blocks: usize, in_c: usize) -> Option<usize> {
     }
 }
 
+/// Stride 1 and disjoint 2x2 pooling windows: what every kernel here takes.
+fn two_by_two_windows(spec: &ConvPoolSpec) -> bool {
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    (conv.stride_h, conv.stride_w) == (1, 1)
+        && (pool.pool_h, pool.pool_w) == (2, 2)
+        && spec.windows_disjoint()
+}
+
 /// Whether this kernel computes `spec` with `lanes`-wide registers.
 pub(super) fn applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
     let (conv, pool) = (&spec.conv, &spec.pool);
-    let geometry = (conv.stride_h, conv.stride_w) == (1, 1)
-        && (pool.pool_h, pool.pool_w) == (2, 2)
-        && spec.windows_disjoint();
-    geometry
+    two_by_two_windows(spec)
         && tile_columns(lanes, conv.out_c.div_ceil(lanes), conv.in_c)
             .is_some_and(|cols| pool.out_w * 2 >= cols)
         && pool.out_h > 0
+}
+
+/// Asserts what both passes rely on: the padded image's size, windows inside the
+/// convolution's output (tiles read rows up to `2 * pool.out_h - 1 + kernel_h - 1` and
+/// columns up to `2 * pool.out_w - 1 + kernel_w - 1`, so inside the padded image), and one
+/// image's pooled tensors `pooled` (whole registers of `out_c` values per pooled pixel, the
+/// last one masked). Returns the register blocks.
+fn check_image<S: Simd>(padded: &[f32], pw: usize, spec: &ConvPoolSpec, pooled: [&[f32]; 2]) -> usize {
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    let (ph, pw_check) = padded_dims(conv);
+    assert!(pw == pw_check && padded.len() >= ph * pw * conv.in_c);
+    assert!(2 * pool.out_h <= conv.out_h && 2 * pool.out_w <= conv.out_w);
+    let len = pool.out_h * pool.out_w * conv.out_c;
+    assert!(pooled.iter().all(|p| p.len() >= len));
+    conv.out_c.div_ceil(S::LANES)
 }
 
 /// Asserts the buffer sizes every tile relies on; returns the register blocks.
@@ -62,19 +82,11 @@ fn check<S: Simd>(
     out: &[f32],
     won: &[f32],
 ) -> usize {
-    let (conv, pool) = (&spec.conv, &spec.pool);
+    let conv = &spec.conv;
     assert!(applies(spec, S::LANES));
-    let (ph, pw_check) = padded_dims(conv);
-    let blocks = conv.out_c.div_ceil(S::LANES);
-    assert!(pw == pw_check && padded.len() >= ph * pw * conv.in_c);
-    // Tiles read rows up to 2 * pool.out_h - 1 + kernel_h - 1 and columns up to
-    // 2 * pool.out_w - 1 + kernel_w - 1: inside the padded image since the windows lie
-    // inside the convolution's output.
-    assert!(2 * pool.out_h <= conv.out_h && 2 * pool.out_w <= conv.out_w);
+    let blocks = check_image::<S>(padded, pw, spec, [out, won]);
     assert!(weights.len() >= conv.kernel_h * conv.kernel_w * conv.in_c * blocks * S::LANES);
     assert!(bias.len() >= blocks * S::LANES);
-    let pooled = pool.out_h * pool.out_w * conv.out_c;
-    assert!(out.len() >= pooled && won.len() >= pooled);
     blocks
 }
 
@@ -227,12 +239,8 @@ fn gradient_taps(lanes: usize, blocks: usize) -> Option<usize> {
 /// Whether [`filter_gradient_avx512`] / [`filter_gradient_avx2`] compute `spec`'s filter
 /// gradient with `lanes`-wide registers.
 pub(super) fn gradient_applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
-    let (conv, pool) = (&spec.conv, &spec.pool);
-    conv.in_c == 1
-        && (conv.stride_h, conv.stride_w) == (1, 1)
-        && (pool.pool_h, pool.pool_w) == (2, 2)
-        && spec.windows_disjoint()
-        && gradient_taps(lanes, conv.out_c.div_ceil(lanes)).is_some()
+    let conv = &spec.conv;
+    conv.in_c == 1 && two_by_two_windows(spec) && gradient_taps(lanes, conv.out_c.div_ceil(lanes)).is_some()
 }
 
 /// Asserts the sizes the filter-gradient passes rely on; returns the register blocks.
@@ -244,16 +252,9 @@ fn check_gradient<S: Simd>(
     won: &[f32],
     partial: &[f32],
 ) -> usize {
-    let (conv, pool) = (&spec.conv, &spec.pool);
+    let conv = &spec.conv;
     assert!(gradient_applies(spec, S::LANES));
-    let (ph, pw_check) = padded_dims(conv);
-    let blocks = conv.out_c.div_ceil(S::LANES);
-    assert!(pw == pw_check && padded.len() >= ph * pw);
-    assert!(2 * pool.out_h <= conv.out_h && 2 * pool.out_w <= conv.out_w);
-    // The last window's gradient is read as whole registers of `out_c` values (the last
-    // one masked).
-    let pooled = pool.out_h * pool.out_w * conv.out_c;
-    assert!(dpooled.len() >= pooled && won.len() >= pooled);
+    let blocks = check_image::<S>(padded, pw, spec, [dpooled, won]);
     assert!(partial.len() >= conv.kernel_h * conv.kernel_w * blocks * S::LANES);
     blocks
 }
