@@ -201,27 +201,21 @@ fn filter_gradient(
 
 /// Sum of the pooled gradient per channel: each pooled value's gradient reaches exactly one
 /// convolution output (none for [`NO_WINNER`]), and the bias gradient is the sum of those.
-/// Fixed slots of rows are summed in parallel, then added in order: the result does not
-/// depend on the number of threads.
+/// Fixed slots of rows ([`conv2d_direct::slot_partials`]) are summed in parallel, then added
+/// in order: the result does not depend on the number of threads.
 fn bias_gradient(dpooled: &[f32], won: &[f32], channels: usize) -> Vec<f32> {
     let rows = dpooled.len() / channels.max(1);
-    let rows_per_slot = rows.div_ceil(crate::conv2d::MAX_FILTER_PARTIALS).max(1);
-    let chunk = rows_per_slot * channels.max(1);
-    let partials: Vec<Vec<f32>> = dpooled
-        .par_chunks(chunk)
-        .zip(won.par_chunks(chunk))
-        .map(|(dpooled, won)| {
-            let mut db = vec![0.0; channels];
-            for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
-                for ((d, &g), &w) in db.iter_mut().zip(row).zip(won) {
-                    *d += if w == NO_WINNER { 0.0 } else { g };
-                }
+    let partials = conv2d_direct::slot_partials(rows, channels, |rows, db| {
+        let range = rows.start * channels..rows.end * channels;
+        let (dpooled, won) = (&dpooled[range.clone()], &won[range]);
+        for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
+            for ((d, &g), &w) in db.iter_mut().zip(row).zip(won) {
+                *d += if w == NO_WINNER { 0.0 } else { g };
             }
-            db
-        })
-        .collect();
+        }
+    });
     let mut db = vec![0.0; channels];
-    for partial in &partials {
+    for partial in partials.chunks_exact(channels) {
         db.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
     }
     db

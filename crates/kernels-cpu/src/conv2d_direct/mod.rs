@@ -273,11 +273,11 @@ impl DirectForward<'_> {
     }
 }
 
-/// Runs `fill(images, partial)` for slots of consecutive images of a `batch` in parallel,
+/// Runs `fill(images, partial)` for slots of consecutive images (or rows) of a `batch` in parallel,
 /// each with its own zeroed `partial_len` partial gradient, and returns the partials in slot
 /// order. The slots are a function of the batch size only, so sums over them taken in order
 /// do not depend on the number of threads.
-fn slot_partials(
+pub(crate) fn slot_partials(
     batch: usize,
     partial_len: usize,
     fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
@@ -285,7 +285,7 @@ fn slot_partials(
     let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
     let images_per_slot = batch.div_ceil(slots);
     let mut partials = vec![0.0; slots * partial_len];
-    partials.par_chunks_mut(partial_len).enumerate().for_each(|(slot, partial)| {
+    partials.par_chunks_mut(partial_len.max(1)).enumerate().for_each(|(slot, partial)| {
         let first = slot * images_per_slot;
         fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
     });
