@@ -363,7 +363,7 @@ impl<'s> DirectFilterGradient<'s> {
     /// Whether [`DirectFilterGradient::max_pool_2x2_image`] computes `spec` (a first layer's
     /// convolution, then 2x2 max pooling).
     pub(crate) fn pools_in_registers(&self, spec: &ConvPoolSpec) -> bool {
-        spec.conv == *self.spec && pool_tiles::gradient_applies(spec, self.isa.lanes())
+        spec.conv == *self.spec && window_gradient::gradient_applies(spec, self.isa.lanes())
     }
 
     /// Adds one image's filter gradient to `partial` from its pooled gradient and winners
@@ -384,8 +384,8 @@ impl<'s> DirectFilterGradient<'s> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => pool_tiles::filter_gradient_avx2(padded, pw, spec, pooled, partial),
-                Isa::Avx512 => pool_tiles::filter_gradient_avx512(padded, pw, spec, pooled, partial),
+                Isa::Avx2 => window_gradient::filter_gradient_avx2(padded, pw, spec, pooled, partial),
+                Isa::Avx512 => window_gradient::filter_gradient_avx512(padded, pw, spec, pooled, partial),
             }
         }
     }
@@ -411,6 +411,7 @@ mod kernels;
 mod pool_tiles;
 mod pooled_backward;
 mod simd;
+mod window_gradient;
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,8 @@
 //! that scratch. Values and winners are the two-pass version's exactly: the same sums in the
 //! same order, and the first strictly greatest element in scan order wins.
 //!
-//! The filter gradient goes window by window too: each window's pooled gradient is spread
-//! over its four elements in registers (a select against the winner), and every tap
-//! multiply-adds the four input values under the window into the tap's accumulators. The
-//! two-pass version wrote each image's full output gradient to scratch first, then read it
-//! back for the direct filter-gradient kernel.
+//! The matching filter gradient, window by window from the pooled gradient and winners, is
+//! in `window_gradient.rs`.
 
 // Register arrays indexed by block number alongside other arrays.
 #![allow(clippy::needless_range_loop)]
@@ -41,7 +38,7 @@ fn tile_columns(lanes: usize, blocks: usize, in_c: usize) -> Option<usize> {
 }
 
 /// Stride 1 and disjoint 2x2 pooling windows: what every kernel here takes.
-fn two_by_two_windows(spec: &ConvPoolSpec) -> bool {
+pub(super) fn two_by_two_windows(spec: &ConvPoolSpec) -> bool {
     let (conv, pool) = (&spec.conv, &spec.pool);
     (conv.stride_h, conv.stride_w) == (1, 1)
         && (pool.pool_h, pool.pool_w) == (2, 2)
@@ -62,7 +59,12 @@ pub(super) fn applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
 /// columns up to `2 * pool.out_w - 1 + kernel_w - 1`, so inside the padded image), and one
 /// image's pooled tensors `pooled` (whole registers of `out_c` values per pooled pixel, the
 /// last one masked). Returns the register blocks.
-fn check_image<S: Simd>(padded: &[f32], pw: usize, spec: &ConvPoolSpec, pooled: [&[f32]; 2]) -> usize {
+pub(super) fn check_image<S: Simd>(
+    padded: &[f32],
+    pw: usize,
+    spec: &ConvPoolSpec,
+    pooled: [&[f32]; 2],
+) -> usize {
     let (conv, pool) = (&spec.conv, &spec.pool);
     let (ph, pw_check) = padded_dims(conv);
     assert!(pw == pw_check && padded.len() >= ph * pw * conv.in_c);
@@ -222,197 +224,10 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize, const UNIT: bool
     }
 }
 
-/// Taps per pass of the filter gradient for `blocks` registers of channels: the
-/// accumulators (`taps * blocks`), the window's gradient (`4 * blocks`) and four input
-/// values must fit in the registers. `None` where they do not.
-fn gradient_taps(lanes: usize, blocks: usize) -> Option<usize> {
-    match (lanes, blocks) {
-        (16, 1) => Some(12),
-        (16, 2) => Some(9),
-        (16, 3) => Some(4),
-        (8, 1) => Some(6),
-        (8, 2) => Some(2),
-        _ => None,
-    }
-}
-
-/// Whether [`filter_gradient_avx512`] / [`filter_gradient_avx2`] compute `spec`'s filter
-/// gradient with `lanes`-wide registers.
-pub(super) fn gradient_applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
-    let conv = &spec.conv;
-    conv.in_c == 1 && two_by_two_windows(spec) && gradient_taps(lanes, conv.out_c.div_ceil(lanes)).is_some()
-}
-
-/// Asserts the sizes the filter-gradient passes rely on; returns the register blocks.
-fn check_gradient<S: Simd>(
-    padded: &[f32],
-    pw: usize,
-    spec: &ConvPoolSpec,
-    dpooled: &[f32],
-    won: &[f32],
-    partial: &[f32],
-) -> usize {
-    let conv = &spec.conv;
-    assert!(gradient_applies(spec, S::LANES));
-    let blocks = check_image::<S>(padded, pw, spec, [dpooled, won]);
-    assert!(partial.len() >= conv.kernel_h * conv.kernel_w * blocks * S::LANES);
-    blocks
-}
-
-/// Adds one image's filter gradient to `partial` (`[taps, blocks * 16]`), from the padded
-/// image, the pooled gradient and the winners (`[pool.out_h, pool.out_w, out_c]`).
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn filter_gradient_avx512(
-    padded: &[f32],
-    pw: usize,
-    spec: &ConvPoolSpec,
-    (dpooled, won): (&[f32], &[f32]),
-    partial: &mut [f32],
-) {
-    match check_gradient::<Avx512>(padded, pw, spec, dpooled, won, partial) {
-        1 => gradient_passes::<Avx512, 1, 12>(padded, pw, spec, (dpooled, won), partial),
-        2 => gradient_passes::<Avx512, 2, 9>(padded, pw, spec, (dpooled, won), partial),
-        3 => gradient_passes::<Avx512, 3, 4>(padded, pw, spec, (dpooled, won), partial),
-        _ => unreachable!("checked by gradient_applies"),
-    }
-}
-
-/// [`filter_gradient_avx512`] with 8-lane registers (`partial` is `[taps, blocks * 8]`).
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn filter_gradient_avx2(
-    padded: &[f32],
-    pw: usize,
-    spec: &ConvPoolSpec,
-    (dpooled, won): (&[f32], &[f32]),
-    partial: &mut [f32],
-) {
-    match check_gradient::<Avx2>(padded, pw, spec, dpooled, won, partial) {
-        1 => gradient_passes::<Avx2, 1, 6>(padded, pw, spec, (dpooled, won), partial),
-        2 => gradient_passes::<Avx2, 2, 2>(padded, pw, spec, (dpooled, won), partial),
-        _ => unreachable!("checked by gradient_applies"),
-    }
-}
-
-/// All taps, `TAPS` per pass over the windows (the last pass takes the rest).
-#[inline(always)]
-unsafe fn gradient_passes<S: Simd, const BLOCKS: usize, const TAPS: usize>(
-    padded: &[f32],
-    pw: usize,
-    spec: &ConvPoolSpec,
-    pooled: (&[f32], &[f32]),
-    partial: &mut [f32],
-) {
-    let taps = spec.conv.kernel_h * spec.conv.kernel_w;
-    let mut first = 0;
-    while first + TAPS <= taps {
-        gradient_pass::<S, BLOCKS, TAPS>(padded, pw, spec, pooled, first, partial);
-        first += TAPS;
-    }
-    // The rest in one pass: single-tap passes would leave each window's eight FMAs waiting
-    // on each other in two accumulators.
-    let args = Pass { padded, pw, spec, pooled, first };
-    match taps - first {
-        0 => {}
-        1 => gradient_rest::<S, BLOCKS, 1>(args, partial),
-        2 => gradient_rest::<S, BLOCKS, 2>(args, partial),
-        3 => gradient_rest::<S, BLOCKS, 3>(args, partial),
-        4 => gradient_rest::<S, BLOCKS, 4>(args, partial),
-        5 => gradient_rest::<S, BLOCKS, 5>(args, partial),
-        6 => gradient_rest::<S, BLOCKS, 6>(args, partial),
-        7 => gradient_rest::<S, BLOCKS, 7>(args, partial),
-        8 => gradient_rest::<S, BLOCKS, 8>(args, partial),
-        9 => gradient_rest::<S, BLOCKS, 9>(args, partial),
-        10 => gradient_rest::<S, BLOCKS, 10>(args, partial),
-        11 => gradient_rest::<S, BLOCKS, 11>(args, partial),
-        _ => unreachable!("passes take at most 12 taps"),
-    }
-}
-
-/// What a filter-gradient pass reads: the padded image (rows `pw` apart), the layer, the
-/// pooled gradient and winners, and its first tap.
-struct Pass<'a> {
-    padded: &'a [f32],
-    pw: usize,
-    spec: &'a ConvPoolSpec,
-    pooled: (&'a [f32], &'a [f32]),
-    first: usize,
-}
-
-/// The pass over the last `REST` taps (fewer than a full pass).
-#[inline(always)]
-unsafe fn gradient_rest<S: Simd, const BLOCKS: usize, const REST: usize>(
-    pass: Pass<'_>,
-    partial: &mut [f32],
-) {
-    let Pass { padded, pw, spec, pooled, first } = pass;
-    gradient_pass::<S, BLOCKS, REST>(padded, pw, spec, pooled, first, partial)
-}
-
-/// One pooled pixel's channels, the last register masked. A function, not a closure:
-/// closures do not inherit the caller's `#[target_feature]`.
-#[inline(always)]
-unsafe fn load_channels<S: Simd, const BLOCKS: usize>(p: *const f32, mask: S::Mask) -> [S::V; BLOCKS] {
-    let mut v = [S::zero(); BLOCKS];
-    for b in 0..BLOCKS - 1 {
-        v[b] = S::load(p.add(b * S::LANES));
-    }
-    v[BLOCKS - 1] = S::load_masked(p.add((BLOCKS - 1) * S::LANES), mask);
-    v
-}
-
-/// Taps `first..first + TAPS`, accumulated over every window of the image, then added to
-/// `partial`.
-#[inline(always)]
-unsafe fn gradient_pass<S: Simd, const BLOCKS: usize, const TAPS: usize>(
-    padded: &[f32],
-    pw: usize,
-    spec: &ConvPoolSpec,
-    (dpooled, won): (&[f32], &[f32]),
-    first: usize,
-    partial: &mut [f32],
-) {
-    let (conv, pool) = (&spec.conv, &spec.pool);
-    let c = conv.out_c;
-    let mask = S::mask(c - (BLOCKS - 1) * S::LANES);
-    // Tap t's input value for window element (r, s) is at `offsets[t] + r * pw + s` from the
-    // window's corner in the padded image.
-    let offsets: [usize; TAPS] =
-        std::array::from_fn(|t| (first + t) / conv.kernel_w * pw + (first + t) % conv.kernel_w);
-    let elements = [S::zero(), S::splat(1.0), S::splat(2.0), S::splat(3.0)];
-    let mut acc = [[S::zero(); BLOCKS]; TAPS];
-    for wy in 0..pool.out_h {
-        for wx in 0..pool.out_w {
-            let o = (wy * pool.out_w + wx) * c;
-            let g = load_channels::<S, BLOCKS>(dpooled.as_ptr().add(o), mask);
-            let w = load_channels::<S, BLOCKS>(won.as_ptr().add(o), mask);
-            // The gradient of each window element: the pooled gradient where it won.
-            let dy: [[S::V; BLOCKS]; 4] =
-                std::array::from_fn(|k| std::array::from_fn(|b| S::select_eq(w[b], elements[k], g[b])));
-            let corner = padded.as_ptr().add(2 * wy * pw + 2 * wx);
-            for (acc, &offset) in acc.iter_mut().zip(&offsets) {
-                let x = corner.add(offset);
-                let values =
-                    [S::splat(*x), S::splat(*x.add(1)), S::splat(*x.add(pw)), S::splat(*x.add(pw + 1))];
-                for (value, dy) in values.iter().zip(&dy) {
-                    for b in 0..BLOCKS {
-                        acc[b] = S::fmadd(*value, dy[b], acc[b]);
-                    }
-                }
-            }
-        }
-    }
-    for (t, acc) in acc.iter().enumerate() {
-        let dst = partial.as_mut_ptr().add((first + t) * BLOCKS * S::LANES);
-        for b in 0..BLOCKS {
-            S::store(dst.add(b * S::LANES), S::add(S::load(dst.add(b * S::LANES)), acc[b]));
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tests::reference_winners;
-    use super::super::{isa_fits, DirectFilterGradient, DirectForward, Isa, Pass};
+    use super::super::{isa_fits, DirectForward, Isa, Pass};
     use crate::conv2d::conv2d_forward;
     use crate::pool::pool2d;
     use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -422,9 +237,9 @@ mod tests {
     /// batch, (h, w), (kh, kw), filters, padding: every register block count, rows shorter
     /// than, equal to and longer than a tile (a last tile moved back), windows that leave a
     /// margin, padding.
-    type Case = (usize, (usize, usize), (usize, usize), usize, Padding);
+    pub(in super::super) type Case = (usize, (usize, usize), (usize, usize), usize, Padding);
     #[rustfmt::skip]
-    const CASES: [Case; 6] = [
+    pub(in super::super) const CASES: [Case; 6] = [
         (3, (28, 28), (5, 5), 20, Padding::Valid),
         (2, (12, 31), (3, 3), 7, Padding::Valid),
         (2, (11, 9), (3, 2), 16, Padding::Same),
@@ -502,83 +317,6 @@ mod tests {
         }
         if Isa::detect() == Some(Isa::Avx512) {
             assert!(ran >= 2 * (CASES.len() + 4), "the in-register kernel ran on only {ran} cases");
-        }
-    }
-
-    /// The window-by-window filter gradient equals the convolution's filter gradient of the
-    /// rebuilt output gradient (to rounding: other summation order), on both builds, with
-    /// and without cut windows (a ReLU's `NO_WINNER`).
-    #[test]
-    fn filter_gradient_matches_the_dense_kernel() {
-        let mut rng = StdRng::seed_from_u64(52);
-        let mut ran = 0;
-        for ((batch, (h, w), (kh, kw), out_c, padding), relu) in
-            CASES.into_iter().flat_map(|case| [(case, false), (case, true)])
-        {
-            let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
-            let input = Shape::new([batch, h, w, 1]);
-            let spec =
-                ConvPoolSpec::new(&input, &Shape::new([kh, kw, 1, out_c]), (1, 1), padding, window).unwrap();
-            let spec = if relu { spec.with_relu() } else { spec };
-            let conv = &spec.conv;
-            let x: Vec<f32> = (0..input.numel()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            let y: Vec<f32> =
-                (0..conv.output_shape().numel()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            let mut won = reference_winners(&y, &spec);
-            let dpooled: Vec<f32> = (0..won.len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            if relu {
-                // Cut every third window.
-                won.iter_mut().step_by(3).for_each(|w| *w = crate::conv2d_pool::NO_WINNER);
-            }
-            // The output gradient: each window's gradient at its winner.
-            let pool = &spec.pool;
-            let mut dy = vec![0.0; y.len()];
-            for (i, (&g, &k)) in dpooled.iter().zip(&won).enumerate() {
-                if k < 0.0 {
-                    continue;
-                }
-                let (c, pixel) = (i % out_c, i / out_c);
-                let (image, wy, wx) =
-                    (pixel / (pool.out_h * pool.out_w), pixel / pool.out_w % pool.out_h, pixel % pool.out_w);
-                let (oy, ox) = (2 * wy + k as usize / 2, 2 * wx + k as usize % 2);
-                dy[((image * conv.out_h + oy) * conv.out_w + ox) * out_c + c] = g;
-            }
-            let want = crate::conv2d::conv2d_backward_filter(&x, &dy, conv);
-            for isa in [Isa::Avx512, Isa::Avx2] {
-                if Isa::detect().is_none_or(|best| best == Isa::Avx2 && isa == Isa::Avx512) {
-                    continue;
-                }
-                let kernel = DirectFilterGradient { isa, spec: conv };
-                if !kernel.pools_in_registers(&spec) {
-                    continue;
-                }
-                ran += 1;
-                let image_pooled = won.len() / batch;
-                let partials = kernel.partials(|images, partial| {
-                    let mut padded = vec![0.0; kernel.padded_len()];
-                    for image in images {
-                        let range = image * image_pooled..(image + 1) * image_pooled;
-                        let pooled = (&dpooled[range.clone()], &won[range]);
-                        kernel.max_pool_2x2_image(
-                            &x[image * h * w..(image + 1) * h * w],
-                            pooled,
-                            &spec,
-                            &mut padded,
-                            partial,
-                        );
-                    }
-                });
-                let got = kernel.finish(&partials);
-                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                        "{isa:?} {input:?} {kh}x{kw}x{out_c} relu {relu} [{i}]: {g} vs {w}"
-                    );
-                }
-            }
-        }
-        if Isa::detect() == Some(Isa::Avx512) {
-            assert!(ran >= 2 * CASES.len(), "the in-register gradient ran on only {ran} cases");
         }
     }
 }
