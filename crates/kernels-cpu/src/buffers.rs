@@ -145,6 +145,45 @@ pub(crate) fn zeroed_chunks(
     unsafe { build_chunks(len, chunk, parallel, init) }
 }
 
+/// Two outputs of `len` floats built in matching pieces, in parallel: `fill(state, index,
+/// a, b)` gets the `index`-th `chunk`-long piece of each, zeroed by the task itself (in
+/// cache, on every thread) rather than by two big single-threaded `memset`s up front, and
+/// per-thread `state` from `init` (scratch buffers).
+pub(crate) fn zeroed_chunk_pairs<T>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> T + Sync + Send,
+    fill: impl Fn(&mut T, usize, &mut [f32], &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut a, mut b) = (take(len), take(len));
+    if len > 0 {
+        let chunk = chunk.clamp(1, len);
+        let pieces = a.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk)
+            .zip(b.spare_capacity_mut()[..len].par_chunks_mut(chunk));
+        pieces.enumerate().for_each_init(init, |state, (index, (a, b))| {
+            a.fill(MaybeUninit::new(0.0));
+            b.fill(MaybeUninit::new(0.0));
+            // SAFETY: both pieces were just initialised, and `MaybeUninit<f32>` has the
+            // layout of `f32`.
+            let (a, b) = unsafe {
+                (
+                    &mut *(a as *mut [MaybeUninit<f32>] as *mut [f32]),
+                    &mut *(b as *mut [MaybeUninit<f32>] as *mut [f32]),
+                )
+            };
+            fill(state, index, a, b);
+        });
+    }
+    // SAFETY: every piece of both was zeroed above; had a task panicked, we would not get
+    // here.
+    unsafe {
+        a.set_len(len);
+        b.set_len(len);
+    }
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +207,32 @@ mod tests {
         let mut partial = Vec::with_capacity(len + 1);
         partial.push(1.0f32);
         recycle(partial);
+    }
+
+    #[test]
+    fn chunk_pairs_are_zeroed_and_filled_piece_by_piece() {
+        // Lengths that leave a short last piece, and a recycled (dirty) buffer underneath.
+        let len = MIN_RECYCLED_LEN + 7;
+        let mut dirty = take(len);
+        dirty.resize(len, f32::NAN);
+        recycle(dirty);
+        let (a, b) = zeroed_chunk_pairs(
+            len,
+            1000,
+            || 0usize,
+            |calls, index, a, b| {
+                *calls += 1;
+                assert!(a.iter().chain(b.iter()).all(|&v| v == 0.0));
+                assert_eq!(a.len(), b.len());
+                a[0] = index as f32;
+                b[a.len() - 1] = -(index as f32);
+            },
+        );
+        assert_eq!((a.len(), b.len()), (len, len));
+        for (index, (a, b)) in a.chunks(1000).zip(b.chunks(1000)).enumerate() {
+            assert_eq!(a[0], index as f32);
+            assert_eq!(b[b.len() - 1], -(index as f32));
+            assert!(a[1..].iter().chain(&b[..b.len() - 1]).all(|&v| v == 0.0) || a.len() == 1);
+        }
     }
 }

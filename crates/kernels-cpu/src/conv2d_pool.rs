@@ -25,7 +25,6 @@
 //! gradients equal the unfused ones to rounding.
 
 use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward, PooledBackward};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::ConvPoolSpec;
 
@@ -71,24 +70,27 @@ pub(crate) fn forward(
     // more than the convolution).
     let width = kernel.padded_channels();
     let offsets = window_offsets(spec, width);
-    let mut pooled = crate::buffers::take_zeroed(conv.batch * image_pooled);
-    let mut winners = crate::buffers::take_zeroed(saved_len(spec));
+    debug_assert_eq!(saved_len(spec), conv.batch * image_pooled);
     let in_registers = kernel.pools_in_registers(spec);
     // The convolution's output goes through scratch only when it is not pooled in registers.
     let y_len = if in_registers { 0 } else { conv.out_h * conv.out_w * width };
     let scratch = || (vec![0.0; kernel.padded_len()], vec![MaybeUninit::<f32>::uninit(); y_len]);
-    let outputs = pooled.par_chunks_mut(image_pooled).zip(winners.par_chunks_mut(image_pooled));
-    outputs.enumerate().for_each_init(scratch, |(padded, y), (image, (out, won))| {
-        let x = &x[image * image_in..(image + 1) * image_in];
-        if in_registers {
-            kernel.max_pool_2x2_image(x, padded, spec, out, won);
-        } else {
-            kernel.image(x, padded, y, true);
-            // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
-            let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
-            kernel.max_pool_image(y, spec, &offsets, out, won);
-        }
-    });
+    let (pooled, winners) = crate::buffers::zeroed_chunk_pairs(
+        conv.batch * image_pooled,
+        image_pooled,
+        scratch,
+        |(padded, y), image, out, won| {
+            let x = &x[image * image_in..(image + 1) * image_in];
+            if in_registers {
+                kernel.max_pool_2x2_image(x, padded, spec, out, won);
+            } else {
+                kernel.image(x, padded, y, true);
+                // SAFETY: `DirectForward::image` wrote every element of the padded-pixel output.
+                let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<f32>] as *const [f32]) };
+                kernel.max_pool_image(y, spec, &offsets, out, won);
+            }
+        },
+    );
     (pooled, winners)
 }
 
