@@ -125,6 +125,14 @@ pub(crate) unsafe fn build_chunks(
     out
 }
 
+/// `piece` zeroed, as floats.
+fn zeroed(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    piece.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just initialised, and `MaybeUninit<f32>` has the layout of
+    // `f32`.
+    unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// [`build_chunks`] for kernels that accumulate: each piece is zeroed by the task that fills
 /// it (in parallel, and just before use so it is still in cache) rather than by one big
 /// `memset` up front, which for a 6 MB activation costs as much as a cheap kernel.
@@ -134,13 +142,7 @@ pub(crate) fn zeroed_chunks(
     parallel: bool,
     fill: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    let init = |index: usize, piece: &mut [MaybeUninit<f32>]| {
-        piece.fill(MaybeUninit::new(0.0));
-        // SAFETY: every element of `piece` was just initialised, and `MaybeUninit<f32>` has
-        // the layout of `f32`.
-        let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        fill(index, piece);
-    };
+    let init = |index: usize, piece: &mut [MaybeUninit<f32>]| fill(index, zeroed(piece));
     // SAFETY: `init` zeroes its whole piece before anything else.
     unsafe { build_chunks(len, chunk, parallel, init) }
 }
@@ -162,17 +164,7 @@ pub(crate) fn zeroed_chunk_pairs<T>(
             .par_chunks_mut(chunk)
             .zip(b.spare_capacity_mut()[..len].par_chunks_mut(chunk));
         pieces.enumerate().for_each_init(init, |state, (index, (a, b))| {
-            a.fill(MaybeUninit::new(0.0));
-            b.fill(MaybeUninit::new(0.0));
-            // SAFETY: both pieces were just initialised, and `MaybeUninit<f32>` has the
-            // layout of `f32`.
-            let (a, b) = unsafe {
-                (
-                    &mut *(a as *mut [MaybeUninit<f32>] as *mut [f32]),
-                    &mut *(b as *mut [MaybeUninit<f32>] as *mut [f32]),
-                )
-            };
-            fill(state, index, a, b);
+            fill(state, index, zeroed(a), zeroed(b));
         });
     }
     // SAFETY: every piece of both was zeroed above; had a task panicked, we would not get
