@@ -19,6 +19,34 @@ use super::simd::{Avx2, Avx512, Simd};
 use std::arch::x86_64::*;
 use tensor::shape::ConvPoolSpec;
 
+/// `tap_passes!(taps, FULL, pass [generics..] (args..), partial)` runs
+/// `pass::<generics.., N>(args.., first, partial)` over all `taps` taps of a kernel:
+/// passes of `FULL` taps from `first = 0`, then one pass over the rest, since single-tap
+/// passes would leave each window's FMAs waiting on each other in too few accumulators.
+/// Both builds' filter gradients run their passes through it.
+macro_rules! tap_passes {
+    ($taps:expr, $full:tt, $pass:ident $generics:tt $args:tt, $partial:expr) => {{
+        let taps = $taps;
+        let mut first = 0;
+        while first + $full <= taps {
+            tap_passes!(@call $pass $generics $full $args first $partial);
+            first += $full;
+        }
+        tap_passes!(@rest (taps - first) $pass $generics $args first $partial;
+            1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+    }};
+    (@rest $rest:tt $pass:ident $generics:tt $args:tt $first:ident $partial:tt; $($n:literal)*) => {
+        match $rest {
+            0 => {}
+            $($n => tap_passes!(@call $pass $generics $n $args $first $partial),)*
+            _ => unreachable!("passes take at most 20 taps"),
+        }
+    };
+    (@call $pass:ident [$($g:tt),*] $n:tt ($($arg:expr),*) $first:ident $partial:tt) => {
+        $pass::<$($g,)* $n>($($arg,)* $first, $partial)
+    };
+}
+
 /// Taps per pass of the filter gradient for `blocks` registers of channels: with AVX2 the
 /// accumulators (`taps * blocks`), the window's gradient (`4 * blocks`) and four input
 /// values must fit in the registers. `None` where they do not.
@@ -87,43 +115,7 @@ unsafe fn gradient_passes<S: Simd, const BLOCKS: usize, const TAPS: usize>(
     partial: &mut [f32],
 ) {
     let taps = spec.conv.kernel_h * spec.conv.kernel_w;
-    let mut first = 0;
-    while first + TAPS <= taps {
-        gradient_pass::<S, BLOCKS, TAPS>(padded, pw, spec, pooled, first, partial);
-        first += TAPS;
-    }
-    // The rest in one pass: single-tap passes would leave each window's eight FMAs waiting
-    // on each other in two accumulators.
-    let args = Pass { padded, pw, spec, pooled, first };
-    match taps - first {
-        0 => {}
-        1 => gradient_rest::<S, BLOCKS, 1>(args, partial),
-        2 => gradient_rest::<S, BLOCKS, 2>(args, partial),
-        3 => gradient_rest::<S, BLOCKS, 3>(args, partial),
-        4 => gradient_rest::<S, BLOCKS, 4>(args, partial),
-        5 => gradient_rest::<S, BLOCKS, 5>(args, partial),
-        _ => unreachable!("AVX2 passes take at most 6 taps"),
-    }
-}
-
-/// What a filter-gradient pass reads: the padded image (rows `pw` apart), the layer, the
-/// pooled gradient and winners, and its first tap.
-struct Pass<'a> {
-    padded: &'a [f32],
-    pw: usize,
-    spec: &'a ConvPoolSpec,
-    pooled: (&'a [f32], &'a [f32]),
-    first: usize,
-}
-
-/// The pass over the last `REST` taps (fewer than a full pass).
-#[inline(always)]
-unsafe fn gradient_rest<S: Simd, const BLOCKS: usize, const REST: usize>(
-    pass: Pass<'_>,
-    partial: &mut [f32],
-) {
-    let Pass { padded, pw, spec, pooled, first } = pass;
-    gradient_pass::<S, BLOCKS, REST>(padded, pw, spec, pooled, first, partial)
+    tap_passes!(taps, TAPS, gradient_pass [S, BLOCKS] (padded, pw, spec, pooled), partial)
 }
 
 /// One pooled pixel's channels, the last register masked. A function, not a closure:
@@ -253,21 +245,7 @@ unsafe fn permute_passes<const BLOCKS: usize, const TAPS: usize>(
     partial: &mut [f32],
 ) {
     let taps = spec.conv.kernel_h * spec.conv.kernel_w;
-    let mut first = 0;
-    while first + TAPS <= taps {
-        permute_pass::<BLOCKS, TAPS>(padded, pw, spec, picks, first, partial);
-        first += TAPS;
-    }
-    macro_rules! rest {
-        ($($n:literal)*) => {
-            match taps - first {
-                0 => {}
-                $($n => permute_pass::<BLOCKS, $n>(padded, pw, spec, picks, first, partial),)*
-                _ => unreachable!("passes take at most 20 taps"),
-            }
-        };
-    }
-    rest!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19);
+    tap_passes!(taps, TAPS, permute_pass[BLOCKS](padded, pw, spec, picks), partial)
 }
 
 /// Taps `first..first + TAPS`, accumulated over every window of the image, then added to
