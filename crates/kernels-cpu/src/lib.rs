@@ -28,6 +28,8 @@ pub mod conv2d;
 mod conv2d_direct;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_pool;
+#[cfg(target_arch = "x86_64")]
+mod conv2d_winograd;
 pub mod elementwise;
 mod fast_math;
 pub mod layout;

@@ -100,12 +100,12 @@ fn cpu_has_avx2_fma() -> bool {
 
 /// Height and width of an image padded so that every window lies inside it (the padded
 /// image is `[ph, pw, in_c]`).
-fn padded_dims(spec: &Conv2dSpec) -> (usize, usize) {
+pub(crate) fn padded_dims(spec: &Conv2dSpec) -> (usize, usize) {
     ((spec.out_h - 1) * spec.stride_h + spec.kernel_h, (spec.out_w - 1) * spec.stride_w + spec.kernel_w)
 }
 
 /// Writes image `x` (`[in_h, in_w, in_c]`) into `padded` (`padded_dims`), zeros around it.
-fn pad_image(x: &[f32], spec: &Conv2dSpec, padded: &mut [f32]) {
+pub(crate) fn pad_image(x: &[f32], spec: &Conv2dSpec, padded: &mut [f32]) {
     let (ph, pw) = padded_dims(spec);
     let c = spec.in_c;
     padded.fill(0.0);

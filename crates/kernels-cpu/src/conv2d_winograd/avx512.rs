@@ -1,0 +1,241 @@
+//! The AVX-512 kernels of the Winograd F(2x2, 3x3) convolution (see the module's page): the
+//! transform of input tiles, the products per tile position, and the transform of output
+//! tiles with the bias, the 2x2 max pool and the ReLU. Channels are the vector lanes; a
+//! block of tiles is laid out as described by [`Planes`].
+
+// Register arrays indexed alongside the planes.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// Floats per register.
+pub(super) const LANES: usize = 16;
+
+/// A buffer of `tiles` tiles, each 16 rows (one per position `xi` of the 4x4 tile) of
+/// `lanes` floats: the value of channel `c` of tile `t` at position `xi` is at
+/// `(t * 16 + xi) * lanes + c`. A tile's rows are adjacent, so a transform writes (or
+/// reads) one run; a product's row for position `xi` steps a tile at a time.
+#[derive(Clone, Copy)]
+pub(super) struct Planes {
+    pub(super) tiles: usize,
+    pub(super) lanes: usize,
+}
+
+impl Planes {
+    pub(super) fn len(self) -> usize {
+        16 * self.tiles * self.lanes
+    }
+
+    #[inline(always)]
+    fn at(self, xi: usize, tile: usize) -> usize {
+        (tile * 16 + xi) * self.lanes
+    }
+
+    /// Floats from one tile to the next.
+    #[inline(always)]
+    pub(super) fn tile_stride(self) -> usize {
+        16 * self.lanes
+    }
+}
+
+/// The first `used` lanes (all of them from 16 up).
+#[inline(always)]
+fn lane_mask(used: usize) -> __mmask16 {
+    if used >= LANES {
+        !0
+    } else {
+        (1u16 << used) - 1
+    }
+}
+
+/// Where the input tiles of a few images come from: their zero-padded copies (`[ph, pw,
+/// in_c]` each, `image_len` apart, with at least a register of slack after the last) and
+/// their windows (`windows_h` x `windows_w` per image). Tile `t` is window
+/// `t % (windows_h * windows_w)` (scan order) of image `t / (windows_h * windows_w)`.
+pub(super) struct PaddedImages<'a> {
+    pub(super) padded: &'a [f32],
+    pub(super) image_len: usize,
+    pub(super) pw: usize,
+    pub(super) in_c: usize,
+    pub(super) windows_h: usize,
+    pub(super) windows_w: usize,
+}
+
+/// `V = B^T d B` of the 4x4 input tiles `tiles`, into rows `0..tiles.len()` of `v`. Whole
+/// registers are read and stored: lanes past `in_c` hold the next pixel's channels, which
+/// the products never read.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn input_tiles(
+    images: &PaddedImages<'_>,
+    tiles: Range<usize>,
+    planes: Planes,
+    v: &mut [f32],
+) {
+    let (pw, c, per_image) = (images.pw, images.in_c, images.windows_h * images.windows_w);
+    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && per_image > 0);
+    if let Some(last) = tiles.clone().last() {
+        let last_read = ((2 * images.windows_h + 1) * pw + 2 * images.windows_w + 1) * c + planes.lanes;
+        assert!(
+            last / per_image * images.image_len + last_read <= images.padded.len(),
+            "tile outside the images"
+        );
+    }
+    let row_stride = pw * c;
+    for (row, tile) in tiles.enumerate() {
+        let (image, window) = (tile / per_image, tile % per_image);
+        let (wy, wx) = (window / images.windows_w, window % images.windows_w);
+        let corner = images.padded.as_ptr().add(image * images.image_len + (2 * wy * pw + 2 * wx) * c);
+        for lane in (0..planes.lanes).step_by(LANES) {
+            let mut d = [[_mm512_setzero_ps(); 4]; 4];
+            let mut line = corner.add(lane);
+            for r in 0..4 {
+                let mut pixel = line;
+                for s in 0..4 {
+                    d[r][s] = _mm512_loadu_ps(pixel);
+                    pixel = pixel.add(c);
+                }
+                line = line.add(row_stride);
+            }
+            // Rows: B^T d.
+            let mut rows = [[_mm512_setzero_ps(); 4]; 4];
+            for s in 0..4 {
+                rows[0][s] = sub(d[0][s], d[2][s]);
+                rows[1][s] = add(d[1][s], d[2][s]);
+                rows[2][s] = sub(d[2][s], d[1][s]);
+                rows[3][s] = sub(d[1][s], d[3][s]);
+            }
+            // Columns: (B^T d) B, stored as the tile's 16 adjacent rows.
+            let mut out = v.as_mut_ptr().add(planes.at(0, row) + lane);
+            for row in rows {
+                for value in
+                    [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])]
+                {
+                    _mm512_storeu_ps(out, value);
+                    out = out.add(planes.lanes);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn add(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: only inlined into the `avx512f` kernels of this module.
+    unsafe { _mm512_add_ps(a, b) }
+}
+
+#[inline(always)]
+fn sub(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: as for `add`.
+    unsafe { _mm512_sub_ps(a, b) }
+}
+
+/// `M[xi][t] = sum over k < in_c of V[xi][t][k] * U[xi][k]` for every position and tile:
+/// blocks of `TB` tiles by `NV` registers of output channels in registers, each input
+/// channel broadcast from `v` and its filter row loaded once per block.
+///
+/// # Safety
+/// The CPU has AVX-512F (the bounds are checked).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn forward_products<const NV: usize, const TB: usize>(
+    v: &[f32],
+    in_planes: Planes,
+    in_c: usize,
+    u: &[f32],
+    m: &mut [f32],
+) {
+    let tiles = in_planes.tiles;
+    let out_planes = Planes { tiles, lanes: NV * LANES };
+    assert!(tiles.is_multiple_of(TB) && in_c <= in_planes.lanes && v.len() >= in_planes.len());
+    assert!(u.len() >= 16 * in_c * NV * LANES && m.len() >= out_planes.len());
+    for xi in 0..16 {
+        let u = u.as_ptr().add(xi * in_c * NV * LANES);
+        for block in (0..tiles).step_by(TB) {
+            let mut acc = [[_mm512_setzero_ps(); NV]; TB];
+            let v = v.as_ptr().add(in_planes.at(xi, block));
+            for k in 0..in_c {
+                let mut row = [_mm512_setzero_ps(); NV];
+                for n in 0..NV {
+                    row[n] = _mm512_loadu_ps(u.add(k * NV * LANES + n * LANES));
+                }
+                for t in 0..TB {
+                    let a = _mm512_set1_ps(*v.add(t * in_planes.tile_stride() + k));
+                    for n in 0..NV {
+                        acc[t][n] = _mm512_fmadd_ps(a, row[n], acc[t][n]);
+                    }
+                }
+            }
+            let out = m.as_mut_ptr().add(out_planes.at(xi, block));
+            for t in 0..TB {
+                for n in 0..NV {
+                    _mm512_storeu_ps(out.add(t * out_planes.tile_stride() + n * LANES), acc[t][n]);
+                }
+            }
+        }
+    }
+}
+
+/// What the output transform writes: per tile, `out_c` pooled values and their winners.
+pub(super) struct PooledOut<'a> {
+    pub(super) pooled: &'a mut [f32],
+    pub(super) winners: &'a mut [f32],
+    pub(super) out_c: usize,
+    /// Where a ReLU cut the window to 0 (or NaN), `(0, no_winner)`.
+    pub(super) relu: Option<f32>,
+}
+
+/// `Y = A^T M A + bias` of tiles `0..count`, max-pooled: each tile is one 2x2 window, whose
+/// winner is the first strictly greatest of its values in scan order (what the backward
+/// pass reads), then the ReLU where asked.
+///
+/// # Safety
+/// The CPU has AVX-512F (the bounds are checked).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias: &[f32], out: PooledOut<'_>) {
+    let c = out.out_c;
+    assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
+    assert!(c <= planes.lanes && out.pooled.len() >= count * c && out.winners.len() >= count * c);
+    let (relu, none) = (out.relu.is_some(), _mm512_set1_ps(out.relu.unwrap_or(0.0)));
+    for tile in 0..count {
+        for lane in (0..c).step_by(LANES) {
+            let mask = lane_mask(c - lane);
+            let mut x = [_mm512_setzero_ps(); 16];
+            for xi in 0..16 {
+                x[xi] = _mm512_loadu_ps(m.as_ptr().add(planes.at(xi, tile) + lane));
+            }
+            // Rows: A^T M.
+            let (mut t0, mut t1) = ([_mm512_setzero_ps(); 4], [_mm512_setzero_ps(); 4]);
+            for j in 0..4 {
+                t0[j] = add(add(x[j], x[4 + j]), x[8 + j]);
+                t1[j] = sub(sub(x[4 + j], x[8 + j]), x[12 + j]);
+            }
+            // Columns, in the window's scan order, plus the bias.
+            let b = _mm512_loadu_ps(bias.as_ptr().add(lane));
+            let y = [
+                add(add(add(t0[0], t0[1]), t0[2]), b),
+                add(sub(sub(t0[1], t0[2]), t0[3]), b),
+                add(add(add(t1[0], t1[1]), t1[2]), b),
+                add(sub(sub(t1[1], t1[2]), t1[3]), b),
+            ];
+            let (mut max, mut arg) = (y[0], _mm512_setzero_ps());
+            for (k, &value) in y.iter().enumerate().skip(1) {
+                // Ordered: a NaN never wins, as in the direct kernels' `max_step`.
+                let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, max);
+                max = _mm512_mask_blend_ps(greater, max, value);
+                arg = _mm512_mask_blend_ps(greater, arg, _mm512_set1_ps(k as f32));
+            }
+            if relu {
+                let kept = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(max, _mm512_setzero_ps());
+                max = _mm512_maskz_mov_ps(kept, max);
+                arg = _mm512_mask_blend_ps(kept, none, arg);
+            }
+            let at = tile * c + lane;
+            _mm512_mask_storeu_ps(out.pooled.as_mut_ptr().add(at), mask, max);
+            _mm512_mask_storeu_ps(out.winners.as_mut_ptr().add(at), mask, arg);
+        }
+    }
+}
