@@ -147,15 +147,17 @@ pub(crate) fn zeroed_chunks(
     unsafe { build_chunks(len, chunk, parallel, init) }
 }
 
-/// Two outputs of `len` floats built in matching pieces, in parallel: `fill(state, index,
-/// a, b)` gets the `index`-th `chunk`-long piece of each, zeroed by the task itself (in
-/// cache, on every thread) rather than by two big single-threaded `memset`s up front, and
-/// per-thread `state` from `init` (scratch buffers).
-pub(crate) fn zeroed_chunk_pairs<T>(
+/// Two outputs of `len` floats built in matching pieces, in parallel, without zeroing them
+/// first: `fill(state, index, a, b)` gets the `index`-th `chunk`-long piece of each (the
+/// last may be shorter) and per-thread `state` from `init` (scratch buffers).
+///
+/// # Safety
+/// `fill` must write every element of both pieces it is given.
+pub(crate) unsafe fn build_chunk_pairs<T>(
     len: usize,
     chunk: usize,
     init: impl Fn() -> T + Sync + Send,
-    fill: impl Fn(&mut T, usize, &mut [f32], &mut [f32]) + Sync + Send,
+    fill: impl Fn(&mut T, usize, &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]) + Sync + Send,
 ) -> (Vec<f32>, Vec<f32>) {
     let (mut a, mut b) = (take(len), take(len));
     if len > 0 {
@@ -163,17 +165,31 @@ pub(crate) fn zeroed_chunk_pairs<T>(
         let pieces = a.spare_capacity_mut()[..len]
             .par_chunks_mut(chunk)
             .zip(b.spare_capacity_mut()[..len].par_chunks_mut(chunk));
-        pieces.enumerate().for_each_init(init, |state, (index, (a, b))| {
-            fill(state, index, zeroed(a), zeroed(b));
-        });
+        pieces.enumerate().for_each_init(init, |state, (index, (a, b))| fill(state, index, a, b));
     }
-    // SAFETY: every piece of both was zeroed above; had a task panicked, we would not get
-    // here.
+    // SAFETY: `fill` wrote every piece of both (the caller's promise); had a task panicked,
+    // we would not get here.
     unsafe {
         a.set_len(len);
         b.set_len(len);
     }
     (a, b)
+}
+
+/// [`build_chunk_pairs`] for kernels that accumulate or write sparsely: each piece is
+/// zeroed by the task that fills it (in cache, on every thread) rather than by two big
+/// single-threaded `memset`s up front.
+pub(crate) fn zeroed_chunk_pairs<T>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> T + Sync + Send,
+    fill: impl Fn(&mut T, usize, &mut [f32], &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, Vec<f32>) {
+    let zero_then_fill = |state: &mut T, index, a: &mut [MaybeUninit<f32>], b: &mut [MaybeUninit<f32>]| {
+        fill(state, index, zeroed(a), zeroed(b))
+    };
+    // SAFETY: `zero_then_fill` zeroes both pieces before anything else.
+    unsafe { build_chunk_pairs(len, chunk, init, zero_then_fill) }
 }
 
 #[cfg(test)]

@@ -69,6 +69,9 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     spec: &ConvPoolSpec,
 ) -> (Vec<f32>, Vec<f32>) {
+    if conv2d_direct::batch_lanes::applies(spec) {
+        return conv2d_direct::batch_lanes::forward(x, filter, bias, spec);
+    }
     if let Some(winograd) = winograd(spec) {
         return winograd.forward(x, filter, bias);
     }

@@ -27,6 +27,7 @@
 //! GEMM path.
 
 use crate::buffers::build_chunks;
+pub(crate) mod batch_lanes;
 pub(crate) use pooled_backward::PooledBackward;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
