@@ -10,6 +10,7 @@
 //! The pool holds at most [`MAX_CACHED_BYTES`]; [`clear_buffer_cache`] empties it.
 
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
@@ -95,6 +96,25 @@ pub fn clear_buffer_cache() -> usize {
 /// Bytes currently held for reuse.
 pub fn cached_bytes() -> usize {
     with_pool(|pool| pool.cached_bytes)
+}
+
+/// Runs `f` with a thread-local scratch buffer of `len` floats (contents unspecified: what
+/// the thread's last user left), so per-task scratch (im2col matrices, padded images) is
+/// neither reallocated nor zeroed for every task. Re-entered on one thread (a task that
+/// waits inside rayon may run another), the inner call gets a fresh buffer.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// A vector of `len` floats built chunk by chunk, without zeroing it first:

@@ -14,10 +14,9 @@
 //!   slot accumulates `col^T dY` into its own partial, and the partials are summed in slot
 //!   order. Nothing depends on the thread count, so the result is bit-identical on any pool.
 
-use crate::buffers::zeroed_chunks;
+use crate::buffers::{with_scratch, zeroed_chunks};
 use crate::matmul::{gemm_into, MatrixRef};
 use rayon::prelude::*;
-use std::cell::RefCell;
 use tensor::shape::Conv2dSpec;
 
 /// Target size, in f32, of one tile's im2col matrix (256 KiB: comfortably inside L2).
@@ -64,24 +63,6 @@ fn assert_lengths(spec: &Conv2dSpec, x: Option<usize>, filter: Option<usize>, dy
     assert!(x.is_none_or(|n| n >= spec.input_shape().numel()), "conv2d: input too short");
     assert!(filter.is_none_or(|n| n >= spec.filter_shape().numel()), "conv2d: filter too short");
     assert!(dy.is_none_or(|n| n >= spec.output_shape().numel()), "conv2d: dy too short");
-}
-
-/// Runs `f` with a thread-local scratch buffer of `len` floats (contents unspecified), so
-/// the im2col matrices are not reallocated for every tile.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        // Re-entered on this thread (not expected: the GEMMs inside are single-threaded).
-        Err(_) => f(&mut vec![0.0; len]),
-    })
 }
 
 /// Walks output pixels `first_row..first_row + rows` (global row indices over the batch) and

@@ -19,6 +19,7 @@
 use super::pool_tiles::two_by_two_windows;
 use super::simd::{Avx512, Simd};
 use super::{pad_image, padded_dims};
+use crate::buffers::with_scratch;
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 use tensor::shape::ConvPoolSpec;
@@ -56,17 +57,15 @@ pub(crate) fn forward(
     let image_pooled = spec.pool.out_h * spec.pool.out_w * conv.out_c;
     assert!(x.len() >= conv.batch * image_in && filter.len() >= conv.kernel_h * conv.kernel_w * conv.out_c);
     let bias = bias.map_or_else(|| vec![0.0; conv.out_c], |b| b[..conv.out_c].to_vec());
-    // Per task: the group's padded images side by side, interleaved, and its outputs.
-    let scratch = || {
-        let padded = vec![0.0; LANES * ph * pw];
-        (padded, vec![0.0; ph * pw * LANES], vec![0.0; image_pooled * LANES], vec![0.0; image_pooled * LANES])
-    };
-    let fill =
-        |(padded, interleaved, group_pooled, group_won): &mut (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>),
-         group: usize,
-         pooled: &mut [MaybeUninit<f32>],
-         won: &mut [MaybeUninit<f32>]| {
-            let images = pooled.len() / image_pooled;
+    let fill = |group: usize, pooled: &mut [MaybeUninit<f32>], won: &mut [MaybeUninit<f32>]| {
+        let images = pooled.len() / image_pooled;
+        // The group's padded images side by side, interleaved, and its outputs; every part
+        // is written before it is read.
+        let lens = [LANES * ph * pw, ph * pw * LANES, image_pooled * LANES, image_pooled * LANES];
+        with_scratch(lens.iter().sum(), |scratch| {
+            let (padded, rest) = scratch.split_at_mut(lens[0]);
+            let (interleaved, rest) = rest.split_at_mut(lens[1]);
+            let (group_pooled, group_won) = rest.split_at_mut(lens[2]);
             for (lane, padded) in padded.chunks_exact_mut(ph * pw).enumerate() {
                 if lane < images {
                     let image = group * LANES + lane;
@@ -83,10 +82,16 @@ pub(crate) fn forward(
                 deinterleave(group_pooled, images, pooled);
                 deinterleave(group_won, images, won);
             }
-        };
+        })
+    };
     // SAFETY: `fill` writes every element of both pieces (see above).
     unsafe {
-        crate::buffers::build_chunk_pairs(conv.batch * image_pooled, LANES * image_pooled, scratch, fill)
+        crate::buffers::build_chunk_pairs(
+            conv.batch * image_pooled,
+            LANES * image_pooled,
+            || (),
+            |(), i, a, b| fill(i, a, b),
+        )
     }
 }
 

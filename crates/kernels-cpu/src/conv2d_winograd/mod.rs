@@ -113,55 +113,75 @@ impl<'s> WinogradPool<'s> {
         if let Some(bias) = bias {
             padded_bias[..conv.out_c].copy_from_slice(&bias[..conv.out_c]);
         }
-        let (image_in, image_len) = (conv.in_h * conv.in_w * conv.in_c, self.image_len());
-        let per_image = self.tiles_per_image();
-        let (_, pw) = padded_dims(conv);
-        // The padded images, with a register of slack for whole-register reads of the last
-        // pixel's channels, and one block's V and M.
-        let scratch = || {
-            let padded = vec![0.0; IMAGES_PER_CHUNK * image_len + in_planes.lanes];
-            (padded, vec![0.0; in_planes.len()], vec![0.0; out_planes.len()])
-        };
+        let (image_len, per_image) = (self.image_len(), self.tiles_per_image());
         crate::buffers::zeroed_chunk_pairs(
             conv.batch * per_image * conv.out_c,
             IMAGES_PER_CHUNK * per_image * conv.out_c,
-            scratch,
-            |(padded, v, m), chunk, pooled, winners| {
-                let images = pooled.len() / (per_image * conv.out_c);
-                let first = chunk * IMAGES_PER_CHUNK;
-                for (i, image) in (first..first + images).enumerate() {
-                    let x = &x[image * image_in..(image + 1) * image_in];
-                    pad_image(x, conv, &mut padded[i * image_len..(i + 1) * image_len]);
-                }
-                let source = PaddedImages {
-                    padded,
-                    image_len,
-                    pw,
-                    in_c: conv.in_c,
-                    windows_h: self.spec.pool.out_h,
-                    windows_w: self.spec.pool.out_w,
-                };
-                let relu = self.spec.relu.then_some(crate::conv2d_pool::NO_WINNER);
-                let tiles = images * per_image;
-                for block in (0..tiles).step_by(in_planes.tiles) {
-                    let block = block..(block + in_planes.tiles).min(tiles);
-                    let rows = block.start * conv.out_c..block.end * conv.out_c;
-                    let out = PooledOut {
-                        pooled: &mut pooled[rows.clone()],
-                        winners: &mut winners[rows],
-                        out_c: conv.out_c,
-                        relu,
-                    };
-                    let count = block.len();
-                    // SAFETY: `new` checked AVX-512F; the kernels check their bounds.
-                    unsafe {
-                        avx512::input_tiles(&source, block, in_planes, v);
-                        self.forward_products(v, &u, m);
-                        avx512::output_tiles(m, out_planes, count, &padded_bias, out);
-                    }
-                }
+            || (),
+            |(), chunk, pooled, winners| {
+                // The padded images, with a register of slack for whole-register reads of
+                // the last pixel's channels, and one block's V and M. What the kernels read
+                // they wrote first, except rows past a last partial block (which only
+                // produce rows of M that are not read) and the slack's unused lanes.
+                let lens =
+                    [IMAGES_PER_CHUNK * image_len + in_planes.lanes, in_planes.len(), out_planes.len()];
+                crate::buffers::with_scratch(lens.iter().sum(), |scratch| {
+                    let (padded, rest) = scratch.split_at_mut(lens[0]);
+                    let (v, m) = rest.split_at_mut(lens[1]);
+                    self.chunk(x, chunk, (padded, v, m), (&u, &padded_bias), pooled, winners);
+                })
             },
         )
+    }
+
+    /// The pooled values and winners of chunk `chunk` (`IMAGES_PER_CHUNK` images, fewer for
+    /// the last).
+    fn chunk(
+        &self,
+        x: &[f32],
+        chunk: usize,
+        (padded, v, m): (&mut [f32], &mut [f32], &mut [f32]),
+        (u, bias): (&[f32], &[f32]),
+        pooled: &mut [f32],
+        winners: &mut [f32],
+    ) {
+        let conv = &self.spec.conv;
+        let (in_planes, out_planes) = (self.in_planes(), self.out_planes());
+        let (image_in, image_len, per_image) =
+            (conv.in_h * conv.in_w * conv.in_c, self.image_len(), self.tiles_per_image());
+        let images = pooled.len() / (per_image * conv.out_c);
+        let first = chunk * IMAGES_PER_CHUNK;
+        for (i, image) in (first..first + images).enumerate() {
+            let x = &x[image * image_in..(image + 1) * image_in];
+            pad_image(x, conv, &mut padded[i * image_len..(i + 1) * image_len]);
+        }
+        let source = PaddedImages {
+            padded,
+            image_len,
+            pw: padded_dims(conv).1,
+            in_c: conv.in_c,
+            windows_h: self.spec.pool.out_h,
+            windows_w: self.spec.pool.out_w,
+        };
+        let relu = self.spec.relu.then_some(crate::conv2d_pool::NO_WINNER);
+        let tiles = images * per_image;
+        for block in (0..tiles).step_by(in_planes.tiles) {
+            let block = block..(block + in_planes.tiles).min(tiles);
+            let rows = block.start * conv.out_c..block.end * conv.out_c;
+            let out = PooledOut {
+                pooled: &mut pooled[rows.clone()],
+                winners: &mut winners[rows],
+                out_c: conv.out_c,
+                relu,
+            };
+            let count = block.len();
+            // SAFETY: `new` checked AVX-512F; the kernels check their bounds.
+            unsafe {
+                avx512::input_tiles(&source, block, in_planes, v);
+                self.forward_products(v, u, m);
+                avx512::output_tiles(m, out_planes, count, bias, out);
+            }
+        }
     }
 
     /// `M = V U` for one block of tiles.
