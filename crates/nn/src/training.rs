@@ -2,6 +2,7 @@
 //! losses and metrics are means over the samples of an epoch, batches are reshuffled each
 //! epoch, and progress is printed as Keras prints it (see [`crate::progress`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -257,8 +258,12 @@ impl Sequential {
             return Err(Error::Data("batch_size must be at least 1".into()));
         }
         let y = self.prepare(x, y, "fit")?;
+        // The inputs are borrowed, not copied (the training set is 188 MB of floats), unless
+        // a validation split slices them.
         let (x_train, y_train, validation) = match &options.validation_data {
-            Some((vx, vy)) => (x.clone(), y, Some((vx.clone(), self.prepare(vx, vy, "validation_data")?))),
+            Some((vx, vy)) => {
+                (Cow::Borrowed(x), y, Some((Cow::Borrowed(vx), self.prepare(vx, vy, "validation_data")?)))
+            }
             None if options.validation_split > 0.0 => {
                 let n_val = (x.len() as f32 * options.validation_split) as usize;
                 let split = x.len() - n_val;
@@ -269,12 +274,12 @@ impl Sequential {
                     )));
                 }
                 (
-                    x.slice(0, split),
+                    Cow::Owned(x.slice(0, split)),
                     y.slice(0, split),
-                    Some((x.slice(split, x.len()), y.slice(split, x.len()))),
+                    Some((Cow::Owned(x.slice(split, x.len())), y.slice(split, x.len()))),
                 )
             }
-            None => (x.clone(), y, None),
+            None => (Cow::Borrowed(x), y, None),
         };
         if options.initial_epoch > options.epochs {
             return Err(Error::Options(format!(
@@ -289,7 +294,7 @@ impl Sequential {
         let steps = n.div_ceil(options.batch_size);
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut batches = BatchSource::new(vec![&x_train, &y_train], &self.device)?;
+        let mut batches = BatchSource::new(vec![&*x_train, &y_train], &self.device)?;
         let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
         let mut progress = Progress::new(output, options.verbose, steps);
         if options.shuffle {
