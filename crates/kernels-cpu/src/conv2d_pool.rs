@@ -5,8 +5,10 @@
 //! reads it to pool, reads it again for the pooling gradient, writes the 6 MB gradient and
 //! reads that for the filter gradient and the bias: memory traffic that took longer than the
 //! convolution's arithmetic. Fused, 2x2 windows are convolved and pooled in registers
-//! (`conv2d_direct::pool_tiles`); other windows pool each image's convolution output from a
-//! scratch buffer (in L2). The forward pass keeps only which element of each window won (its
+//! (`conv2d_direct::pool_tiles`, or `conv2d_direct::batch_lanes` with images as lanes for a
+//! first layer; a 3x3 layer with several input channels by Winograd's algorithm,
+//! `conv2d_winograd`); other windows pool each image's convolution output from a scratch
+//! buffer (in L2). The forward pass keeps only which element of each window won (its
 //! index in scan order, stored as an f32 beside each pooled value).
 //!
 //! The backward pass needs only those winners: each pooled value's gradient reaches one
@@ -20,9 +22,10 @@
 //! window it cuts to 0 gets no winner ([`NO_WINNER`]), so its gradient stops there. No
 //! separate activation pass over the batch, forward or backward.
 //!
-//! Forward values are the unfused kernels' exactly: the same convolution kernel, and the same
-//! winner (the first strictly greatest value in scan order, as in [`crate::pool_2x2`]). The
-//! gradients equal the unfused ones to rounding.
+//! Forward values are the unfused kernels' exactly (to rounding where Winograd's kernels take
+//! the layer): the same convolution kernel, and the same winner (the first strictly greatest
+//! value in scan order, as in [`crate::pool_2x2`]). The gradients equal the unfused ones to
+//! rounding.
 
 use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward, PooledBackward};
 use crate::conv2d_winograd::WinogradPool;

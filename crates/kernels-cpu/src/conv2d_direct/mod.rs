@@ -18,9 +18,10 @@
 //!   of threads.
 //!
 //! Beside them, for a convolution whose output is max-pooled (`crate::conv2d_pool`):
-//! `pool_tiles.rs` convolves and pools 2x2 windows in registers (and takes a first layer's
-//! filter gradient window by window), `pooled_backward.rs` computes the gradients from each
-//! window's winner alone.
+//! `pool_tiles.rs` convolves and pools 2x2 windows in registers, `batch_lanes.rs` does the
+//! same for a first layer with sixteen images per register (AVX-512), `window_gradient.rs`
+//! takes a first layer's filter gradient window by window, and `pooled_backward.rs` computes
+//! the gradients from each window's winner alone.
 //!
 //! The module is compiled on x86-64 only, and its kernels run on CPUs with AVX-512F or with
 //! AVX2 and FMA (detected at run time); elsewhere [`crate::conv2d`] uses its general im2col +
