@@ -108,8 +108,9 @@ unsafe fn group_avx512(
 ) {
     let (conv, pool) = (&spec.conv, &spec.pool);
     let (ph, _) = padded_dims(conv);
-    assert!(interleaved.len() >= ph * pw * LANES && 2 * pool.out_h < ph + 1 && 2 * pool.out_w < pw + 1);
-    assert!((2 * pool.out_h - 1 + conv.kernel_h) <= ph && (2 * pool.out_w - 1 + conv.kernel_w) <= pw);
+    // Every window's taps lie inside the padded images.
+    assert!(interleaved.len() >= ph * pw * LANES && pool.out_h * pool.out_w > 0);
+    assert!(2 * pool.out_h - 1 + conv.kernel_h <= ph && 2 * pool.out_w - 1 + conv.kernel_w <= pw);
     let outputs = pool.out_h * pool.out_w * conv.out_c * LANES;
     assert!(pooled.len() >= outputs && won.len() >= outputs);
     assert!(filter.len() >= conv.kernel_h * conv.kernel_w * conv.out_c && bias.len() >= conv.out_c);

@@ -4,11 +4,9 @@
 //! Each pooling window is one 2x2 output tile, computed from its 4x4 input tile `d` and the
 //! filter `g` as `Y = A^T [ U . V ] A` with `U = G g G^T` and `V = B^T d B` (the products
 //! `.` summed over the input channels): 16 multiply-adds per input and output channel and
-//! window, where the direct convolution takes 36. The transforms are additions only. Both
-//! passes that need the products run as 16 small matrix products, one per position `xi`
-//! of the 4x4 tile, with channels as the vector lanes:
-//!
-//! `M[xi] = V[xi] U[xi]` (tiles by input channels, times input by output channels), then
+//! window, where the direct convolution takes 36. The transforms are additions only. The
+//! products run as 16 small matrix products, one per position `xi` of the 4x4 tile, with
+//! channels as the vector lanes: `M[xi] = V[xi] U[xi]` (tiles by input channels, times input by output channels), then
 //! `Y = A^T M A`, the bias, the pooling (the winner of each window is the first strictly
 //! greatest value in scan order, as in the direct kernels) and the ReLU, in registers. A few
 //! images are padded side by side and their tiles go through in blocks of 6 or 8, so that
