@@ -219,10 +219,14 @@ impl<'s> PooledBackward<'s> {
         // SAFETY: each piece is one image's gradient, all of which `crop_image` writes.
         unsafe {
             crate::buffers::build_chunks(conv.batch * image_in, image_in, true, |image, dx| {
-                let mut padded = vec![0.0; self.padded_len()];
-                let range = image * image_pooled..(image + 1) * image_pooled;
-                self.input_image(&rows, &dpooled[range.clone()], &won[range], &mut padded);
-                crop_image(&padded, conv, dx);
+                // The padded gradient accumulates: a thread's scratch, zeroed per image
+                // (not a fresh allocation for each of the batch's images).
+                crate::buffers::with_scratch(self.padded_len(), |padded| {
+                    padded.fill(0.0);
+                    let range = image * image_pooled..(image + 1) * image_pooled;
+                    self.input_image(&rows, &dpooled[range.clone()], &won[range], padded);
+                    crop_image(padded, conv, dx);
+                })
             })
         }
     }
