@@ -25,7 +25,7 @@ use std::mem::MaybeUninit;
 use tensor::shape::ConvPoolSpec;
 
 /// Images per group: the lanes of a register.
-const LANES: usize = 16;
+const LANES: usize = Avx512::LANES;
 
 /// Channels per pass over a window: 4 outputs each, 20 accumulators.
 const CHANNEL_BLOCK: usize = 5;

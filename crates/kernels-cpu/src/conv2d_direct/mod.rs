@@ -412,7 +412,7 @@ mod avx512;
 mod kernels;
 mod pool_tiles;
 mod pooled_backward;
-mod simd;
+pub(crate) mod simd;
 mod window_gradient;
 
 #[cfg(test)]

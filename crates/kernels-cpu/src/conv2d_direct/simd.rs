@@ -1,12 +1,12 @@
-//! The few vector operations the direct kernels use, for each instruction set they are built
-//! for. The kernels (`kernels.rs`) are written once over [`Simd`]; `avx2.rs` and `avx512.rs`
+//! The few vector operations the direct kernels (and `conv2d_winograd`'s pooling) use, for
+//! each instruction set they are built for. The kernels (`kernels.rs`) are written once over [`Simd`]; `avx2.rs` and `avx512.rs`
 //! compile them inside functions with the matching `#[target_feature]`, into which these
 //! `#[inline(always)]` wrappers and the intrinsics they call are inlined.
 
 use std::arch::x86_64::*;
 
 /// A vector of `LANES` f32 and its masked loads and stores.
-pub(super) trait Simd {
+pub(crate) trait Simd {
     /// Channels per register.
     const LANES: usize;
     /// One register.
@@ -37,10 +37,10 @@ pub(super) trait Simd {
 }
 
 /// AVX2 + FMA: 8 lanes.
-pub(super) struct Avx2;
+pub(crate) struct Avx2;
 
 /// AVX-512F: 16 lanes.
-pub(super) struct Avx512;
+pub(crate) struct Avx512;
 
 impl Simd for Avx2 {
     const LANES: usize = 8;

@@ -6,11 +6,12 @@
 // Register arrays indexed alongside the planes.
 #![allow(clippy::needless_range_loop)]
 
+use crate::conv2d_direct::simd::{Avx512, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Floats per register.
-pub(super) const LANES: usize = 16;
+pub(super) const LANES: usize = Avx512::LANES;
 
 /// A buffer of `tiles` tiles, each 16 rows (one per position `xi` of the 4x4 tile) of
 /// `lanes` floats: the value of channel `c` of tile `t` at position `xi` is at
@@ -36,16 +37,6 @@ impl Planes {
     #[inline(always)]
     pub(super) fn tile_stride(self) -> usize {
         16 * self.lanes
-    }
-}
-
-/// The first `used` lanes (all of them from 16 up).
-#[inline(always)]
-fn lane_mask(used: usize) -> __mmask16 {
-    if used >= LANES {
-        !0
-    } else {
-        (1u16 << used) - 1
     }
 }
 
@@ -184,13 +175,14 @@ pub(super) struct PooledOut<'a> {
     pub(super) pooled: &'a mut [f32],
     pub(super) winners: &'a mut [f32],
     pub(super) out_c: usize,
-    /// Where a ReLU cut the window to 0 (or NaN), `(0, no_winner)`.
-    pub(super) relu: Option<f32>,
+    /// Whether a ReLU follows the pooling.
+    pub(super) relu: bool,
 }
 
 /// `Y = A^T M A + bias` of tiles `0..count`, max-pooled: each tile is one 2x2 window, whose
 /// winner is the first strictly greatest of its values in scan order (what the backward
-/// pass reads), then the ReLU where asked.
+/// pass reads), then the ReLU where asked, by the direct kernels' `max_step` and
+/// `relu_step`.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
@@ -199,10 +191,11 @@ pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias:
     let c = out.out_c;
     assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
     assert!(c <= planes.lanes && out.pooled.len() >= count * c && out.winners.len() >= count * c);
-    let (relu, none) = (out.relu.is_some(), _mm512_set1_ps(out.relu.unwrap_or(0.0)));
+    let ks = [Avx512::splat(1.0), Avx512::splat(2.0), Avx512::splat(3.0)];
+    let none = Avx512::splat(crate::conv2d_pool::NO_WINNER);
     for tile in 0..count {
         for lane in (0..c).step_by(LANES) {
-            let mask = lane_mask(c - lane);
+            let mask = Avx512::mask((c - lane).min(LANES));
             let mut x = [_mm512_setzero_ps(); 16];
             for xi in 0..16 {
                 x[xi] = _mm512_loadu_ps(m.as_ptr().add(planes.at(xi, tile) + lane));
@@ -221,17 +214,12 @@ pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias:
                 add(add(add(t1[0], t1[1]), t1[2]), b),
                 add(sub(sub(t1[1], t1[2]), t1[3]), b),
             ];
-            let (mut max, mut arg) = (y[0], _mm512_setzero_ps());
-            for (k, &value) in y.iter().enumerate().skip(1) {
-                // Ordered: a NaN never wins, as in the direct kernels' `max_step`.
-                let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, max);
-                max = _mm512_mask_blend_ps(greater, max, value);
-                arg = _mm512_mask_blend_ps(greater, arg, _mm512_set1_ps(k as f32));
+            let (mut max, mut arg) = (y[0], Avx512::zero());
+            for k in 1..4 {
+                (max, arg) = Avx512::max_step(y[k], max, ks[k - 1], arg);
             }
-            if relu {
-                let kept = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(max, _mm512_setzero_ps());
-                max = _mm512_maskz_mov_ps(kept, max);
-                arg = _mm512_mask_blend_ps(kept, none, arg);
+            if out.relu {
+                (max, arg) = Avx512::relu_step(max, arg, none);
             }
             let at = tile * c + lane;
             _mm512_mask_storeu_ps(out.pooled.as_mut_ptr().add(at), mask, max);

@@ -161,7 +161,7 @@ impl<'s> WinogradPool<'s> {
             windows_h: self.spec.pool.out_h,
             windows_w: self.spec.pool.out_w,
         };
-        let relu = self.spec.relu.then_some(crate::conv2d_pool::NO_WINNER);
+        let relu = self.spec.relu;
         let tiles = images * per_image;
         for block in (0..tiles).step_by(in_planes.tiles) {
             let block = block..(block + in_planes.tiles).min(tiles);
