@@ -6,7 +6,11 @@
 //   fn k_range(z: u32) -> vec2<u32>           contracted range [x, y) of product z
 //   fn load_a(z: u32, m: u32, k: u32) -> f32   op(A)[m, k], called only for m < M, k in range
 //   fn load_b(z: u32, k: u32, n: u32) -> f32   op(B)[k, n], likewise
-//   fn store_c(z: u32, m: u32, n: u32, v: f32) called only for m < M, n < N
+//   fn store_block(z, row, col, r0, r1, r2, r3: vec4<f32>)
+//                                              rows row..row+3 (row a multiple of 4), columns
+//                                              col..col+3 of the result, not yet bounds-checked:
+//                                              gemm_store_rows.wgsl (through the family's
+//                                              store_c) or conv2d_pool_store.wgsl (pooling)
 //   fn big_fetch / big_stash                  how the 128x128 kernel reads a k-slice: from
 //                                              gemm_load_scalar.wgsl (through load_a / load_b)
 //                                              or matmul_vec4.wgsl (vec4 reads)
@@ -27,17 +31,6 @@ const ROW: u32 = 17u; // vec4s per k-row of a 64-wide tile, one of padding
 
 var<workgroup> tile_a: array<vec4<f32>, 272>; // BK * ROW
 var<workgroup> tile_b: array<vec4<f32>, 272>;
-
-fn store_row(z: u32, row: u32, col: u32, v: vec4<f32>) {
-    if (row >= params.m) {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        if (col + j < params.n) {
-            store_c(z, row, col + j, v[j]);
-        }
-    }
-}
 
 fn gemm_64x64(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
@@ -94,10 +87,7 @@ fn gemm_64x64(lid: u32, group: u32) {
     }
     let row = m0 + ty * 4u;
     let col = n0 + tx * 4u;
-    store_row(z, row, col, c0);
-    store_row(z, row + 1u, col, c1);
-    store_row(z, row + 2u, col, c2);
-    store_row(z, row + 3u, col, c3);
+    store_block(z, row, col, c0, c1, c2, c3);
 }
 
 // The large-tile variant: a 128x128 tile, 8x8 outputs per invocation in 16 named vec4
@@ -346,22 +336,10 @@ fn gemm_128x128(lid: u32, group: u32) {
     }
     let row = m0 + ty * 4u;
     let col = n0 + tx * 4u;
-    store_row(z, row + 0u, col, c00);
-    store_row(z, row + 0u, col + 64u, c01);
-    store_row(z, row + 1u, col, c10);
-    store_row(z, row + 1u, col + 64u, c11);
-    store_row(z, row + 2u, col, c20);
-    store_row(z, row + 2u, col + 64u, c21);
-    store_row(z, row + 3u, col, c30);
-    store_row(z, row + 3u, col + 64u, c31);
-    store_row(z, row + 64u, col, c40);
-    store_row(z, row + 64u, col + 64u, c41);
-    store_row(z, row + 65u, col, c50);
-    store_row(z, row + 65u, col + 64u, c51);
-    store_row(z, row + 66u, col, c60);
-    store_row(z, row + 66u, col + 64u, c61);
-    store_row(z, row + 67u, col, c70);
-    store_row(z, row + 67u, col + 64u, c71);
+    store_block(z, row, col, c00, c10, c20, c30);
+    store_block(z, row, col + 64u, c01, c11, c21, c31);
+    store_block(z, row + 64u, col, c40, c50, c60, c70);
+    store_block(z, row + 64u, col + 64u, c41, c51, c61, c71);
 }
 
 // The entry points of every module this file is appended to (matmul, matmul_vec4, conv2d):

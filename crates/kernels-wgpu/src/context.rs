@@ -27,6 +27,14 @@ const CHUNK_BYTES: u64 = PARAMS_SLOT * MAX_PENDING as u64;
 /// Cached bind groups beyond which the cache starts over (bounds what it keeps alive).
 const MAX_BIND_GROUPS: usize = 4096;
 
+/// Values of a module's `override` constants for one pipeline: shape-specialised kernels
+/// (the convolution's image and filter sizes), so that the driver sees constant divisors
+/// and trip counts instead of uniforms. Each distinct set compiles its own pipeline, once.
+pub(crate) type Constants<'a> = &'a [(&'static str, u32)];
+
+/// A compiled pipeline's identity: module, entry point and override constants.
+type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
+
 /// How a kernel binds one buffer.
 #[derive(Clone, Copy)]
 pub(crate) enum Access {
@@ -87,7 +95,7 @@ pub(crate) struct Context {
     /// Params chunks whose last submission has completed.
     free_chunks: Arc<Mutex<Vec<wgpu::Buffer>>>,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
-    kernels: Mutex<HashMap<(Shader, &'static str), Arc<Kernel>>>,
+    kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
     /// Errors the device reported outside an error scope, and its loss; returned by the next
     /// operation (a loss by every later one).
     faults: DeviceFaults,
@@ -290,10 +298,18 @@ impl Context {
             .clone()
     }
 
-    /// The pipeline of `entry` in `shader`, compiled on first use with an explicit layout
-    /// matching `bindings` (so an entry point need not use every binding it is given).
-    fn kernel(&self, shader: Shader, entry: &'static str, bindings: &[Binding<'_>]) -> Arc<Kernel> {
-        if let Some(k) = lock(&self.kernels).get(&(shader, entry)) {
+    /// The pipeline of `entry` in `shader` with `constants`, compiled on first use with an
+    /// explicit layout matching `bindings` (so an entry point need not use every binding it is
+    /// given).
+    fn kernel(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: Constants<'_>,
+        bindings: &[Binding<'_>],
+    ) -> Arc<Kernel> {
+        let key = (shader, entry, constants.to_vec());
+        if let Some(k) = lock(&self.kernels).get(&key) {
             return k.clone();
         }
         let module = self.module(shader);
@@ -334,14 +350,14 @@ impl Context {
             module: &module,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[],
+                constants: &constants.iter().map(|&(name, v)| (name, f64::from(v))).collect::<Vec<_>>(),
                 // Every kernel writes its workgroup memory before reading it.
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
         });
         let kernel = Arc::new(Kernel { pipeline, layout });
-        lock(&self.kernels).insert((shader, entry), kernel.clone());
+        lock(&self.kernels).insert(key, kernel.clone());
         kernel
     }
 
@@ -355,6 +371,20 @@ impl Context {
         bindings: &[Binding<'_>],
         groups: (u32, u32, u32),
     ) -> Result<()> {
+        self.dispatch_specialized(shader, entry, &[], params, bindings, groups)
+    }
+
+    /// [`Context::dispatch`] of the pipeline compiled with `constants` for the module's
+    /// `override` declarations.
+    pub(crate) fn dispatch_specialized(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: Constants<'_>,
+        params: &[u32],
+        bindings: &[Binding<'_>],
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.0 > max || groups.1 > max || groups.2 > max {
             return Err(TensorError::Backend(format!(
@@ -364,7 +394,7 @@ impl Context {
         if params.len() as u64 * 4 > PARAMS_SLOT {
             return Err(TensorError::Backend(format!("{entry}: {} param words exceed a slot", params.len())));
         }
-        let kernel = self.kernel(shader, entry, bindings);
+        let kernel = self.kernel(shader, entry, constants, bindings);
         let mut guard = lock(&self.pending);
         let pending = &mut *guard;
         let chunk = pending.chunk.get_or_insert_with(|| self.take_chunk()).clone();

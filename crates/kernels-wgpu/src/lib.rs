@@ -32,10 +32,12 @@ pub use shaders::Shader;
 
 use context::Context;
 use std::sync::Arc;
+use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused};
 use tensor::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
+    ReduceSpec,
 };
-use tensor::{Backend, BinaryOp, ReduceOp, Result, Storage, TensorError, UnaryOp};
+use tensor::{Backend, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, TensorError, UnaryOp};
 
 /// Construction options of a [`WgpuBackend`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,6 +248,29 @@ impl Backend for WgpuBackend {
 
     fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
         ops::conv2d::backward_filter(&self.context, x, dy, spec)
+    }
+
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, Storage)> {
+        if ops::conv2d::pools_in_registers(spec) {
+            ops::conv2d::conv_pool_forward(&self.context, x, filter, bias, spec)
+        } else {
+            conv2d_max_pool_unfused(self, x, filter, bias, spec)
+        }
+    }
+
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        // The same rule as the forward pass, so `saved` is what that branch wrote.
+        if ops::conv2d::pools_in_registers(args.spec) {
+            ops::conv2d::conv_pool_backward(&self.context, args)
+        } else {
+            conv2d_max_pool_backward_unfused(self, args)
+        }
     }
 
     fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {

@@ -10,6 +10,10 @@ pub enum Shader {
     MatmulVec4,
     /// `shaders/conv2d.wgsl`: convolution and its gradients as implicit GEMMs.
     Conv2d,
+    /// `shaders/conv2d.wgsl` with the `conv2d_pool_store.wgsl` epilogue: convolution, 2x2 max
+    /// pooling and ReLU as one GEMM that writes only the pooled output and each window's
+    /// winner.
+    Conv2dPool,
     /// `shaders/pool.wgsl`: max / average / L2 pooling and their gradients.
     Pool,
     /// `shaders/elementwise.wgsl`: fill, unary maps and gradients, broadcast binary ops, expand.
@@ -24,10 +28,11 @@ pub enum Shader {
 
 impl Shader {
     /// Every shader of the crate.
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Conv2d,
+        Shader::Conv2dPool,
         Shader::Pool,
         Shader::Elementwise,
         Shader::Reduce,
@@ -41,6 +46,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulVec4 => "matmul_vec4.wgsl",
             Shader::Conv2d => "conv2d.wgsl",
+            Shader::Conv2dPool => "conv2d_pool_store.wgsl",
             Shader::Pool => "pool.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
@@ -51,14 +57,29 @@ impl Shader {
 
     /// The files under `shaders/` the module is built from, in order: its own, plus for the
     /// GEMM families the pieces that are not modules on their own (`matmul_common.wgsl`, the
-    /// tiled GEMM `gemm_core.wgsl`, and a loader of operand slices).
+    /// tiled GEMM `gemm_core.wgsl`, a loader of operand slices and an epilogue).
     pub fn files(self) -> &'static [&'static str] {
         match self {
-            Shader::Matmul => {
-                &["matmul_common.wgsl", "matmul.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"]
+            Shader::Matmul => &[
+                "matmul_common.wgsl",
+                "matmul.wgsl",
+                "gemm_core.wgsl",
+                "gemm_load_scalar.wgsl",
+                "gemm_store_rows.wgsl",
+            ],
+            Shader::MatmulVec4 => {
+                &["matmul_common.wgsl", "matmul_vec4.wgsl", "gemm_core.wgsl", "gemm_store_rows.wgsl"]
             }
-            Shader::MatmulVec4 => &["matmul_common.wgsl", "matmul_vec4.wgsl", "gemm_core.wgsl"],
-            Shader::Conv2d => &["conv2d.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"],
+            Shader::Conv2d => &[
+                "conv2d.wgsl",
+                "conv2d_store.wgsl",
+                "gemm_core.wgsl",
+                "gemm_load_scalar.wgsl",
+                "gemm_store_rows.wgsl",
+            ],
+            Shader::Conv2dPool => {
+                &["conv2d.wgsl", "conv2d_pool_store.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"]
+            }
             Shader::Pool => &["pool.wgsl"],
             Shader::Elementwise => &["elementwise.wgsl"],
             Shader::Reduce => &["reduce.wgsl"],
@@ -74,15 +95,25 @@ impl Shader {
                 include_str!("../../../shaders/matmul_common.wgsl"),
                 include_str!("../../../shaders/matmul.wgsl"),
                 include_str!("../../../shaders/gemm_core.wgsl"),
-                include_str!("../../../shaders/gemm_load_scalar.wgsl")
+                include_str!("../../../shaders/gemm_load_scalar.wgsl"),
+                include_str!("../../../shaders/gemm_store_rows.wgsl")
             ),
             Shader::MatmulVec4 => concat!(
                 include_str!("../../../shaders/matmul_common.wgsl"),
                 include_str!("../../../shaders/matmul_vec4.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl")
+                include_str!("../../../shaders/gemm_core.wgsl"),
+                include_str!("../../../shaders/gemm_store_rows.wgsl")
             ),
             Shader::Conv2d => concat!(
                 include_str!("../../../shaders/conv2d.wgsl"),
+                include_str!("../../../shaders/conv2d_store.wgsl"),
+                include_str!("../../../shaders/gemm_core.wgsl"),
+                include_str!("../../../shaders/gemm_load_scalar.wgsl"),
+                include_str!("../../../shaders/gemm_store_rows.wgsl")
+            ),
+            Shader::Conv2dPool => concat!(
+                include_str!("../../../shaders/conv2d.wgsl"),
+                include_str!("../../../shaders/conv2d_pool_store.wgsl"),
                 include_str!("../../../shaders/gemm_core.wgsl"),
                 include_str!("../../../shaders/gemm_load_scalar.wgsl")
             ),

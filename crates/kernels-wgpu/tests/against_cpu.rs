@@ -190,17 +190,26 @@ fn conv_cases(p: &Pair) {
     conv_case(p, [4, 12, 12, 20], [3, 3, 20, 40], (1, 1), Padding::Valid, 9);
 }
 
-/// The fused convolution + max pooling, with and without the ReLU: the GPU runs the trait's
-/// unfused default, the CPU its fused kernel where the shapes allow (the first two cases) and
-/// the unfused one elsewhere.
+/// The fused convolution + max pooling, with and without the ReLU, for each GEMM tile. The GPU
+/// runs its conv-pool GEMM for 2x2 windows of stride 2 (the first, fourth and fifth cases: an
+/// odd width whose last column no window covers, channels not a multiple of 4, several input
+/// channels) and the trait's unfused default elsewhere; the CPU its fused kernels where the
+/// shapes allow and the unfused ones elsewhere.
 #[test]
 fn conv2d_max_pool_forward_and_gradients() {
-    let Some(p) = Pair::new() else { return };
+    for p in Pair::per_gemm_tile() {
+        conv_pool_cases(&p);
+    }
+}
+
+fn conv_pool_cases(p: &Pair) {
     type Case = ([usize; 4], [usize; 4], (usize, usize), (usize, usize));
     let cases: &[Case] = &[
         ([3, 12, 13, 1], [5, 5, 1, 20], (2, 2), (2, 2)),
         ([2, 9, 9, 3], [3, 3, 3, 7], (3, 2), (3, 2)),
         ([2, 9, 9, 2], [2, 2, 2, 5], (3, 3), (2, 2)),
+        ([3, 11, 10, 2], [3, 2, 2, 7], (2, 2), (2, 2)),
+        ([5, 12, 12, 20], [3, 3, 20, 40], (2, 2), (2, 2)),
     ];
     let with_relu = cases.iter().enumerate().flat_map(|(i, case)| [(i, case, false), (i, case, true)]);
     for (i, &(x_dims, f_dims, pool, strides), relu) in with_relu {

@@ -1,14 +1,18 @@
 //! Convolution and its two gradients as implicit GEMMs (`shaders/conv2d.wgsl` +
-//! `gemm_core.wgsl`): no im2col buffer is ever materialised.
+//! `gemm_core.wgsl`): no im2col buffer is ever materialised. The fused conv-pool op
+//! (convolution, 2x2 max pooling, ReLU) is the same GEMM with a pooling epilogue
+//! (`conv2d_pool_store.wgsl`) and gradients that read dy through each window's winner.
+//! Every pipeline is specialised to its layer's shape (`override` constants).
 
+use super::elementwise::unary_backward;
 use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
 use crate::shaders::{gemm_entry, Shader};
 use std::sync::Arc;
-use tensor::shape::{Conv2dSpec, ReduceSpec};
-use tensor::{ReduceOp, Result, Storage};
+use tensor::shape::{Conv2dSpec, ConvPoolSpec, ReduceSpec};
+use tensor::{ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, UnaryOp};
 
 /// A multiple of both GEMM tiles' contracted-axis step (`BK`, `BIG_K` in `gemm_core.wgsl`);
 /// split-K chunks are multiples of it.
@@ -36,12 +40,31 @@ struct Gemm {
     k_chunk: usize,
 }
 
+/// The 2x2 max pooling a conv-pool dispatch runs through: the pooled output's height and
+/// width, the ReLU, and the buffer of winners (written by the forward pass, read by the
+/// gradients).
+struct Pooling<'a> {
+    out_h: usize,
+    out_w: usize,
+    relu: bool,
+    winners: &'a wgpu::Buffer,
+}
+
+/// Buffers of one dispatch: the GEMM's A and B operands, the bias, the output.
+struct Operands<'a> {
+    a: &'a wgpu::Buffer,
+    b: &'a wgpu::Buffer,
+    bias: Option<&'a wgpu::Buffer>,
+    out: &'a wgpu::Buffer,
+}
+
 fn run(
     ctx: &Arc<Context>,
     op: &str,
     g: &Gemm,
     spec: &Conv2dSpec,
-    bufs: (&wgpu::Buffer, &wgpu::Buffer, Option<&wgpu::Buffer>, &wgpu::Buffer),
+    pooling: Option<&Pooling<'_>>,
+    bufs: &Operands<'_>,
 ) -> Result<()> {
     let tile = ctx.gemm_tile(g.splits * g.m.div_ceil(128) * g.n.div_ceil(128), g.m.min(g.n));
     let (tiles_m, tiles_n) = (g.m.div_ceil(tile), g.n.div_ceil(tile));
@@ -60,32 +83,53 @@ fn run(
         p("tiles", tiles_n)?,
         a_k_contig,
         b_n_contig,
-        g.mode as u32,
-        u32::from(bufs.2.is_some()),
+        u32::from(bufs.bias.is_some()),
         p("k_chunk", g.k_chunk)?,
         0,
-        p("in_h", spec.in_h)?,
-        p("in_w", spec.in_w)?,
-        p("in_c", spec.in_c)?,
-        p("out_h", spec.out_h)?,
-        p("out_w", spec.out_w)?,
-        p("out_c", spec.out_c)?,
-        p("kernel_h", spec.kernel_h)?,
-        p("kernel_w", spec.kernel_w)?,
-        p("stride_h", spec.stride_h)?,
-        p("stride_w", spec.stride_w)?,
-        p("pad_top", spec.pad_top)?,
-        p("pad_left", spec.pad_left)?,
+        0,
     ];
-    let bindings = [
-        (1, bufs.0, Access::Read),
-        (2, bufs.1, Access::Read),
-        (3, bufs.2.unwrap_or(bufs.0), Access::Read),
-        (4, bufs.3, Access::Write),
+    let (pool_h, pool_w) = pooling.map_or((1, 1), |q| (q.out_h, q.out_w));
+    let constants = [
+        ("MODE", g.mode as u32),
+        ("POOLED", u32::from(pooling.is_some())),
+        ("RELU", u32::from(pooling.is_some_and(|q| q.relu))),
+        ("IN_H", p("in_h", spec.in_h)?),
+        ("IN_W", p("in_w", spec.in_w)?),
+        ("IN_C", p("in_c", spec.in_c)?),
+        ("OUT_H", p("out_h", spec.out_h)?),
+        ("OUT_W", p("out_w", spec.out_w)?),
+        ("OUT_C", p("out_c", spec.out_c)?),
+        ("KERNEL_H", p("kernel_h", spec.kernel_h)?),
+        ("KERNEL_W", p("kernel_w", spec.kernel_w)?),
+        ("STRIDE_H", p("stride_h", spec.stride_h)?),
+        ("STRIDE_W", p("stride_w", spec.stride_w)?),
+        ("PAD_TOP", p("pad_top", spec.pad_top)?),
+        ("PAD_LEFT", p("pad_left", spec.pad_left)?),
+        ("POOL_OUT_H", p("pooled height", pool_h)?),
+        ("POOL_OUT_W", p("pooled width", pool_w)?),
     ];
+    // Bindings a kernel declares but this mode does not read get a harmless stand-in.
+    let winners = pooling.map_or(bufs.a, |q| q.winners);
+    let mut bindings = vec![
+        (1, bufs.a, Access::Read),
+        (2, bufs.b, Access::Read),
+        (3, bufs.bias.unwrap_or(bufs.a), Access::Read),
+        (4, bufs.out, Access::Write),
+        (5, bufs.a, Access::Read),
+    ];
+    let shader = match (g.mode, pooling) {
+        (Mode::Forward, Some(_)) => {
+            bindings.push((6, winners, Access::Write));
+            Shader::Conv2dPool
+        }
+        (_, Some(_)) => {
+            bindings[4] = (5, winners, Access::Read);
+            Shader::Conv2d
+        }
+        (_, None) => Shader::Conv2d,
+    };
     let groups = ctx.grid_groups((g.splits * tiles_m * tiles_n) as u64);
-    let entry = gemm_entry(tile);
-    ctx.dispatch(Shader::Conv2d, entry, &params, &bindings, groups)
+    ctx.dispatch_specialized(shader, gemm_entry(tile), &constants, &params, &bindings, groups)
 }
 
 /// Forward convolution plus optional bias.
@@ -104,8 +148,8 @@ pub(crate) fn forward(
     let out = ctx.alloc(op, m * spec.out_c)?;
     if m * spec.out_c > 0 {
         let g = Gemm { mode: Mode::Forward, m, n: spec.out_c, k: spec.patch_len(), splits: 1, k_chunk: 0 };
-        let bufs = (x.buffer(), f.buffer(), bias.map(|b| b.buffer()), out.buffer());
-        run(ctx, op, &g, spec, bufs)?;
+        let bufs = Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
+        run(ctx, op, &g, spec, None, &bufs)?;
     }
     ctx.store(out)
 }
@@ -119,13 +163,25 @@ pub(crate) fn backward_input(
 ) -> Result<Storage> {
     let op = "conv2d_backward_input";
     let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
+    input_gradient(ctx, op, dy.buffer(), filter, spec, None)
+}
+
+fn input_gradient(
+    ctx: &Arc<Context>,
+    op: &str,
+    dy: &wgpu::Buffer,
+    filter: &Storage,
+    spec: &Conv2dSpec,
+    pooling: Option<&Pooling<'_>>,
+) -> Result<Storage> {
     let f = input(filter, ctx, op, "filter", spec.filter_shape().numel())?;
     let m = spec.batch * spec.in_h * spec.in_w;
     let out = ctx.alloc(op, m * spec.in_c)?;
     if m * spec.in_c > 0 {
         let k = spec.kernel_h * spec.kernel_w * spec.out_c;
         let g = Gemm { mode: Mode::BackwardInput, m, n: spec.in_c, k, splits: 1, k_chunk: 0 };
-        run(ctx, op, &g, spec, (dy.buffer(), f.buffer(), None, out.buffer()))?;
+        let bufs = Operands { a: dy, b: f.buffer(), bias: None, out: out.buffer() };
+        run(ctx, op, &g, spec, pooling, &bufs)?;
     }
     ctx.store(out)
 }
@@ -138,8 +194,19 @@ pub(crate) fn backward_filter(
     spec: &Conv2dSpec,
 ) -> Result<Storage> {
     let op = "conv2d_backward_filter";
-    let x = input(x, ctx, op, "input", spec.input_shape().numel())?;
     let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
+    filter_gradient(ctx, op, x, dy.buffer(), spec, None)
+}
+
+fn filter_gradient(
+    ctx: &Arc<Context>,
+    op: &str,
+    x: &Storage,
+    dy: &wgpu::Buffer,
+    spec: &Conv2dSpec,
+    pooling: Option<&Pooling<'_>>,
+) -> Result<Storage> {
+    let x = input(x, ctx, op, "input", spec.input_shape().numel())?;
     let (m, n) = (spec.patch_len(), spec.out_c);
     let k = spec.batch * spec.out_h * spec.out_w;
     let tiles = m.div_ceil(64) * n.div_ceil(64);
@@ -152,13 +219,86 @@ pub(crate) fn backward_filter(
     }
     if splits == 1 {
         let out = ctx.alloc(op, m * n)?;
-        run(ctx, op, &g, spec, (x.buffer(), dy.buffer(), None, out.buffer()))?;
+        run(ctx, op, &g, spec, pooling, &Operands { a: x.buffer(), b: dy, bias: None, out: out.buffer() })?;
         return ctx.store(out);
     }
     // Partial products of each slice, then their sum.
     let partials = ctx.alloc(op, splits * m * n)?;
-    run(ctx, op, &g, spec, (x.buffer(), dy.buffer(), None, partials.buffer()))?;
+    run(ctx, op, &g, spec, pooling, &Operands { a: x.buffer(), b: dy, bias: None, out: partials.buffer() })?;
     let sum = ReduceSpec { outer: 1, reduced: splits, inner: m * n };
     let out = reduce_buffer(ctx, ReduceOp::Sum, partials.buffer(), &sum)?;
     ctx.store(out)
+}
+
+/// Whether [`conv_pool_forward`] takes this conv-pool: disjoint 2x2 windows of stride 2 (Keras'
+/// default `MaxPooling2D()`), whose four elements are one block row of the GEMM tile.
+pub(crate) fn pools_in_registers(spec: &ConvPoolSpec) -> bool {
+    let p = &spec.pool;
+    spec.windows_disjoint() && (p.pool_h, p.pool_w) == (2, 2)
+}
+
+/// The conv-pool forward pass for a spec [`pools_in_registers`] takes: returns the pooled
+/// output (after the ReLU where `spec.relu`) and each output's winner, its window position
+/// 0..3 (what [`conv_pool_backward`] reads).
+pub(crate) fn conv_pool_forward(
+    ctx: &Arc<Context>,
+    x: &Storage,
+    filter: &Storage,
+    bias: Option<&Storage>,
+    spec: &ConvPoolSpec,
+) -> Result<(Storage, Storage)> {
+    let op = "conv2d_max_pool";
+    let (conv, pool) = (&spec.conv, &spec.pool);
+    let x = input(x, ctx, op, "input", conv.input_shape().numel())?;
+    let f = input(filter, ctx, op, "filter", conv.filter_shape().numel())?;
+    let bias = bias.map(|s| input(s, ctx, op, "bias", conv.out_c)).transpose()?;
+    let len = pool.output_shape().numel();
+    let pooled = ctx.alloc(op, len)?;
+    let winners = ctx.alloc(op, len)?;
+    if len > 0 {
+        let m = conv.batch * pool.out_h * pool.out_w * 4;
+        let g = Gemm { mode: Mode::Forward, m, n: conv.out_c, k: conv.patch_len(), splits: 1, k_chunk: 0 };
+        let pooling = Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: spec.relu, winners: winners.buffer() };
+        let bufs =
+            Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: pooled.buffer() };
+        run(ctx, op, &g, conv, Some(&pooling), &bufs)?;
+    }
+    Ok((ctx.store(pooled)?, ctx.store(winners)?))
+}
+
+/// Gradients of [`conv_pool_forward`]: dy is the pooled gradient at each window's winner
+/// (and where the ReLU passed it), read so by the gradient GEMMs; the bias gradient is the
+/// sum of those values.
+pub(crate) fn conv_pool_backward(
+    ctx: &Arc<Context>,
+    args: &ConvPoolBackward<'_>,
+) -> Result<ConvPoolGrads> {
+    let op = "conv2d_max_pool_backward";
+    let (conv, pool) = (&args.spec.conv, &args.spec.pool);
+    let len = pool.output_shape().numel();
+    input(args.pooled, ctx, op, "pooled", len)?;
+    input(args.dpooled, ctx, op, "dpooled", len)?;
+    let winners = input(args.saved, ctx, op, "winners", len)?;
+    let masked;
+    let dpooled = if args.spec.relu {
+        masked = unary_backward(ctx, UnaryOp::Relu, args.pooled, args.pooled, args.dpooled)?;
+        &masked
+    } else {
+        args.dpooled
+    };
+    let dy = input(dpooled, ctx, op, "dpooled", len)?;
+    let pooling = Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: args.spec.relu, winners: winners.buffer() };
+    let [needs_input, needs_filter, needs_bias] = args.needs;
+    let sum = ReduceSpec { outer: 1, reduced: conv.batch * pool.out_h * pool.out_w, inner: conv.out_c };
+    Ok(ConvPoolGrads {
+        input: needs_input
+            .then(|| input_gradient(ctx, op, dy.buffer(), args.filter, conv, Some(&pooling)))
+            .transpose()?,
+        filter: needs_filter
+            .then(|| filter_gradient(ctx, op, args.x, dy.buffer(), conv, Some(&pooling)))
+            .transpose()?,
+        bias: needs_bias
+            .then(|| reduce_buffer(ctx, ReduceOp::Sum, dy.buffer(), &sum).and_then(|s| ctx.store(s)))
+            .transpose()?,
+    })
 }
