@@ -18,21 +18,25 @@
 // neighbouring invocations load neighbouring addresses.
 //
 // Each workgroup computes a BM x BN tile of one product; each of its 256 invocations a 4x4
-// (64x64 tile) or 8x8 (128x128 tile) block, held in named vec4 accumulators: dynamically
+// (64x64 or 128x32 tile) or 8x8 (128x128 tile) block, held in named vec4 accumulators: dynamically
 // indexed private arrays would spill to slow local memory. Both operand tiles are stored
 // k-major in workgroup memory (A transposed), padded by one vec4 per row against bank
 // conflicts, so every workgroup read in the inner loop is one vec4.
 // ---------------------------------------------------------------------------------------------
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
+// The small kernel's tile, BM x BN: 64x64, or 128x32 for products with few columns (a
+// convolution's 20 channels would leave two thirds of a 64-wide tile empty). Pipeline
+// constants, so the loops below have fixed trip counts.
+override BM: u32 = 64u;
+override BN: u32 = 64u;
 const BK: u32 = 16u;
-const ROW: u32 = 17u; // vec4s per k-row of a 64-wide tile, one of padding
 
-var<workgroup> tile_a: array<vec4<f32>, 272>; // BK * ROW
-var<workgroup> tile_b: array<vec4<f32>, 272>;
+// k-major operand tiles, BK rows of BM/4 (BN/4) vec4s plus one of padding; sized for the
+// largest BM (128) and BN (64): 12.8 KB together, within WebGPU's default 16 KB.
+var<workgroup> tile_a: array<vec4<f32>, 528>; // BK * (128 / 4 + 1)
+var<workgroup> tile_b: array<vec4<f32>, 272>; // BK * (64 / 4 + 1)
 
-fn gemm_64x64(lid: u32, group: u32) {
+fn gemm_small(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
     let z = group / tiles;
     if (z >= params.batch) {
@@ -41,15 +45,18 @@ fn gemm_64x64(lid: u32, group: u32) {
     let t = group % tiles;
     let m0 = (t / params.tiles_n) * BM;
     let n0 = (t % params.tiles_n) * BN;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let row_a = BM / 4u + 1u;
+    let row_b = BN / 4u + 1u;
+    let tx = lid % (BN / 4u);
+    let ty = lid / (BN / 4u);
     let kr = k_range(z);
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
-        for (var j = 0u; j < 4u; j++) {
+        // BM * BK elements of op(A), BN * BK of op(B), 256 at a time.
+        for (var j = 0u; j < BM / 16u; j++) {
             let e = lid + j * 256u;
             var mm = e / BK;
             var ka = e % BK;
@@ -61,7 +68,10 @@ fn gemm_64x64(lid: u32, group: u32) {
             if (m0 + mm < params.m && k0 + ka < kr.y) {
                 va = load_a(z, m0 + mm, k0 + ka);
             }
-            tile_a[ka * ROW + mm / 4u][mm % 4u] = va;
+            tile_a[ka * row_a + mm / 4u][mm % 4u] = va;
+        }
+        for (var j = 0u; j < BN / 16u; j++) {
+            let e = lid + j * 256u;
             var nn = e % BN;
             var kb = e / BN;
             if (params.b_n_contig == 0u) {
@@ -72,12 +82,12 @@ fn gemm_64x64(lid: u32, group: u32) {
             if (n0 + nn < params.n && k0 + kb < kr.y) {
                 vb = load_b(z, k0 + kb, n0 + nn);
             }
-            tile_b[kb * ROW + nn / 4u][nn % 4u] = vb;
+            tile_b[kb * row_b + nn / 4u][nn % 4u] = vb;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let a = tile_a[kk * ROW + ty];
-            let b = tile_b[kk * ROW + tx];
+            let a = tile_a[kk * row_a + ty];
+            let b = tile_b[kk * row_b + tx];
             c0 += a.x * b;
             c1 += a.y * b;
             c2 += a.z * b;
@@ -343,11 +353,11 @@ fn gemm_128x128(lid: u32, group: u32) {
 }
 
 // The entry points of every module this file is appended to (matmul, matmul_vec4, conv2d):
-// one per tile size; the host picks it with `shaders::gemm_entry`.
+// one per kernel; the host picks it (and the small kernel's BM, BN) with `context::Tile`.
 @compute @workgroup_size(256)
-fn gemm_tile64(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn gemm_tile_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    gemm_64x64(lid, wid.y * nwg.x + wid.x);
+    gemm_small(lid, wid.y * nwg.x + wid.x);
 }
 
 @compute @workgroup_size(256)

@@ -8,7 +8,7 @@
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 
-// Scalar reads, for the 64x64 kernel.
+// Scalar reads, for the small-tile kernel.
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
     let i = a_index(z, m, k);
     return a[i / 4u][i % 4u];

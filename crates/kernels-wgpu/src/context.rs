@@ -35,6 +35,35 @@ pub(crate) type Constants<'a> = &'a [(&'static str, u32)];
 /// A compiled pipeline's identity: module, entry point and override constants.
 type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
 
+/// A workgroup's output tile in the GEMM kernels (`gemm_core.wgsl`): 128x128 (the big
+/// kernel), or 64x64 or 128x32 (the small one, whose `BM`, `BN` are pipeline constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tile {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+impl Tile {
+    /// Its entry point in every GEMM module.
+    pub(crate) fn entry(self) -> &'static str {
+        if self.rows == 128 && self.cols == 128 {
+            "gemm_tile128"
+        } else {
+            "gemm_tile_small"
+        }
+    }
+
+    /// The small kernel's pipeline constants (unused by the big one).
+    pub(crate) fn constants(self) -> [(&'static str, u32); 2] {
+        [("BM", self.rows as u32), ("BN", self.cols as u32)]
+    }
+
+    /// Tiles covering `m x n`: (along m, along n).
+    pub(crate) fn count(self, m: usize, n: usize) -> (usize, usize) {
+        (m.div_ceil(self.rows), n.div_ceil(self.cols))
+    }
+}
+
 /// How a kernel binds one buffer.
 #[derive(Clone, Copy)]
 pub(crate) enum Access {
@@ -247,22 +276,30 @@ impl Context {
         )
     }
 
-    /// The GEMM tile edge (64 or 128) for `tiles_128` output tiles of 128x128 whose smaller
-    /// side is `min_side`.
-    pub(crate) fn gemm_tile(&self, tiles_128: usize, min_side: usize) -> usize {
+    /// The GEMM tile for `products` independent products (or split-K slices) of `m x n`.
+    pub(crate) fn gemm_tile(&self, products: usize, m: usize, n: usize) -> Tile {
         // Two 128x128 operand slices of 8 rows, double-buffered and padded (gemm_core.wgsl).
-        let fits = self.limits.max_compute_workgroup_storage_size >= 2 * 528 * 16;
-        let large = match self.gemm_tile {
-            GemmTile::Small => false,
-            GemmTile::Large => true,
+        let big_fits = self.limits.max_compute_workgroup_storage_size >= 2 * 528 * 16;
+        let big = Tile { rows: 128, cols: 128 };
+        let narrow = Tile { rows: 128, cols: 32 };
+        let square = Tile { rows: 64, cols: 64 };
+        match self.gemm_tile {
+            GemmTile::Small => square,
+            GemmTile::Narrow => narrow,
+            GemmTile::Large if big_fits => big,
+            GemmTile::Large => square,
             // Big tiles pay off once there are enough of them to keep every core of a large
-            // GPU busy, and when they are not mostly padding.
-            GemmTile::Auto => tiles_128 >= 48 && min_side >= 96,
-        };
-        if large && fits {
-            128
-        } else {
-            64
+            // GPU busy, and when they are not mostly padding; narrow ones when a 64-wide
+            // tile would be more than half padding.
+            GemmTile::Auto => {
+                if big_fits && products * m.div_ceil(128) * n.div_ceil(128) >= 48 && m.min(n) >= 96 {
+                    big
+                } else if n <= 32 && m >= 128 {
+                    narrow
+                } else {
+                    square
+                }
+            }
         }
     }
 

@@ -37,7 +37,9 @@ use tensor::shape::{
     BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
     ReduceSpec,
 };
-use tensor::{Backend, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, TensorError, UnaryOp};
+use tensor::{
+    Backend, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, TensorError, UnaryOp,
+};
 
 /// Construction options of a [`WgpuBackend`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,11 +54,15 @@ pub struct WgpuOptions {
 /// The output tile of one workgroup in the matmul / convolution GEMMs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GemmTile {
-    /// 128x128 for products with enough such tiles to fill a big GPU, else 64x64.
+    /// 128x128 for products with enough such tiles to fill a big GPU, 128x32 for those with
+    /// at most 32 columns, else 64x64.
     #[default]
     Auto,
     /// Always 64x64 (4x4 outputs per invocation).
     Small,
+    /// Always 128x32 (4x4 outputs per invocation), the automatic choice for products with
+    /// at most 32 columns.
+    Narrow,
     /// Always 128x128 (8x8 outputs per invocation, double-buffered), where the adapter has the
     /// workgroup memory for it.
     Large,

@@ -125,13 +125,3 @@ impl Shader {
         }
     }
 }
-
-/// The entry point of a GEMM module (`Matmul`, `MatmulVec4`, `Conv2d`: `gemm_core.wgsl`'s) for a
-/// square tile of `tile` (64 or 128, as `Context::gemm_tile` picks).
-pub(crate) fn gemm_entry(tile: usize) -> &'static str {
-    if tile == 128 {
-        "gemm_tile128"
-    } else {
-        "gemm_tile64"
-    }
-}

@@ -9,7 +9,7 @@ use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
-use crate::shaders::{gemm_entry, Shader};
+use crate::shaders::Shader;
 use std::sync::Arc;
 use tensor::shape::{Conv2dSpec, ConvPoolSpec, ReduceSpec};
 use tensor::{ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, UnaryOp};
@@ -66,8 +66,8 @@ fn run(
     pooling: Option<&Pooling<'_>>,
     bufs: &Operands<'_>,
 ) -> Result<()> {
-    let tile = ctx.gemm_tile(g.splits * g.m.div_ceil(128) * g.n.div_ceil(128), g.m.min(g.n));
-    let (tiles_m, tiles_n) = (g.m.div_ceil(tile), g.n.div_ceil(tile));
+    let tile = ctx.gemm_tile(g.splits, g.m, g.n);
+    let (tiles_m, tiles_n) = tile.count(g.m, g.n);
     let (a_k_contig, b_n_contig) = match g.mode {
         Mode::Forward => (1, 1),
         Mode::BackwardInput => (1, 0),
@@ -89,7 +89,10 @@ fn run(
         0,
     ];
     let (pool_h, pool_w) = pooling.map_or((1, 1), |q| (q.out_h, q.out_w));
+    let [bm, bn] = tile.constants();
     let constants = [
+        bm,
+        bn,
         ("MODE", g.mode as u32),
         ("POOLED", u32::from(pooling.is_some())),
         ("RELU", u32::from(pooling.is_some_and(|q| q.relu))),
@@ -129,7 +132,7 @@ fn run(
         (_, None) => Shader::Conv2d,
     };
     let groups = ctx.grid_groups((g.splits * tiles_m * tiles_n) as u64);
-    ctx.dispatch_specialized(shader, gemm_entry(tile), &constants, &params, &bindings, groups)
+    ctx.dispatch_specialized(shader, tile.entry(), &constants, &params, &bindings, groups)
 }
 
 /// Forward convolution plus optional bias.
@@ -148,7 +151,8 @@ pub(crate) fn forward(
     let out = ctx.alloc(op, m * spec.out_c)?;
     if m * spec.out_c > 0 {
         let g = Gemm { mode: Mode::Forward, m, n: spec.out_c, k: spec.patch_len(), splits: 1, k_chunk: 0 };
-        let bufs = Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
+        let bufs =
+            Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
         run(ctx, op, &g, spec, None, &bufs)?;
     }
     ctx.store(out)
@@ -258,7 +262,8 @@ pub(crate) fn conv_pool_forward(
     if len > 0 {
         let m = conv.batch * pool.out_h * pool.out_w * 4;
         let g = Gemm { mode: Mode::Forward, m, n: conv.out_c, k: conv.patch_len(), splits: 1, k_chunk: 0 };
-        let pooling = Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: spec.relu, winners: winners.buffer() };
+        let pooling =
+            Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: spec.relu, winners: winners.buffer() };
         let bufs =
             Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: pooled.buffer() };
         run(ctx, op, &g, conv, Some(&pooling), &bufs)?;
@@ -269,10 +274,7 @@ pub(crate) fn conv_pool_forward(
 /// Gradients of [`conv_pool_forward`]: dy is the pooled gradient at each window's winner
 /// (and where the ReLU passed it), read so by the gradient GEMMs; the bias gradient is the
 /// sum of those values.
-pub(crate) fn conv_pool_backward(
-    ctx: &Arc<Context>,
-    args: &ConvPoolBackward<'_>,
-) -> Result<ConvPoolGrads> {
+pub(crate) fn conv_pool_backward(ctx: &Arc<Context>, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
     let op = "conv2d_max_pool_backward";
     let (conv, pool) = (&args.spec.conv, &args.spec.pool);
     let len = pool.output_shape().numel();
@@ -287,7 +289,8 @@ pub(crate) fn conv_pool_backward(
         args.dpooled
     };
     let dy = input(dpooled, ctx, op, "dpooled", len)?;
-    let pooling = Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: args.spec.relu, winners: winners.buffer() };
+    let pooling =
+        Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: args.spec.relu, winners: winners.buffer() };
     let [needs_input, needs_filter, needs_bias] = args.needs;
     let sum = ReduceSpec { outer: 1, reduced: conv.batch * pool.out_h * pool.out_w, inner: conv.out_c };
     Ok(ConvPoolGrads {

@@ -5,7 +5,7 @@ use super::reduce::reduce_buffer;
 use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
-use crate::shaders::{gemm_entry, Shader};
+use crate::shaders::Shader;
 use std::sync::Arc;
 use tensor::shape::{MatmulSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
@@ -37,8 +37,8 @@ pub(crate) fn matmul(
     if batch * m * n == 0 {
         return ctx.store(ctx.alloc(op, 0)?);
     }
-    let tile = ctx.gemm_tile(batch * m.div_ceil(128) * n.div_ceil(128), m.min(n));
-    let (tiles_m, tiles_n) = (m.div_ceil(tile), n.div_ceil(tile));
+    let tile = ctx.gemm_tile(batch, m, n);
+    let (tiles_m, tiles_n) = tile.count(m, n);
     let tiles = batch * tiles_m * tiles_n;
     let splits =
         if tiles < SPLIT_BELOW_TILES { SPLIT_TARGET.div_ceil(tiles).min(k / MIN_SLICE).max(1) } else { 1 };
@@ -72,12 +72,12 @@ pub(crate) fn matmul(
         (4, target.buffer(), Access::Write),
     ];
     let groups = ctx.grid_groups((splits * tiles) as u64);
-    let entry = gemm_entry(tile);
     // vec4 reads pay off in the large-tile kernel, whose speed is bound by its loads.
-    let vec4 =
-        tile == 128 && (if trans_a { m } else { k }) % 4 == 0 && (if trans_b { k } else { n }) % 4 == 0;
+    let vec4 = tile.entry() == "gemm_tile128"
+        && (if trans_a { m } else { k }) % 4 == 0
+        && (if trans_b { k } else { n }) % 4 == 0;
     let shader = if vec4 { Shader::MatmulVec4 } else { Shader::Matmul };
-    ctx.dispatch(shader, entry, &params, &bindings, groups)?;
+    ctx.dispatch_specialized(shader, tile.entry(), &tile.constants(), &params, &bindings, groups)?;
     if splits == 1 {
         return ctx.store(target);
     }
