@@ -2,9 +2,9 @@
 //! measure: the shapes of the lecture's MNIST models at batch 128, each with its FLOP count,
 //! runnable on any backend.
 
-use tensor::backend::{Backend, Storage};
-use tensor::shape::{Conv2dSpec, ConvPoolSpec, MatmulSpec, Pool2dSpec, PoolWindow, Shape};
-use tensor::{ConvPoolBackward, Padding, PoolKind, Result};
+use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused, Backend, Storage};
+use tensor::shape::{Conv2dSpec, ConvPoolSpec, MatmulSpec, Pool2dSpec, PoolWindow, ReduceSpec, Shape};
+use tensor::{ConvPoolBackward, Padding, PoolKind, ReduceOp, Result};
 
 /// One benchmarked kernel call with its inputs already on the device.
 pub struct Workload {
@@ -26,6 +26,12 @@ enum Kind {
     ConvMaxPool(ConvPoolSpec),
     /// With the gradients wanted (input, filter, bias).
     ConvMaxPoolBackward(ConvPoolSpec, [bool; 3]),
+    /// The same two through the trait's unfused default (convolution, pooling, ReLU as
+    /// separate kernels): what the fusion saves.
+    ConvMaxPoolUnfused(ConvPoolSpec),
+    ConvMaxPoolBackwardUnfused(ConvPoolSpec, [bool; 3]),
+    /// A sum over the middle axis (a conv layer's bias gradient).
+    Sum(ReduceSpec),
 }
 
 impl Workload {
@@ -46,6 +52,16 @@ impl Workload {
                 let grads = backend.conv2d_max_pool_backward(&args)?;
                 grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
             }
+            Kind::ConvMaxPoolUnfused(s) => {
+                Ok(conv2d_max_pool_unfused(backend, &i[0], &i[1], Some(&i[2]), s)?.0)
+            }
+            Kind::ConvMaxPoolBackwardUnfused(spec, needs) => {
+                let (x, filter, pooled, saved, dpooled) = (&i[0], &i[1], &i[2], &i[3], &i[4]);
+                let args = ConvPoolBackward { x, filter, pooled, saved, dpooled, spec, needs: *needs };
+                let grads = conv2d_max_pool_backward_unfused(backend, &args)?;
+                grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
+            }
+            Kind::Sum(s) => backend.reduce(ReduceOp::Sum, &i[0], s),
         }
     }
 }
@@ -163,8 +179,28 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
         out.push(Workload {
             name: format!("conv2d_maxpool_bwd {label}"),
             flops: passes * spec.flops(),
-            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy],
+            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy.clone()],
             kind: Kind::ConvMaxPoolBackward(fused, needs),
+        });
+        let (pooled, saved) = conv2d_max_pool_unfused(backend, x, w, Some(b), &fused)?;
+        out.push(Workload {
+            name: format!("conv2d_maxpool_fwd_unfused {label}"),
+            flops: spec.flops(),
+            inputs: fwd_inputs.clone(),
+            kind: Kind::ConvMaxPoolUnfused(fused),
+        });
+        out.push(Workload {
+            name: format!("conv2d_maxpool_bwd_unfused {label}"),
+            flops: passes * spec.flops(),
+            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy],
+            kind: Kind::ConvMaxPoolBackwardUnfused(fused, needs),
+        });
+        let rows = spec.batch * spec.out_h * spec.out_w;
+        out.push(Workload {
+            name: format!("bias_gradient {rows}x{}", spec.out_c),
+            flops: 0.0,
+            inputs: vec![upload(backend, rows * spec.out_c, 9)?],
+            kind: Kind::Sum(ReduceSpec { outer: 1, reduced: rows, inner: spec.out_c }),
         });
     }
     Ok(out)

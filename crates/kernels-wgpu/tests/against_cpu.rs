@@ -392,6 +392,8 @@ fn reductions_and_argmax() {
         (4, 1, 6),
         (1, 20_000, 1),
         (1, 5000, 20),
+        // A conv layer's bias gradient: column chunks, then three more passes.
+        (1, 60_000, 7),
         (600, 3, 1),
         (2, 0, 3),
     ];

@@ -19,8 +19,10 @@ use tensor::{ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, UnaryOp
 const TILE_K: usize = 16;
 
 /// Workgroups the filter gradient aims for: its output is small (`kh*kw*in_c x out_c`) and
-/// its contracted axis huge (`batch*out_h*out_w`), so it is split along the latter.
-const TARGET_GROUPS: usize = 512;
+/// its contracted axis huge (`batch*out_h*out_w`), so it is split along the latter. Enough to
+/// fill a large GPU several times over: each slice is a serial chain of loads and barriers,
+/// and the partial products cost one cheap reduction.
+const TARGET_GROUPS: usize = 2048;
 
 #[derive(Clone, Copy)]
 enum Mode {

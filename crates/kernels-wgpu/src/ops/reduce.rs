@@ -11,7 +11,10 @@ use tensor::{ReduceOp, Result, Storage};
 
 /// Invocations below which a column reduction splits its reduced axis into chunks, so a
 /// reduction to few outputs (bias gradients) still occupies the GPU.
-const COLUMN_THREADS: usize = 1 << 16;
+const COLUMN_THREADS: usize = 1 << 18;
+
+/// Fewest reduced rows a column invocation takes per chunk.
+const MIN_CHUNK: usize = 32;
 
 /// Reduced rows a row-reduction workgroup takes per chunk when it splits a long row.
 const ROW_CHUNK: usize = 4096;
@@ -33,18 +36,18 @@ pub(crate) fn reduce_buffer(
         ReduceOp::Sum => 0,
         ReduceOp::Max => 1,
     };
-    // How many chunks the reduced axis is cut into (1 = one pass).
-    let chunks = if inner == 1 {
-        if outer < 512 {
-            reduced.div_ceil(ROW_CHUNK).max(1)
+    // How many chunks a pass cuts its reduced axis into (1 = the last pass).
+    let chunks_of = |len: usize| {
+        if inner == 1 {
+            if outer < 512 {
+                len.div_ceil(ROW_CHUNK).max(1)
+            } else {
+                1
+            }
         } else {
-            1
+            (COLUMN_THREADS / (outer * inner)).clamp(1, len.div_ceil(MIN_CHUNK).max(1))
         }
-    } else {
-        (COLUMN_THREADS / (outer * inner)).clamp(1, reduced.div_ceil(32).max(1))
     };
-    let chunk_len = reduced.div_ceil(chunks).max(1);
-    let chunks = reduced.div_ceil(chunk_len).max(1);
     let pass = |src: &wgpu::Buffer, dst: &wgpu::Buffer, reduced: usize, chunk_len: usize, chunks: usize| {
         let params = [
             u32_param(name, "outer", outer)?,
@@ -65,12 +68,24 @@ pub(crate) fn reduce_buffer(
             ctx.dispatch(Shader::Reduce, "reduce_cols", &params, &bindings, groups)
         }
     };
-    if chunks == 1 {
-        pass(x, out.buffer(), reduced, reduced.max(1), 1)?;
-    } else {
-        let partials = ctx.alloc(name, outer * chunks * inner)?;
-        pass(x, partials.buffer(), reduced, chunk_len, chunks)?;
-        pass(partials.buffer(), out.buffer(), chunks, chunks, 1)?;
+    // Passes until one chunk is left: each column invocation adds a chunk of at most a few
+    // dozen rows, one dependent load after another, so a bias gradient over 600,000 rows
+    // takes four short passes rather than a second pass of thousands of serial loads.
+    let mut partials: Option<WgpuStorage> = None;
+    let mut len = reduced;
+    loop {
+        let chunks = chunks_of(len);
+        let chunk_len = len.div_ceil(chunks).max(1);
+        let chunks = len.div_ceil(chunk_len).max(1);
+        let src = partials.as_ref().map_or(x, |p| p.buffer());
+        if chunks == 1 {
+            pass(src, out.buffer(), len, len.max(1), 1)?;
+            break;
+        }
+        let next = ctx.alloc(name, outer * chunks * inner)?;
+        pass(src, next.buffer(), len, chunk_len, chunks)?;
+        partials = Some(next);
+        len = chunks;
     }
     Ok(out)
 }
