@@ -100,6 +100,101 @@ fn gemm_small(lid: u32, group: u32) {
     store_block(z, row, col, c0, c1, c2, c3);
 }
 
+// The k-grouped variant, for small products with a long contraction (a filter gradient:
+// 25 x 20 outputs summed over 600,000 positions, where a 64x64 tile would be 88% padding):
+// a 32x32 tile, and the workgroup's four groups of 64 invocations each multiply a quarter of
+// every k-slice (4x4 outputs per invocation); the groups' sums are added in workgroup memory
+// at the end. Reuses tile_a / tile_b with rows of 32 / 4 + 1 vec4s.
+
+const KG: u32 = 32u;
+const KG_ROW: u32 = 9u;
+
+fn gemm_kgroups(lid: u32, group: u32) {
+    let tiles = params.tiles_m * params.tiles_n;
+    let z = group / tiles;
+    if (z >= params.batch) {
+        return;
+    }
+    let t = group % tiles;
+    let m0 = (t / params.tiles_n) * KG;
+    let n0 = (t % params.tiles_n) * KG;
+    let q = lid / 64u;
+    let tx = lid % 8u;
+    let ty = (lid % 64u) / 8u;
+    let kr = k_range(z);
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
+        // 32 x 16 elements of each operand, two per invocation.
+        for (var j = 0u; j < 2u; j++) {
+            let e = lid + j * 256u;
+            var mm = e / BK;
+            var ka = e % BK;
+            if (params.a_k_contig == 0u) {
+                mm = e % KG;
+                ka = e / KG;
+            }
+            var va = 0.0;
+            if (m0 + mm < params.m && k0 + ka < kr.y) {
+                va = load_a(z, m0 + mm, k0 + ka);
+            }
+            tile_a[ka * KG_ROW + mm / 4u][mm % 4u] = va;
+            var nn = e % KG;
+            var kb = e / KG;
+            if (params.b_n_contig == 0u) {
+                nn = e / BK;
+                kb = e % BK;
+            }
+            var vb = 0.0;
+            if (n0 + nn < params.n && k0 + kb < kr.y) {
+                vb = load_b(z, k0 + kb, n0 + nn);
+            }
+            tile_b[kb * KG_ROW + nn / 4u][nn % 4u] = vb;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 4u; kk++) {
+            let k = q * 4u + kk;
+            let a = tile_a[k * KG_ROW + ty];
+            let b = tile_b[k * KG_ROW + tx];
+            c0 += a.x * b;
+            c1 += a.y * b;
+            c2 += a.z * b;
+            c3 += a.w * b;
+        }
+        workgroupBarrier();
+    }
+    // Groups 2 and 3 hand their sums to groups 0 and 1, then group 1 to group 0.
+    let slot = (lid % 128u) * 4u;
+    if (q >= 2u) {
+        tile_a[slot] = c0;
+        tile_a[slot + 1u] = c1;
+        tile_a[slot + 2u] = c2;
+        tile_a[slot + 3u] = c3;
+    }
+    workgroupBarrier();
+    if (q < 2u) {
+        c0 += tile_a[slot];
+        c1 += tile_a[slot + 1u];
+        c2 += tile_a[slot + 2u];
+        c3 += tile_a[slot + 3u];
+    }
+    workgroupBarrier();
+    if (q == 1u) {
+        tile_a[slot] = c0;
+        tile_a[slot + 1u] = c1;
+        tile_a[slot + 2u] = c2;
+        tile_a[slot + 3u] = c3;
+    }
+    workgroupBarrier();
+    if (q == 0u) {
+        let other = slot + 256u;
+        store_block(z, m0 + ty * 4u, n0 + tx * 4u, c0 + tile_a[other], c1 + tile_a[other + 1u],
+                    c2 + tile_a[other + 2u], c3 + tile_a[other + 3u]);
+    }
+}
+
 // The large-tile variant: a 128x128 tile, 8x8 outputs per invocation in 16 named vec4
 // accumulators, BK = 8. The next k-slice is loaded into registers while the current one is
 // multiplied, into the other of two workgroup buffers, so each slice needs one barrier.
@@ -358,6 +453,12 @@ fn gemm_128x128(lid: u32, group: u32) {
 fn gemm_tile_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
     gemm_small(lid, wid.y * nwg.x + wid.x);
+}
+
+@compute @workgroup_size(256)
+fn gemm_tile_kgroups(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    gemm_kgroups(lid, wid.y * nwg.x + wid.x);
 }
 
 @compute @workgroup_size(256)

@@ -26,7 +26,7 @@ fn big_fetch(z: u32, m0: u32, n0: u32, k0: u32, kend: u32, lid: u32) -> Slice {
     var s: Slice;
     s.a = vec4<f32>(0.0);
     s.b = vec4<f32>(0.0);
-    if (params.trans_a == 0u) {
+    if (!TRANS_A) {
         let m = m0 + lid / 2u;
         let k = k0 + (lid % 2u) * 4u;
         if (m < params.m && k < kend) {
@@ -39,7 +39,7 @@ fn big_fetch(z: u32, m0: u32, n0: u32, k0: u32, kend: u32, lid: u32) -> Slice {
             s.a = a[a_index(z, m, k) / 4u];
         }
     }
-    if (params.trans_b == 0u) {
+    if (!TRANS_B) {
         let k = k0 + lid / 32u;
         let n = n0 + (lid % 32u) * 4u;
         if (k < kend && n < params.n) {
@@ -58,7 +58,7 @@ fn big_fetch(z: u32, m0: u32, n0: u32, k0: u32, kend: u32, lid: u32) -> Slice {
 // Stores a fetched slice k-major into workgroup memory: one vec4 write when the read ran along
 // the tile's row axis, four scalar writes (a transpose) when it ran along k.
 fn big_stash(buf: u32, s: Slice, lid: u32) {
-    if (params.trans_a == 0u) {
+    if (!TRANS_A) {
         let m = lid / 2u;
         let k = (lid % 2u) * 4u;
         big_a[buf + k * BIG_ROW + m / 4u][m % 4u] = s.a.x;
@@ -68,7 +68,7 @@ fn big_stash(buf: u32, s: Slice, lid: u32) {
     } else {
         big_a[buf + (lid / 32u) * BIG_ROW + lid % 32u] = s.a;
     }
-    if (params.trans_b == 0u) {
+    if (!TRANS_B) {
         big_b[buf + (lid / 32u) * BIG_ROW + lid % 32u] = s.b;
     } else {
         let n = lid / 2u;

@@ -36,7 +36,8 @@ pub(crate) type Constants<'a> = &'a [(&'static str, u32)];
 type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
 
 /// A workgroup's output tile in the GEMM kernels (`gemm_core.wgsl`): 128x128 (the big
-/// kernel), or 64x64 or 128x32 (the small one, whose `BM`, `BN` are pipeline constants).
+/// kernel), 64x64 or 128x32 (the small one, whose `BM`, `BN` are pipeline constants), or
+/// 32x32 (the k-grouped one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tile {
     pub(crate) rows: usize,
@@ -46,10 +47,10 @@ pub(crate) struct Tile {
 impl Tile {
     /// Its entry point in every GEMM module.
     pub(crate) fn entry(self) -> &'static str {
-        if self.rows == 128 && self.cols == 128 {
-            "gemm_tile128"
-        } else {
-            "gemm_tile_small"
+        match (self.rows, self.cols) {
+            (128, 128) => "gemm_tile128",
+            (32, 32) => "gemm_tile_kgroups",
+            _ => "gemm_tile_small",
         }
     }
 
@@ -283,17 +284,22 @@ impl Context {
         let big = Tile { rows: 128, cols: 128 };
         let narrow = Tile { rows: 128, cols: 32 };
         let square = Tile { rows: 64, cols: 64 };
+        let kgroups = Tile { rows: 32, cols: 32 };
         match self.gemm_tile {
             GemmTile::Small => square,
             GemmTile::Narrow => narrow,
+            GemmTile::KGroups => kgroups,
             GemmTile::Large if big_fits => big,
             GemmTile::Large => square,
             // Big tiles pay off once there are enough of them to keep every core of a large
             // GPU busy, and when they are not mostly padding; narrow ones when a 64-wide
-            // tile would be more than half padding.
+            // tile would be more than half padding; k-grouped ones when a 64x64 tile would
+            // be more than three quarters padding.
             GemmTile::Auto => {
                 if big_fits && products * m.div_ceil(128) * n.div_ceil(128) >= 48 && m.min(n) >= 96 {
                     big
+                } else if m <= 32 && n <= 32 {
+                    kgroups
                 } else if n <= 32 && m >= 128 {
                     narrow
                 } else {

@@ -54,8 +54,9 @@ pub struct WgpuOptions {
 /// The output tile of one workgroup in the matmul / convolution GEMMs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GemmTile {
-    /// 128x128 for products with enough such tiles to fill a big GPU, 128x32 for those with
-    /// at most 32 columns, else 64x64.
+    /// 128x128 for products with enough such tiles to fill a big GPU, 32x32 k-grouped for
+    /// those with at most 32 rows and columns, 128x32 for those with at most 32 columns, else
+    /// 64x64.
     #[default]
     Auto,
     /// Always 64x64 (4x4 outputs per invocation).
@@ -63,6 +64,10 @@ pub enum GemmTile {
     /// Always 128x32 (4x4 outputs per invocation), the automatic choice for products with
     /// at most 32 columns.
     Narrow,
+    /// Always 32x32, each k-slice shared among four groups of the workgroup's invocations
+    /// whose sums are added at the end: the automatic choice for products with at most 32
+    /// rows and columns (a first layer's filter gradient, 25 x 20 over every position).
+    KGroups,
     /// Always 128x128 (8x8 outputs per invocation, double-buffered), where the adapter has the
     /// workgroup memory for it.
     Large,

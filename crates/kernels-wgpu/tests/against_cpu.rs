@@ -26,9 +26,10 @@ impl Pair {
         Some(Pair { gpu: backend()?, cpu: CpuBackend::with_threads(1).unwrap() })
     }
 
-    /// One pair per GEMM tile (64x64, 128x32, 128x128), for the kernels built on the GEMM core.
+    /// One pair per GEMM tile (64x64, 128x32, 32x32 k-grouped, 128x128), for the kernels built
+    /// on the GEMM core.
     fn per_gemm_tile() -> Vec<Self> {
-        [GemmTile::Small, GemmTile::Narrow, GemmTile::Large]
+        [GemmTile::Small, GemmTile::Narrow, GemmTile::KGroups, GemmTile::Large]
             .into_iter()
             .filter_map(|tile| {
                 Some(Pair { gpu: backend_with(tile)?, cpu: CpuBackend::with_threads(1).unwrap() })

@@ -53,10 +53,11 @@ pub(crate) fn matmul(
         tiles_n as u32,
         u32::from(!trans_a),
         u32::from(!trans_b),
-        u32::from(trans_a),
-        u32::from(trans_b),
+        // (the transposes and the split count: pipeline constants, below)
+        0,
+        0,
         u32::from(bias.is_some()),
-        splits as u32,
+        0,
         u32_param(op, "k", k_chunk)?,
         0,
         0,
@@ -77,7 +78,10 @@ pub(crate) fn matmul(
         && (if trans_a { m } else { k }) % 4 == 0
         && (if trans_b { k } else { n }) % 4 == 0;
     let shader = if vec4 { Shader::MatmulVec4 } else { Shader::Matmul };
-    ctx.dispatch_specialized(shader, tile.entry(), &tile.constants(), &params, &bindings, groups)?;
+    let [bm, bn] = tile.constants();
+    let constants =
+        [bm, bn, ("TRANS_A", u32::from(trans_a)), ("TRANS_B", u32::from(trans_b)), ("SPLITS", splits as u32)];
+    ctx.dispatch_specialized(shader, tile.entry(), &constants, &params, &bindings, groups)?;
     if splits == 1 {
         return ctx.store(target);
     }

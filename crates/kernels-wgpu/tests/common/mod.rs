@@ -16,13 +16,14 @@ pub fn backend() -> Option<&'static WgpuBackend> {
 
 /// Like [`backend`], with the GEMM tile forced (one shared backend per choice).
 pub fn backend_with(gemm_tile: GemmTile) -> Option<&'static WgpuBackend> {
-    static BACKENDS: [OnceLock<Result<WgpuBackend, String>>; 4] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static BACKENDS: [OnceLock<Result<WgpuBackend, String>>; 5] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = match gemm_tile {
         GemmTile::Auto => &BACKENDS[0],
         GemmTile::Small => &BACKENDS[1],
         GemmTile::Large => &BACKENDS[2],
         GemmTile::Narrow => &BACKENDS[3],
+        GemmTile::KGroups => &BACKENDS[4],
     };
     let found = slot.get_or_init(|| {
         WgpuBackend::with_options(WgpuOptions { poison_outputs: true, gemm_tile }).map_err(|e| e.to_string())
