@@ -106,9 +106,18 @@ fn matmul_crosses_tile_edges() {
 
 fn big_matmul_cases(p: &Pair) {
     // Contiguous axes divisible by 4 (the large tile then reads vec4s, matmul_vec4.wgsl), the
-    // other axes odd, crossing tile edges, a partial last k-slice, and a split contraction.
+    // other axes odd, crossing tile edges, a partial last k-slice, and a split contraction;
+    // then whole 128x128 tiles with full k-slices, unsplit and split.
     let mut seed = 100;
-    for &(batch, m, k, n) in &[(2, 132, 36, 260), (1, 37, 36, 28), (1, 36, 1000, 28), (1, 36, 12, 29)] {
+    let shapes = [
+        (2, 132, 36, 260),
+        (1, 37, 36, 28),
+        (1, 36, 1000, 28),
+        (1, 36, 12, 29),
+        (2, 128, 48, 256),
+        (1, 128, 1024, 128),
+    ];
+    for &(batch, m, k, n) in &shapes {
         for trans_a in [false, true] {
             for trans_b in [false, true] {
                 seed += 1;
