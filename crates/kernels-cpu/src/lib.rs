@@ -34,6 +34,8 @@ pub mod elementwise;
 mod fast_math;
 pub mod layout;
 pub mod matmul;
+#[cfg(target_arch = "x86_64")]
+mod matmul_narrow;
 pub mod pool;
 mod pool_2x2;
 pub mod reduce;

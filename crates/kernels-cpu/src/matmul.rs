@@ -1,5 +1,7 @@
-//! Matrix products through the `gemm` crate. Transposed operands are read through strides,
-//! so `trans_a` / `trans_b` cost nothing.
+//! Matrix products through the `gemm` crate, or, for products with few columns and a
+//! transposed left operand on CPUs with AVX-512 (dense weight gradients), `matmul_narrow`'s
+//! kernel. Transposed operands are read through strides, so
+//! `trans_a` / `trans_b` cost nothing.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -145,6 +147,28 @@ unsafe fn gemm_serial(
     accumulate: bool,
 ) {
     debug_assert!(lhs.covers(m, k) && rhs.covers(k, n));
+    #[cfg(target_arch = "x86_64")]
+    if crate::matmul_narrow::applies(k, n, lhs.col_stride, rhs.col_stride) {
+        let a = crate::matmul_narrow::Strided {
+            ptr: lhs.data.as_ptr(),
+            row_stride: lhs.row_stride,
+            col_stride: lhs.col_stride,
+        };
+        // SAFETY: `applies` holds; the operands cover their shapes (checked by the callers)
+        // and `dst` is as this function requires.
+        unsafe {
+            crate::matmul_narrow::gemm(
+                dst,
+                dst_row_stride,
+                a,
+                rhs.data.as_ptr(),
+                rhs.row_stride,
+                (m, k, n),
+                accumulate,
+            )
+        };
+        return;
+    }
     gemm::gemm(
         m,
         n,
