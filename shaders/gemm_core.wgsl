@@ -36,6 +36,38 @@ const BK: u32 = 16u;
 var<workgroup> tile_a: array<vec4<f32>, 528>; // BK * (128 / 4 + 1)
 var<workgroup> tile_b: array<vec4<f32>, 272>; // BK * (64 / 4 + 1)
 
+// Element e (0 .. rows * BK) of a k-slice of op(A) for a tile of `rows` rows from m0, into
+// tile_a, whose k-rows are `row` vec4s apart; neighbouring e are neighbouring addresses along
+// A's contiguous axis. Zero outside the product.
+fn stage_a(z: u32, m0: u32, k0: u32, kend: u32, e: u32, rows: u32, row: u32) {
+    var mm = e / BK;
+    var ka = e % BK;
+    if (params.a_k_contig == 0u) {
+        mm = e % rows;
+        ka = e / rows;
+    }
+    var va = 0.0;
+    if (m0 + mm < params.m && k0 + ka < kend) {
+        va = load_a(z, m0 + mm, k0 + ka);
+    }
+    tile_a[ka * row + mm / 4u][mm % 4u] = va;
+}
+
+// The same for op(B): element e of a k-slice of `cols` columns from n0, into tile_b.
+fn stage_b(z: u32, n0: u32, k0: u32, kend: u32, e: u32, cols: u32, row: u32) {
+    var nn = e % cols;
+    var kb = e / cols;
+    if (params.b_n_contig == 0u) {
+        nn = e / BK;
+        kb = e % BK;
+    }
+    var vb = 0.0;
+    if (n0 + nn < params.n && k0 + kb < kend) {
+        vb = load_b(z, k0 + kb, n0 + nn);
+    }
+    tile_b[kb * row + nn / 4u][nn % 4u] = vb;
+}
+
 fn gemm_small(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
     let z = group / tiles;
@@ -57,32 +89,10 @@ fn gemm_small(lid: u32, group: u32) {
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         // BM * BK elements of op(A), BN * BK of op(B), 256 at a time.
         for (var j = 0u; j < BM / 16u; j++) {
-            let e = lid + j * 256u;
-            var mm = e / BK;
-            var ka = e % BK;
-            if (params.a_k_contig == 0u) {
-                mm = e % BM;
-                ka = e / BM;
-            }
-            var va = 0.0;
-            if (m0 + mm < params.m && k0 + ka < kr.y) {
-                va = load_a(z, m0 + mm, k0 + ka);
-            }
-            tile_a[ka * row_a + mm / 4u][mm % 4u] = va;
+            stage_a(z, m0, k0, kr.y, lid + j * 256u, BM, row_a);
         }
         for (var j = 0u; j < BN / 16u; j++) {
-            let e = lid + j * 256u;
-            var nn = e % BN;
-            var kb = e / BN;
-            if (params.b_n_contig == 0u) {
-                nn = e / BK;
-                kb = e % BK;
-            }
-            var vb = 0.0;
-            if (n0 + nn < params.n && k0 + kb < kr.y) {
-                vb = load_b(z, k0 + kb, n0 + nn);
-            }
-            tile_b[kb * row_b + nn / 4u][nn % 4u] = vb;
+            stage_b(z, n0, k0, kr.y, lid + j * 256u, BN, row_b);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -129,29 +139,8 @@ fn gemm_kgroups(lid: u32, group: u32) {
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         // 32 x 16 elements of each operand, two per invocation.
         for (var j = 0u; j < 2u; j++) {
-            let e = lid + j * 256u;
-            var mm = e / BK;
-            var ka = e % BK;
-            if (params.a_k_contig == 0u) {
-                mm = e % KG;
-                ka = e / KG;
-            }
-            var va = 0.0;
-            if (m0 + mm < params.m && k0 + ka < kr.y) {
-                va = load_a(z, m0 + mm, k0 + ka);
-            }
-            tile_a[ka * KG_ROW + mm / 4u][mm % 4u] = va;
-            var nn = e % KG;
-            var kb = e / KG;
-            if (params.b_n_contig == 0u) {
-                nn = e / BK;
-                kb = e % BK;
-            }
-            var vb = 0.0;
-            if (n0 + nn < params.n && k0 + kb < kr.y) {
-                vb = load_b(z, k0 + kb, n0 + nn);
-            }
-            tile_b[kb * KG_ROW + nn / 4u][nn % 4u] = vb;
+            stage_a(z, m0, k0, kr.y, lid + j * 256u, KG, KG_ROW);
+            stage_b(z, n0, k0, kr.y, lid + j * 256u, KG, KG_ROW);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 4u; kk++) {

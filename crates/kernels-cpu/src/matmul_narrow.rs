@@ -48,24 +48,11 @@ pub(crate) struct Strided {
 /// columns), `C` `m x n` (rows `ldc` apart), overwritten unless `accumulate`.
 ///
 /// # Safety
-/// The CPU must have AVX-512F (which [`applies`] checks); the operands must cover their shapes; `c` must be valid for reads
-/// and writes of `m` rows of `n` elements `ldc` apart and not alias the operands.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(
-    c: *mut f32,
-    ldc: usize,
-    a: Strided,
-    b: *const f32,
-    ldb: usize,
-    (m, k, n): (usize, usize, usize),
-    accumulate: bool,
-) {
-    // SAFETY: the caller checked AVX-512F; its contract covers the accesses.
-    unsafe { gemm_avx512(c, ldc, a, b, ldb, (m, k, n), accumulate) }
-}
-
+/// The CPU must have AVX-512F (which [`applies`] checks); the operands must cover their
+/// shapes; `c` must be valid for reads and writes of `m` rows of `n` elements `ldc` apart and
+/// not alias the operands.
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512(
+pub(crate) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
     a: Strided,
