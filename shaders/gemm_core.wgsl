@@ -437,7 +437,7 @@ fn gemm_128x128(lid: u32, group: u32) {
 }
 
 // The entry points of every module this file is appended to (matmul, matmul_vec4, conv2d):
-// one per kernel; the host picks it (and the small kernel's BM, BN) with `context::Tile`.
+// one per kernel; the host picks it (and the small kernel's BM, BN) with `tile::Tile` (src/tile.rs).
 @compute @workgroup_size(256)
 fn gemm_tile_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {

@@ -4,6 +4,7 @@
 use crate::buffers::{size_class, BufferPool, WgpuStorage, STORAGE_USAGE};
 use crate::faults::DeviceFaults;
 use crate::shaders::Shader;
+use crate::tile::Tile;
 use crate::{GemmTile, WgpuOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,36 +35,6 @@ pub(crate) type Constants<'a> = &'a [(&'static str, u32)];
 
 /// A compiled pipeline's identity: module, entry point and override constants.
 type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
-
-/// A workgroup's output tile in the GEMM kernels (`gemm_core.wgsl`): 128x128 (the big
-/// kernel), 64x64 or 128x32 (the small one, whose `BM`, `BN` are pipeline constants), or
-/// 32x32 (the k-grouped one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Tile {
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
-}
-
-impl Tile {
-    /// Its entry point in every GEMM module.
-    pub(crate) fn entry(self) -> &'static str {
-        match (self.rows, self.cols) {
-            (128, 128) => "gemm_tile128",
-            (32, 32) => "gemm_tile_kgroups",
-            _ => "gemm_tile_small",
-        }
-    }
-
-    /// The small kernel's pipeline constants (unused by the big one).
-    pub(crate) fn constants(self) -> [(&'static str, u32); 2] {
-        [("BM", self.rows as u32), ("BN", self.cols as u32)]
-    }
-
-    /// Tiles covering `m x n`: (along m, along n).
-    pub(crate) fn count(self, m: usize, n: usize) -> (usize, usize) {
-        (m.div_ceil(self.rows), n.div_ceil(self.cols))
-    }
-}
 
 /// How a kernel binds one buffer.
 #[derive(Clone, Copy)]
@@ -277,36 +248,10 @@ impl Context {
         )
     }
 
-    /// The GEMM tile for `products` independent products (or split-K slices) of `m x n`.
+    /// The GEMM tile for `products` independent products (or split-K slices) of `m x n`,
+    /// under this context's policy and the adapter's workgroup memory.
     pub(crate) fn gemm_tile(&self, products: usize, m: usize, n: usize) -> Tile {
-        // Two 128x128 operand slices of 8 rows, double-buffered and padded (gemm_core.wgsl).
-        let big_fits = self.limits.max_compute_workgroup_storage_size >= 2 * 528 * 16;
-        let big = Tile { rows: 128, cols: 128 };
-        let narrow = Tile { rows: 128, cols: 32 };
-        let square = Tile { rows: 64, cols: 64 };
-        let kgroups = Tile { rows: 32, cols: 32 };
-        match self.gemm_tile {
-            GemmTile::Small => square,
-            GemmTile::Narrow => narrow,
-            GemmTile::KGroups => kgroups,
-            GemmTile::Large if big_fits => big,
-            GemmTile::Large => square,
-            // Big tiles pay off once there are enough of them to keep every core of a large
-            // GPU busy, and when they are not mostly padding; narrow ones when a 64-wide
-            // tile would be more than half padding; k-grouped ones when a 64x64 tile would
-            // be more than three quarters padding.
-            GemmTile::Auto => {
-                if big_fits && products * m.div_ceil(128) * n.div_ceil(128) >= 48 && m.min(n) >= 96 {
-                    big
-                } else if m <= 32 && n <= 32 {
-                    kgroups
-                } else if n <= 32 && m >= 128 {
-                    narrow
-                } else {
-                    square
-                }
-            }
-        }
+        Tile::choose(self.gemm_tile, self.limits.max_compute_workgroup_storage_size, products, m, n)
     }
 
     /// Workgroup counts covering `threads` invocations of a [`WORKGROUP`]-wide kernel, folded

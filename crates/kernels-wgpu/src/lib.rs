@@ -26,6 +26,7 @@ mod context;
 mod faults;
 mod ops;
 mod shaders;
+mod tile;
 
 pub use buffers::WgpuStorage;
 pub use shaders::Shader;
