@@ -7,10 +7,12 @@
 //! - `predict`: classifies a PNG of a digit with a saved model.
 //! - `profile-step`: milliseconds per CPU training step, kernel by kernel.
 //! - `gpu-table`: the lecture's CPU-vs-GPU training-time table on this machine.
+//! - `gpu-check`: the prepared GPU check: kernels against the CPU, GEMM rate, model5 training.
 
 mod args;
 mod bench;
 mod data;
+mod gpu_check;
 mod gpu_table;
 mod maps;
 mod predict;
@@ -35,7 +37,9 @@ commands:
   profile-step   [--model model1|model4|model5] [--steps N] [--batch-size N] [--data DIR]
                  [--seed N]
   gpu-table      [--epochs N] [--sizes 50000,250000] [--backends cpu,wgpu] [--batch-size N]
-                 [--data DIR] [--seed N]";
+                 [--data DIR] [--seed N]
+  gpu-check      [--epochs N] [--batch-sizes 128,1024] [--squares 1024,4096]
+                 [--train-images N] [--batch N] [--data DIR] [--seed N]";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +54,7 @@ fn main() {
         "feature-maps" => maps::feature_maps(rest),
         "predict" => predict::predict(rest),
         "gpu-table" => gpu_table::gpu_table(rest),
+        "gpu-check" => gpu_check::gpu_check(rest),
         "profile-step" => profile::profile_step(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
