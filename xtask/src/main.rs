@@ -8,9 +8,11 @@
 //! - `profile-step`: milliseconds per CPU training step, kernel by kernel.
 //! - `gpu-table`: the lecture's CPU-vs-GPU training-time table on this machine.
 //! - `gpu-check`: the prepared GPU check: kernels against the CPU, GEMM rate, model5 training.
+//! - `compare-backends`: the same training on the CPU and on wgpu, and the accuracy gap.
 
 mod args;
 mod bench;
+mod compare;
 mod data;
 mod gpu_check;
 mod gpu_table;
@@ -39,7 +41,9 @@ commands:
   gpu-table      [--epochs N] [--sizes 50000,250000] [--backends cpu,wgpu] [--batch-size N]
                  [--data DIR] [--seed N]
   gpu-check      [--epochs N] [--batch-sizes 128,1024] [--squares 1024,4096]
-                 [--train-images N] [--batch N] [--data DIR] [--seed N]";
+                 [--train-images N] [--batch N] [--data DIR] [--seed N]
+  compare-backends [--model NAME] [--epochs N] [--batch-size N] [--train-images N]
+                 [--normalize] [--seed N] [--max-gap POINTS] [--data DIR]";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -55,6 +59,7 @@ fn main() {
         "predict" => predict::predict(rest),
         "gpu-table" => gpu_table::gpu_table(rest),
         "gpu-check" => gpu_check::gpu_check(rest),
+        "compare-backends" => compare::compare_backends(rest),
         "profile-step" => profile::profile_step(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
