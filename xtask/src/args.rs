@@ -46,6 +46,14 @@ impl Args {
         }
     }
 
+    /// The value of `--name`, parsed, if given.
+    pub fn optional<T: FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.values
+            .get(name)
+            .map(|v| v.parse().map_err(|_| format!("--{name}: cannot parse '{v}'")))
+            .transpose()
+    }
+
     /// The raw value of `--name`, if given.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)

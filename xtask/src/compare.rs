@@ -29,11 +29,8 @@ pub fn compare_backends(argv: &[String]) -> Result<(), String> {
     let shape = nn::zoo::input_shape(&name).to_vec();
     let prepared =
         data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, &shape, args.switch("normalize"))?;
-    let images: usize = args.get("train-images", prepared.x_train.len())?;
-    if images == 0 || images > prepared.x_train.len() {
-        return Err(format!("--train-images: 1 to {}", prepared.x_train.len()));
-    }
-    let (x, y) = (prepared.x_train.slice(0, images), prepared.y_train.slice(0, images));
+    let (x, y) = prepared.first_train(args.optional("train-images")?)?;
+    let images = x.len();
     let mut accuracies = Vec::new();
     for kind in [nn::DeviceKind::Cpu, nn::DeviceKind::Wgpu] {
         let device = nn::device::select(kind).map_err(|e| format!("backend {kind:?}: {e}"))?;

@@ -47,3 +47,16 @@ pub fn dataset_kind(name: Option<&str>) -> Result<DatasetKind, String> {
         other => Err(format!("--dataset: unknown dataset '{other}' (mnist or fashion)")),
     }
 }
+
+impl Prepared {
+    /// The first `images` training images and their labels (`--train-images`; all of them
+    /// when `None`), or an error naming the valid range.
+    pub fn first_train(&self, images: Option<usize>) -> Result<(Array, Array), String> {
+        let all = self.x_train.len();
+        let n = images.unwrap_or(all);
+        if n == 0 || n > all {
+            return Err(format!("--train-images: 1 to {all}"));
+        }
+        Ok((self.x_train.slice(0, n), self.y_train.slice(0, n)))
+    }
+}

@@ -32,6 +32,8 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
         &[],
     )?;
     let epochs: usize = args.get("epochs", 3)?;
+    // Every flag is parsed before the first kernel runs, so a typo fails at once.
+    let train_images: Option<usize> = args.optional("train-images")?;
     let kernel_batch: usize = args.get("batch", 128)?;
     let seed: u64 = args.get("seed", 1)?;
     let list = |name: &str, default: &str| -> Result<Vec<usize>, String> {
@@ -49,6 +51,15 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
     if epochs == 0 || kernel_batch == 0 {
         return Err("--epochs and --batch must be positive".into());
     }
+    // The data first, so that a missing file or a bad --train-images fails before any work.
+    let mnist = data::load(
+        args.value("data"),
+        nn::datasets::DatasetKind::Mnist,
+        nn::zoo::input_shape("model5"),
+        false,
+    )?;
+    let (x, y) = mnist.first_train(train_images)?;
+    let images = x.len();
     let gpu = WgpuBackend::new().map_err(|e| format!("no wgpu adapter: {e}"))?;
     let cpu = CpuBackend::new();
     println!("device: {}", gpu.name());
@@ -79,17 +90,6 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
     }
 
     // 3. model5 training.
-    let mnist = data::load(
-        args.value("data"),
-        nn::datasets::DatasetKind::Mnist,
-        nn::zoo::input_shape("model5"),
-        false,
-    )?;
-    let images: usize = args.get("train-images", mnist.x_train.len())?;
-    if images == 0 || images > mnist.x_train.len() {
-        return Err(format!("--train-images: 1 to {}", mnist.x_train.len()));
-    }
-    let (x, y) = (mnist.x_train.slice(0, images), mnist.y_train.slice(0, images));
     let device = Device::new(gpu.clone());
     for &batch in &batch_sizes {
         let mut model = nn::zoo::model5(&device, seed).map_err(|e| e.to_string())?;
