@@ -100,6 +100,13 @@ fn dy_index(image: u32, oy: u32, ox: u32, co: u32) -> i32 {
     return i32(i);
 }
 
+// (image, oy, ox) of flat index i over the convolution's output positions.
+fn output_position(i: u32) -> vec3<u32> {
+    let ox = i % OUT_W;
+    let t = i / OUT_W;
+    return vec3<u32>(t / OUT_H, t % OUT_H, ox);
+}
+
 // Output position (image, oy, ox) of forward row m.
 fn forward_row(m: u32) -> vec3<u32> {
     if (POOLED) {
@@ -109,17 +116,18 @@ fn forward_row(m: u32) -> vec3<u32> {
         let t = p / POOL_OUT_W;
         return vec3<u32>(t / POOL_OUT_H, (t % POOL_OUT_H) * 2u + w / 2u, px * 2u + w % 2u);
     }
-    let ox = m % OUT_W;
-    let t = m / OUT_W;
-    return vec3<u32>(t / OUT_H, t % OUT_H, ox);
+    return output_position(m);
+}
+
+// Element `tap` = (ky, kx, ci) of the input patch under output position `pos` (image, oy, ox).
+fn patch_value(pos: vec3<u32>, tap: u32) -> f32 {
+    let r = tap / IN_C;
+    return image_value(pos.x, pos.y * STRIDE_H + r / KERNEL_W, pos.z * STRIDE_W + r % KERNEL_W, tap % IN_C);
 }
 
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
     if (MODE == 0u) {
-        let pos = forward_row(m);
-        let ci = k % IN_C;
-        let r = k / IN_C;
-        return image_value(pos.x, pos.y * STRIDE_H + r / KERNEL_W, pos.z * STRIDE_W + r % KERNEL_W, ci);
+        return patch_value(forward_row(m), k);
     }
     if (MODE == 1u) {
         let ix = m % IN_W;
@@ -151,11 +159,7 @@ fn load_a(z: u32, m: u32, k: u32) -> f32 {
         }
         return a[i];
     }
-    let ci = m % IN_C;
-    let r = m / IN_C;
-    let ox = k % OUT_W;
-    let t = k / OUT_W;
-    return image_value(t / OUT_H, (t % OUT_H) * STRIDE_H + r / KERNEL_W, ox * STRIDE_W + r % KERNEL_W, ci);
+    return patch_value(output_position(k), m);
 }
 
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
@@ -167,9 +171,8 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     }
     if (MODE == 2u && POOLED) {
         // k = (image, oy, ox), n = co.
-        let ox = k % OUT_W;
-        let t = k / OUT_W;
-        let i = dy_index(t / OUT_H, t % OUT_H, ox, n);
+        let pos = output_position(k);
+        let i = dy_index(pos.x, pos.y, pos.z, n);
         if (i < 0) {
             return 0.0;
         }

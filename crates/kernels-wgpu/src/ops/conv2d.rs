@@ -113,26 +113,21 @@ fn run(
         ("POOL_OUT_H", p("pooled height", pool_h)?),
         ("POOL_OUT_W", p("pooled width", pool_w)?),
     ];
-    // Bindings a kernel declares but this mode does not read get a harmless stand-in.
+    // The fused forward writes the winners (binding 6); the gradients read them (binding 5).
+    // Bindings a kernel declares but this dispatch does not read get a harmless stand-in.
+    let pooled_forward = matches!(g.mode, Mode::Forward) && pooling.is_some();
     let winners = pooling.map_or(bufs.a, |q| q.winners);
     let mut bindings = vec![
         (1, bufs.a, Access::Read),
         (2, bufs.b, Access::Read),
         (3, bufs.bias.unwrap_or(bufs.a), Access::Read),
         (4, bufs.out, Access::Write),
-        (5, bufs.a, Access::Read),
+        (5, if pooled_forward { bufs.a } else { winners }, Access::Read),
     ];
-    let shader = match (g.mode, pooling) {
-        (Mode::Forward, Some(_)) => {
-            bindings.push((6, winners, Access::Write));
-            Shader::Conv2dPool
-        }
-        (_, Some(_)) => {
-            bindings[4] = (5, winners, Access::Read);
-            Shader::Conv2d
-        }
-        (_, None) => Shader::Conv2d,
-    };
+    if pooled_forward {
+        bindings.push((6, winners, Access::Write));
+    }
+    let shader = if pooled_forward { Shader::Conv2dPool } else { Shader::Conv2d };
     let groups = ctx.grid_groups((g.splits * tiles_m * tiles_n) as u64);
     ctx.dispatch_specialized(shader, tile.entry(), &constants, &params, &bindings, groups)
 }
