@@ -11,7 +11,8 @@ pub(crate) struct Tile {
     pub(crate) cols: usize,
 }
 
-const BIG: Tile = Tile { rows: 128, cols: 128 };
+/// The big kernel's tile (`gemm_tile128`).
+pub(crate) const BIG: Tile = Tile { rows: 128, cols: 128 };
 const NARROW: Tile = Tile { rows: 128, cols: 32 };
 const SQUARE: Tile = Tile { rows: 64, cols: 64 };
 const KGROUPS: Tile = Tile { rows: 32, cols: 32 };
@@ -57,9 +58,9 @@ impl Tile {
 
     /// Its entry point in every GEMM module.
     pub(crate) fn entry(self) -> &'static str {
-        match (self.rows, self.cols) {
-            (128, 128) => "gemm_tile128",
-            (32, 32) => "gemm_tile_kgroups",
+        match self {
+            BIG => "gemm_tile128",
+            KGROUPS => "gemm_tile_kgroups",
             _ => "gemm_tile_small",
         }
     }

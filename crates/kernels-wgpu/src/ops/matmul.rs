@@ -6,6 +6,7 @@ use super::u32_param;
 use crate::buffers::input;
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
+use crate::tile;
 use std::sync::Arc;
 use tensor::shape::{MatmulSpec, ReduceSpec};
 use tensor::{ReduceOp, Result, Storage};
@@ -74,9 +75,8 @@ pub(crate) fn matmul(
     ];
     let groups = ctx.grid_groups((splits * tiles) as u64);
     // vec4 reads pay off in the large-tile kernel, whose speed is bound by its loads.
-    let vec4 = tile.entry() == "gemm_tile128"
-        && (if trans_a { m } else { k }) % 4 == 0
-        && (if trans_b { k } else { n }) % 4 == 0;
+    let vec4 =
+        tile == tile::BIG && (if trans_a { m } else { k }) % 4 == 0 && (if trans_b { k } else { n }) % 4 == 0;
     let shader = if vec4 { Shader::MatmulVec4 } else { Shader::Matmul };
     let [bm, bn] = tile.constants();
     let constants =
