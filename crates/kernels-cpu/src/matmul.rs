@@ -148,25 +148,10 @@ unsafe fn gemm_serial(
 ) {
     debug_assert!(lhs.covers(m, k) && rhs.covers(k, n));
     #[cfg(target_arch = "x86_64")]
-    if crate::matmul_narrow::applies(k, n, lhs.col_stride, rhs.col_stride) {
-        let a = crate::matmul_narrow::Strided {
-            ptr: lhs.data.as_ptr(),
-            row_stride: lhs.row_stride,
-            col_stride: lhs.col_stride,
-        };
+    if crate::matmul_narrow::applies(&lhs, &rhs, k, n) {
         // SAFETY: `applies` holds; the operands cover their shapes (checked by the callers)
         // and `dst` is as this function requires.
-        unsafe {
-            crate::matmul_narrow::gemm(
-                dst,
-                dst_row_stride,
-                a,
-                rhs.data.as_ptr(),
-                rhs.row_stride,
-                (m, k, n),
-                accumulate,
-            )
-        };
+        unsafe { crate::matmul_narrow::gemm(dst, dst_row_stride, lhs, rhs, (m, k, n), accumulate) };
         return;
     }
     gemm::gemm(

@@ -7,6 +7,7 @@
 //! FMAs, no spills: on the project's Xeon that is the cores' load rate, about three quarters
 //! of their FMA peak.
 
+use crate::matmul::MatrixRef;
 use std::arch::x86_64::*;
 
 /// Rows of `C` per micro-tile. With `NV = 7` registers of columns that is 21 accumulators,
@@ -23,44 +24,36 @@ const KC: usize = 64;
 /// The most columns this kernel takes (wider products go to the `gemm` crate).
 pub(crate) const MAX_N: usize = 128;
 
-/// Whether [`gemm`] runs `m x k` times `k x n` with `A`'s columns `lhs_col_stride` and `B`'s
-/// `rhs_col_stride` apart. Only for a transposed `A` (a weight gradient's `X^T`): with a
+/// Whether [`gemm`] runs `lhs` (`m x k`) times `rhs` (`k x n`). Only for a transposed `A` (a weight gradient's `X^T`): with a
 /// row-major `A` (a dense layer's forward pass) the `gemm` crate is as fast (measured: the
 /// forward's share of a model4 step 16.2-16.4% with `gemm`, 17.2-17.9% with this kernel; the
 /// weight gradient's 17.8-19.4% and 15.3-16.4%).
-pub(crate) fn applies(k: usize, n: usize, lhs_col_stride: usize, rhs_col_stride: usize) -> bool {
-    lhs_col_stride != 1
-        && rhs_col_stride == 1
+pub(crate) fn applies(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usize) -> bool {
+    lhs.col_stride != 1
+        && rhs.col_stride == 1
         && (1..=MAX_N).contains(&n)
         && k >= 8
         && std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// A matrix read through raw element strides.
-#[derive(Clone, Copy)]
-pub(crate) struct Strided {
-    pub(crate) ptr: *const f32,
-    pub(crate) row_stride: usize,
-    pub(crate) col_stride: usize,
-}
-
-/// `C (+)= A B` for `A` `m x k` (any strides), `B` `k x n` (rows `ldb` apart, contiguous
-/// columns), `C` `m x n` (rows `ldc` apart), overwritten unless `accumulate`.
+/// `C (+)= A B` for `A` `m x k` (any strides), `B` `k x n` (contiguous columns), `C` `m x n`
+/// (rows `ldc` apart), overwritten unless `accumulate`.
 ///
 /// # Safety
-/// The CPU must have AVX-512F (which [`applies`] checks); the operands must cover their
-/// shapes; `c` must be valid for reads and writes of `m` rows of `n` elements `ldc` apart and
+/// The CPU must have AVX-512F and `B`'s columns must be contiguous (which [`applies`]
+/// checks); the operands must cover their shapes; `c` must be valid for reads and writes of `m` rows of `n` elements `ldc` apart and
 /// not alias the operands.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
-    a: Strided,
-    b: *const f32,
-    ldb: usize,
+    a: MatrixRef<'_>,
+    b: MatrixRef<'_>,
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
 ) {
+    debug_assert!(b.col_stride == 1);
+    let (ldb, a_ptr, b) = (b.row_stride, a.data.as_ptr(), b.data.as_ptr());
     let block = 16 * MAX_NV;
     for n0 in (0..n).step_by(block) {
         let cols = block.min(n - n0);
@@ -74,7 +67,7 @@ pub(crate) unsafe fn gemm(
             while i0 < m {
                 let rows = MR.min(m - i0);
                 let tile = Tile {
-                    a: a.ptr.add(i0 * a.row_stride + k0 * a.col_stride),
+                    a: a_ptr.add(i0 * a.row_stride + k0 * a.col_stride),
                     a_rs: a.row_stride,
                     a_cs: a.col_stride,
                     b: b.add(k0 * ldb + n0),
@@ -201,9 +194,10 @@ mod tests {
                     let start: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
                     let (a_rs, a_cs) = if transposed { (1, m) } else { (k, 1) };
                     let mut c = start.clone();
-                    let a_ref = Strided { ptr: a.as_ptr(), row_stride: a_rs, col_stride: a_cs };
+                    let a_ref = MatrixRef { data: &a, row_stride: a_rs, col_stride: a_cs };
+                    let b_ref = MatrixRef::row_major(&b, n);
                     // SAFETY: the buffers hold exactly the shapes given.
-                    unsafe { gemm(c.as_mut_ptr(), n, a_ref, b.as_ptr(), n, (m, k, n), accumulate) };
+                    unsafe { gemm(c.as_mut_ptr(), n, a_ref, b_ref, (m, k, n), accumulate) };
                     let want = reference(&a, a_rs, a_cs, &b, m, k, n);
                     for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + start[idx] as f64 } else { w };
