@@ -7,7 +7,7 @@
 //! on the CPU alone), so two backends agree only to about a point there. With `--normalize`
 //! the training is smooth and the backends must agree closely; CI checks that on lavapipe.
 
-use nn::{FitOptions, Loss, Metric, Sgd};
+use nn::FitOptions;
 
 use crate::args::Args;
 use crate::data;
@@ -34,10 +34,7 @@ pub fn compare_backends(argv: &[String]) -> Result<(), String> {
     let mut accuracies = Vec::new();
     for kind in [nn::DeviceKind::Cpu, nn::DeviceKind::Wgpu] {
         let device = nn::device::select(kind).map_err(|e| format!("backend {kind:?}: {e}"))?;
-        let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
-        model
-            .compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])
-            .map_err(|e| e.to_string())?;
+        let mut model = data::lecture_model(&name, &device, seed)?;
         let fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(0).seed(seed);
         model.fit(&x, &y, &fit).map_err(|e| e.to_string())?;
         let scores = model.evaluate(&prepared.x_test, &prepared.y_test, 1024).map_err(|e| e.to_string())?;

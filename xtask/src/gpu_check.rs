@@ -16,7 +16,7 @@ use std::time::Instant;
 use benches::{conv_pool_workloads, matmul_workloads, square_matmul, Workload};
 use kernels_cpu::CpuBackend;
 use kernels_wgpu::WgpuBackend;
-use nn::{Device, FitOptions, Loss, Metric, Sgd};
+use nn::{Device, FitOptions};
 use tensor::Backend;
 
 use crate::args::Args;
@@ -92,10 +92,7 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
     // 3. model5 training.
     let device = Device::new(gpu.clone());
     for &batch in &batch_sizes {
-        let mut model = nn::zoo::model5(&device, seed).map_err(|e| e.to_string())?;
-        model
-            .compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])
-            .map_err(|e| e.to_string())?;
+        let mut model = data::lecture_model("model5", &device, seed)?;
         let fit = FitOptions::new().epochs(epochs).batch_size(batch).verbose(0).seed(seed);
         let history = model.fit(&x, &y, &fit).map_err(|e| e.to_string())?;
         let seconds = &history.epoch_seconds;

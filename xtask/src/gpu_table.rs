@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use nn::{Array, DeviceKind, FitOptions, Loss, Metric, Sgd};
+use nn::{Array, DeviceKind, FitOptions};
 
 use crate::args::Args;
 use crate::data;
@@ -72,10 +72,7 @@ pub fn gpu_table(argv: &[String]) -> Result<(), String> {
         };
         for &size in &sizes {
             println!("{} on {size} images, {epochs} epoch(s):", device.name());
-            let mut model = nn::zoo::model5(&device, seed).map_err(|e| e.to_string())?;
-            model
-                .compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])
-                .map_err(|e| e.to_string())?;
+            let mut model = data::lecture_model("model5", &device, seed)?;
             let fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(2).seed(seed);
             let start = Instant::now();
             let history =

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use nn::visualize::{grid, Tile};
-use nn::{FitOptions, Loss, Metric, Sequential, Sgd};
+use nn::{FitOptions, Sequential};
 
 use crate::args::Args;
 use crate::data;
@@ -33,11 +33,7 @@ pub fn feature_maps(argv: &[String]) -> Result<(), String> {
         Some(path) => Sequential::load(path).map_err(|e| format!("--weights: {e}"))?,
         None => {
             println!("no --weights given: training {name} for 1 epoch first (SGD, lr 0.01, batch 128)");
-            let mut model = nn::zoo::by_name(&name, &nn::device::cpu(), args.get("seed", 1u64)?)
-                .map_err(|e| e.to_string())?;
-            model
-                .compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])
-                .map_err(|e| e.to_string())?;
+            let mut model = data::lecture_model(&name, &nn::device::cpu(), args.get("seed", 1u64)?)?;
             let fit = FitOptions::new().epochs(1).batch_size(128).verbose(1);
             model.fit(&data.x_train, &data.y_train, &fit).map_err(|e| e.to_string())?;
             model

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nn::{FitOptions, Loss, Metric, Sgd};
+use nn::FitOptions;
 use tensor::shape::{
     BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
     ReduceSpec,
@@ -211,16 +211,13 @@ pub fn profile_step(argv: &[String]) -> std::result::Result<(), String> {
     let inner: Arc<dyn Backend> = Arc::new(kernels_cpu::CpuBackend::new());
     let timed = Arc::new(Timed { inner, tallies: Mutex::new(HashMap::new()) });
     let device = Device::from_arc(timed.clone());
-    let mut model = nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?;
+    let mut model = data::lecture_model(&name, &device, seed)?;
     let shape = nn::zoo::input_shape(&name);
     let prepared = data::load(args.value("data"), nn::datasets::DatasetKind::Mnist, shape, false)?;
     let images = (steps * batch_size).min(prepared.x_train.len());
     let x = prepared.x_train.slice(0, images);
     let y = prepared.y_train.slice(0, images);
     let steps = images.div_ceil(batch_size);
-    model
-        .compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])
-        .map_err(|e| e.to_string())?;
     let fit = FitOptions::new().epochs(1).batch_size(batch_size).verbose(0).seed(seed);
     // A first epoch warms the buffer pool and the caches; the second is the one reported.
     model.fit(&x, &y, &fit).map_err(|e| e.to_string())?;
