@@ -7,9 +7,10 @@
 use super::elementwise::unary_backward;
 use super::reduce::reduce_buffer;
 use super::u32_param;
-use crate::buffers::input;
+use crate::buffers::{input, wgpu_storage};
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
+use crate::tile::Tile;
 use std::sync::Arc;
 use tensor::shape::{Conv2dSpec, ConvPoolSpec, ReduceSpec};
 use tensor::{ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, UnaryOp};
@@ -32,7 +33,7 @@ enum Mode {
 }
 
 /// One dispatch of the conv GEMM: `m x n` outputs from a `k`-long contraction, `splits`
-/// slices of the contraction of `k_chunk` each.
+/// slices of the contraction of `k_chunk` each, in workgroup tiles of `tile`.
 struct Gemm {
     mode: Mode,
     m: usize,
@@ -40,6 +41,14 @@ struct Gemm {
     k: usize,
     splits: usize,
     k_chunk: usize,
+    tile: Tile,
+}
+
+impl Gemm {
+    /// A whole contraction (no split) of `m x n` outputs, in the tile the context picks for it.
+    fn unsplit(ctx: &Context, mode: Mode, m: usize, n: usize, k: usize) -> Gemm {
+        Gemm { mode, m, n, k, splits: 1, k_chunk: 0, tile: ctx.gemm_tile(1, m, n) }
+    }
 }
 
 /// The 2x2 max pooling a conv-pool dispatch runs through: the pooled output's height and
@@ -68,7 +77,7 @@ fn run(
     pooling: Option<&Pooling<'_>>,
     bufs: &Operands<'_>,
 ) -> Result<()> {
-    let tile = ctx.gemm_tile(g.splits, g.m, g.n);
+    let tile = g.tile;
     let (tiles_m, tiles_n) = tile.count(g.m, g.n);
     let (a_k_contig, b_n_contig) = match g.mode {
         Mode::Forward => (1, 1),
@@ -147,7 +156,7 @@ pub(crate) fn forward(
     let m = spec.batch * spec.out_h * spec.out_w;
     let out = ctx.alloc(op, m * spec.out_c)?;
     if m * spec.out_c > 0 {
-        let g = Gemm { mode: Mode::Forward, m, n: spec.out_c, k: spec.patch_len(), splits: 1, k_chunk: 0 };
+        let g = Gemm::unsplit(ctx, Mode::Forward, m, spec.out_c, spec.patch_len());
         let bufs =
             Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
         run(ctx, op, &g, spec, None, &bufs)?;
@@ -180,7 +189,7 @@ fn input_gradient(
     let out = ctx.alloc(op, m * spec.in_c)?;
     if m * spec.in_c > 0 {
         let k = spec.kernel_h * spec.kernel_w * spec.out_c;
-        let g = Gemm { mode: Mode::BackwardInput, m, n: spec.in_c, k, splits: 1, k_chunk: 0 };
+        let g = Gemm::unsplit(ctx, Mode::BackwardInput, m, spec.in_c, k);
         let bufs = Operands { a: dy, b: f.buffer(), bias: None, out: out.buffer() };
         run(ctx, op, &g, spec, pooling, &bufs)?;
     }
@@ -210,11 +219,14 @@ fn filter_gradient(
     let x = input(x, ctx, op, "input", spec.input_shape().numel())?;
     let (m, n) = (spec.patch_len(), spec.out_c);
     let k = spec.batch * spec.out_h * spec.out_w;
-    let tiles = m.div_ceil(64) * n.div_ceil(64);
-    let splits = (TARGET_GROUPS / tiles.max(1)).clamp(1, k.div_ceil(8 * TILE_K).max(1));
+    // The tile for a product split many ways, and as many slices as fill TARGET_GROUPS
+    // workgroups with that tile.
+    let tile = ctx.gemm_tile(TARGET_GROUPS, m, n);
+    let (tiles_m, tiles_n) = tile.count(m, n);
+    let splits = (TARGET_GROUPS / (tiles_m * tiles_n).max(1)).clamp(1, k.div_ceil(8 * TILE_K).max(1));
     let k_chunk = k.div_ceil(splits).div_ceil(TILE_K).max(1) * TILE_K;
     let splits = k.div_ceil(k_chunk).max(1);
-    let g = Gemm { mode: Mode::BackwardFilter, m, n, k, splits, k_chunk };
+    let g = Gemm { mode: Mode::BackwardFilter, m, n, k, splits, k_chunk, tile };
     if m * n == 0 {
         return ctx.store(ctx.alloc(op, 0)?);
     }
@@ -258,7 +270,7 @@ pub(crate) fn conv_pool_forward(
     let winners = ctx.alloc(op, len)?;
     if len > 0 {
         let m = conv.batch * pool.out_h * pool.out_w * 4;
-        let g = Gemm { mode: Mode::Forward, m, n: conv.out_c, k: conv.patch_len(), splits: 1, k_chunk: 0 };
+        let g = Gemm::unsplit(ctx, Mode::Forward, m, conv.out_c, conv.patch_len());
         let pooling =
             Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: spec.relu, winners: winners.buffer() };
         let bufs =
@@ -276,16 +288,13 @@ pub(crate) fn conv_pool_backward(ctx: &Arc<Context>, args: &ConvPoolBackward<'_>
     let (conv, pool) = (&args.spec.conv, &args.spec.pool);
     let len = pool.output_shape().numel();
     input(args.pooled, ctx, op, "pooled", len)?;
-    input(args.dpooled, ctx, op, "dpooled", len)?;
     let winners = input(args.saved, ctx, op, "winners", len)?;
     let masked;
-    let dpooled = if args.spec.relu {
+    let mut dy = input(args.dpooled, ctx, op, "dpooled", len)?;
+    if args.spec.relu {
         masked = unary_backward(ctx, UnaryOp::Relu, args.pooled, args.pooled, args.dpooled)?;
-        &masked
-    } else {
-        args.dpooled
-    };
-    let dy = input(dpooled, ctx, op, "dpooled", len)?;
+        dy = wgpu_storage(&masked, ctx, op)?;
+    }
     let pooling =
         Pooling { out_h: pool.out_h, out_w: pool.out_w, relu: args.spec.relu, winners: winners.buffer() };
     let [needs_input, needs_filter, needs_bias] = args.needs;
