@@ -93,7 +93,7 @@ def main():
 
     model.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=2,
               callbacks=[EpochTimer()])
-    for batch_size in (32, 128):
+    for batch_size in (32, 128, 256):
         timings = []
         for _ in range(3):
             start = time.perf_counter()
