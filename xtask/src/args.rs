@@ -54,6 +54,19 @@ impl Args {
             .transpose()
     }
 
+    /// The comma-separated values of `--name` (or of `default`), each parsed; the error
+    /// names the flag and the piece that failed, with the parser's reason.
+    pub fn list<T: FromStr>(&self, name: &str, default: &str) -> Result<Vec<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.value(name)
+            .unwrap_or(default)
+            .split(',')
+            .map(|s| s.trim().parse().map_err(|e| format!("--{name}: cannot parse '{s}': {e}")))
+            .collect()
+    }
+
     /// The raw value of `--name`, if given.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
@@ -62,5 +75,23 @@ impl Args {
     /// Whether the switch `--name` was given.
     pub fn switch(&self, name: &str) -> bool {
         self.switches.iter().any(|s| s == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Args {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        Args::parse(&argv, &["sizes"], &[]).unwrap()
+    }
+
+    #[test]
+    fn lists_parse_each_piece_or_name_the_bad_one() {
+        assert_eq!(parse(&["--sizes", "512, 2560"]).list::<usize>("sizes", "1").unwrap(), vec![512, 2560]);
+        assert_eq!(parse(&[]).list::<usize>("sizes", "7,8").unwrap(), vec![7, 8]);
+        let err = parse(&["--sizes=512,x"]).list::<usize>("sizes", "1").unwrap_err();
+        assert!(err.starts_with("--sizes: cannot parse 'x'"), "{err}");
     }
 }

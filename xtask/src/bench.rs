@@ -44,12 +44,7 @@ pub fn bench_kernels(argv: &[String]) -> Result<(), String> {
     let batch = args.get("batch", 128usize)?;
     let repeats = args.get("repeats", 30usize)?.max(1);
     let filter = args.value("filter").unwrap_or("");
-    let squares: Vec<usize> = args
-        .value("square")
-        .unwrap_or("1024")
-        .split(',')
-        .map(|n| n.trim().parse().map_err(|_| format!("--square: '{n}' is not a size")))
-        .collect::<Result<_, _>>()?;
+    let squares: Vec<usize> = args.list("square", "1024")?;
     let (backend, sync, inner): (Box<dyn Backend>, Box<SyncFn>, usize) =
         match args.value("backend").unwrap_or("cpu") {
             "cpu" => {

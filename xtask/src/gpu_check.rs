@@ -37,14 +37,11 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
     let kernel_batch: usize = args.get("batch", 128)?;
     let seed: u64 = args.get("seed", 1)?;
     let list = |name: &str, default: &str| -> Result<Vec<usize>, String> {
-        args.value(name)
-            .unwrap_or(default)
-            .split(',')
-            .map(|s| match s.trim().parse::<usize>() {
-                Ok(v) if v > 0 => Ok(v),
-                _ => Err(format!("--{name}: '{s}' is not a positive number")),
-            })
-            .collect()
+        let values: Vec<usize> = args.list(name, default)?;
+        if values.contains(&0) {
+            return Err(format!("--{name}: '0' is not a positive number"));
+        }
+        Ok(values)
     };
     let batch_sizes = list("batch-sizes", "128,1024")?;
     let squares = list("squares", "1024,4096")?;

@@ -32,21 +32,11 @@ pub fn gpu_table(argv: &[String]) -> Result<(), String> {
     let epochs: usize = args.get("epochs", 1)?;
     let batch_size: usize = args.get("batch-size", 128)?;
     let seed: u64 = args.get("seed", 1)?;
-    let sizes = args
-        .value("sizes")
-        .unwrap_or("50000,250000")
-        .split(',')
-        .map(|s| s.trim().parse::<usize>().map_err(|_| format!("--sizes: '{s}' is not a number")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sizes: Vec<usize> = args.list("sizes", "50000,250000")?;
     if sizes.contains(&0) || epochs == 0 {
         return Err("--sizes and --epochs must be positive".into());
     }
-    let backends = args
-        .value("backends")
-        .unwrap_or("cpu,wgpu")
-        .split(',')
-        .map(|s| s.trim().parse::<DeviceKind>().map_err(|e| format!("--backends: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let backends: Vec<DeviceKind> = args.list("backends", "cpu,wgpu")?;
     let mnist = data::load(
         args.value("data"),
         nn::datasets::DatasetKind::Mnist,
