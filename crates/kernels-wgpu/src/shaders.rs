@@ -1,5 +1,13 @@
 //! The WGSL sources, one file per kernel family, compiled into the crate.
 
+/// `(file names, their texts concatenated)` for a module built from `shaders/` files, so the
+/// list that names a module's files is the one its source is compiled from.
+macro_rules! built_from {
+    ($($file:literal),+) => {
+        (&[$($file),+], concat!($(include_str!(concat!("../../../shaders/", $file))),+))
+    };
+}
+
 /// A WGSL shader module of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
@@ -59,69 +67,52 @@ impl Shader {
     /// GEMM families the pieces that are not modules on their own (`matmul_common.wgsl`, the
     /// tiled GEMM `gemm_core.wgsl`, a loader of operand slices and an epilogue).
     pub fn files(self) -> &'static [&'static str] {
+        self.parts().0
+    }
+
+    /// The WGSL source of the module: its [`Shader::files`], concatenated.
+    pub fn source(self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The module's files and their concatenated text, from one list of names.
+    fn parts(self) -> (&'static [&'static str], &'static str) {
         match self {
-            Shader::Matmul => &[
+            Shader::Matmul => built_from!(
                 "matmul_common.wgsl",
                 "matmul.wgsl",
                 "gemm_core.wgsl",
                 "gemm_load_scalar.wgsl",
-                "gemm_store_rows.wgsl",
-            ],
+                "gemm_store_rows.wgsl"
+            ),
             Shader::MatmulVec4 => {
-                &["matmul_common.wgsl", "matmul_vec4.wgsl", "gemm_core.wgsl", "gemm_store_rows.wgsl"]
+                built_from!(
+                    "matmul_common.wgsl",
+                    "matmul_vec4.wgsl",
+                    "gemm_core.wgsl",
+                    "gemm_store_rows.wgsl"
+                )
             }
-            Shader::Conv2d => &[
+            Shader::Conv2d => built_from!(
                 "conv2d.wgsl",
                 "conv2d_store.wgsl",
                 "gemm_core.wgsl",
                 "gemm_load_scalar.wgsl",
-                "gemm_store_rows.wgsl",
-            ],
+                "gemm_store_rows.wgsl"
+            ),
             Shader::Conv2dPool => {
-                &["conv2d.wgsl", "conv2d_pool_store.wgsl", "gemm_core.wgsl", "gemm_load_scalar.wgsl"]
+                built_from!(
+                    "conv2d.wgsl",
+                    "conv2d_pool_store.wgsl",
+                    "gemm_core.wgsl",
+                    "gemm_load_scalar.wgsl"
+                )
             }
-            Shader::Pool => &["pool.wgsl"],
-            Shader::Elementwise => &["elementwise.wgsl"],
-            Shader::Reduce => &["reduce.wgsl"],
-            Shader::SoftmaxXent => &["softmax_xent.wgsl"],
-            Shader::Layout => &["layout.wgsl"],
-        }
-    }
-
-    /// The WGSL source of the module.
-    pub fn source(self) -> &'static str {
-        match self {
-            Shader::Matmul => concat!(
-                include_str!("../../../shaders/matmul_common.wgsl"),
-                include_str!("../../../shaders/matmul.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl"),
-                include_str!("../../../shaders/gemm_load_scalar.wgsl"),
-                include_str!("../../../shaders/gemm_store_rows.wgsl")
-            ),
-            Shader::MatmulVec4 => concat!(
-                include_str!("../../../shaders/matmul_common.wgsl"),
-                include_str!("../../../shaders/matmul_vec4.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl"),
-                include_str!("../../../shaders/gemm_store_rows.wgsl")
-            ),
-            Shader::Conv2d => concat!(
-                include_str!("../../../shaders/conv2d.wgsl"),
-                include_str!("../../../shaders/conv2d_store.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl"),
-                include_str!("../../../shaders/gemm_load_scalar.wgsl"),
-                include_str!("../../../shaders/gemm_store_rows.wgsl")
-            ),
-            Shader::Conv2dPool => concat!(
-                include_str!("../../../shaders/conv2d.wgsl"),
-                include_str!("../../../shaders/conv2d_pool_store.wgsl"),
-                include_str!("../../../shaders/gemm_core.wgsl"),
-                include_str!("../../../shaders/gemm_load_scalar.wgsl")
-            ),
-            Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
-            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Shader::SoftmaxXent => include_str!("../../../shaders/softmax_xent.wgsl"),
-            Shader::Layout => include_str!("../../../shaders/layout.wgsl"),
+            Shader::Pool => built_from!("pool.wgsl"),
+            Shader::Elementwise => built_from!("elementwise.wgsl"),
+            Shader::Reduce => built_from!("reduce.wgsl"),
+            Shader::SoftmaxXent => built_from!("softmax_xent.wgsl"),
+            Shader::Layout => built_from!("layout.wgsl"),
         }
     }
 }
