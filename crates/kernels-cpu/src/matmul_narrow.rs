@@ -24,8 +24,8 @@ const KC: usize = 64;
 /// The most columns this kernel takes (wider products go to the `gemm` crate).
 pub(crate) const MAX_N: usize = 128;
 
-/// Whether [`gemm`] runs `lhs` (`m x k`) times `rhs` (`k x n`). Only for a transposed `A` (a weight gradient's `X^T`): with a
-/// row-major `A` (a dense layer's forward pass) the `gemm` crate is as fast (measured: the
+/// Whether [`gemm`] runs `lhs` (`m x k`) times `rhs` (`k x n`). Only for a transposed `A`
+/// (a weight gradient's `X^T`): with a row-major `A` (a dense layer's forward pass) the `gemm` crate is as fast (measured: the
 /// forward's share of a model4 step 16.2-16.4% with `gemm`, 17.2-17.9% with this kernel; the
 /// weight gradient's 17.8-19.4% and 15.3-16.4%).
 pub(crate) fn applies(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usize) -> bool {
@@ -41,8 +41,8 @@ pub(crate) fn applies(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usi
 ///
 /// # Safety
 /// The CPU must have AVX-512F and `B`'s columns must be contiguous (which [`applies`]
-/// checks); the operands must cover their shapes; `c` must be valid for reads and writes of `m` rows of `n` elements `ldc` apart and
-/// not alias the operands.
+/// checks); the operands must cover their shapes; `c` must be valid for reads and writes of
+/// `m` rows of `n` elements `ldc` apart and not alias the operands.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn gemm(
     c: *mut f32,

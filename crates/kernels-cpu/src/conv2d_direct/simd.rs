@@ -1,7 +1,8 @@
 //! The few vector operations the direct kernels (and `conv2d_winograd`'s pooling) use, for
-//! each instruction set they are built for. The kernels (`kernels.rs`) are written once over [`Simd`]; `avx2.rs` and `avx512.rs`
-//! compile them inside functions with the matching `#[target_feature]`, into which these
-//! `#[inline(always)]` wrappers and the intrinsics they call are inlined.
+//! each instruction set they are built for. The kernels (`kernels.rs`) are written once over
+//! [`Simd`]; `avx2.rs` and `avx512.rs` compile them inside functions with the matching
+//! `#[target_feature]`, into which these `#[inline(always)]` wrappers and the intrinsics they
+//! call are inlined.
 
 use std::arch::x86_64::*;
 
