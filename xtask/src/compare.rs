@@ -38,7 +38,7 @@ pub fn compare_backends(argv: &[String]) -> Result<(), String> {
         let fit = FitOptions::new().epochs(epochs).batch_size(batch_size).verbose(0).seed(seed);
         model.fit(&x, &y, &fit).map_err(|e| e.to_string())?;
         let scores = model.evaluate(&prepared.x_test, &prepared.y_test, 1024).map_err(|e| e.to_string())?;
-        let accuracy = scores.get(1).copied().ok_or("evaluate returned no accuracy")?;
+        let accuracy = scores.get("accuracy").copied().ok_or("evaluate returned no accuracy")?;
         println!("{}: test accuracy {:.2}%", device.name(), 100.0 * accuracy);
         accuracies.push(accuracy);
     }

@@ -101,7 +101,7 @@ pub fn gpu_check(argv: &[String]) -> Result<(), String> {
         };
         let steps = images.div_ceil(batch);
         let scores = model.evaluate(&mnist.x_test, &mnist.y_test, 1024).map_err(|e| e.to_string())?;
-        let accuracy = scores.get(1).copied().unwrap_or(f32::NAN);
+        let accuracy = scores.get("accuracy").copied().unwrap_or(f32::NAN);
         rows.push(format!(
             "| model5, batch {batch}, {images} images, {epochs} epoch(s) | {:.2} ms/step, {epoch:.3} s/epoch ({which}); test accuracy {:.4} |",
             epoch / steps as f64 * 1e3,

@@ -63,7 +63,7 @@ pub fn classify_file(model: &mut Sequential, path: &Path, normalize: bool) -> Re
     }
     let x = Array::new(digit.iter().map(|v| v * scale).collect(), [&[1usize][..], &shape[..]].concat())
         .map_err(|e| e.to_string())?;
-    Ok(model.predict(&x, 1).map_err(|e| e.to_string())?.into_data())
+    Ok(model.predict(&x, 1).map_err(|e| e.to_string())?.remove(0).into_data())
 }
 
 fn argmax(values: &[f32]) -> usize {

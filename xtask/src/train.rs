@@ -121,7 +121,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let eval_start = std::time::Instant::now();
     let scores = model.evaluate(&x_test, &y_test, 256).map_err(|e| e.to_string())?;
     let eval_seconds = eval_start.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) = (scores[0], scores[1]);
+    let (test_loss, test_accuracy) = (scores["loss"], scores["accuracy"]);
     let wrong = ((1.0 - test_accuracy as f64) * x_test.len() as f64).round() as usize;
     println!("test loss: {test_loss:.4} (evaluated in {eval_seconds:.2}s)");
     println!("test accuracy: {test_accuracy:.4} ({wrong}/{} wrong)", x_test.len());

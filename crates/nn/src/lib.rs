@@ -25,8 +25,8 @@
 //! let x = Array::new(images, [64, 8, 8, 1])?;
 //! let y = Array::new(labels, [64, 2])?;
 //! let history = model.fit(&x, &y, &FitOptions::new().epochs(20).batch_size(16).verbose(0))?;
-//! let [_loss, accuracy] = model.evaluate(&x, &y, 64)?[..] else { unreachable!() };
-//! assert!(accuracy > 0.9, "accuracy {accuracy}, history {history:?}");
+//! let scores = model.evaluate(&x, &y, 64)?;
+//! assert!(scores["accuracy"] > 0.9, "scores {scores:?}, history {history:?}");
 //! # Ok(())
 //! # }
 //! ```
@@ -42,10 +42,10 @@ pub mod history;
 pub mod init;
 pub mod layers;
 pub mod losses;
+mod model;
 pub mod optimizers;
 pub mod progress;
 pub mod saving;
-pub mod sequential;
 mod summary;
 pub mod training;
 pub mod visualize;
@@ -55,11 +55,10 @@ pub use activation::Activation;
 pub use array::{to_categorical, Array};
 pub use device::DeviceKind;
 pub use error::{Error, Result};
-pub use functional::Model;
 pub use losses::Loss;
+pub use model::{LayerHandle, Model, Sequential};
 pub use optimizers::{Adam, Optimizer, Sgd};
 pub use progress::ProgressOutput;
 pub use saving::SavingError;
-pub use sequential::Sequential;
 pub use tensor::{Device, Padding, Tensor};
-pub use training::{FitOptions, History, Metric};
+pub use training::{FitOptions, History, Logs, Metric};

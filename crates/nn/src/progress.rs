@@ -18,7 +18,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::callbacks::{BatchLogs, Callback, CallbackContext};
 use crate::error::Result;
+use crate::training::Logs;
 
 /// Cells of the progress bar, as in Keras.
 const BAR_WIDTH: usize = 20;
@@ -57,6 +59,11 @@ impl ProgressOutput {
     /// Whether the live bar is drawn.
     pub fn is_tty(&self) -> bool {
         self.is_tty
+    }
+
+    /// Writes `line` and a newline (what callbacks print).
+    pub(crate) fn write_line(&self, line: &str) {
+        self.write(&format!("{line}\n"));
     }
 
     fn write(&self, text: &str) {
@@ -108,18 +115,12 @@ impl Progress {
     }
 
     /// After step `done` (1-based): redraws the bar if it is shown and due, reading the running
-    /// `(loss, accuracy)` through `running` only then.
-    pub(crate) fn step(
-        &mut self,
-        done: usize,
-        running: impl FnOnce() -> Result<(f32, Option<f32>)>,
-    ) -> Result<()> {
+    /// means through `running` only then.
+    pub(crate) fn step(&mut self, done: usize, running: impl FnOnce() -> Result<Logs>) -> Result<()> {
         if !self.live() || done >= self.steps || self.last_draw.elapsed() < self.output.redraw_interval {
             return Ok(());
         }
-        let (loss, accuracy) = running()?;
-        let mut metrics = vec![("loss".to_string(), loss)];
-        metrics.extend(accuracy.map(|a| ("accuracy".to_string(), a)));
+        let metrics = running()?;
         let elapsed = self.epoch_start.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (self.steps - done) as f64;
         let width = self.steps.to_string().len();
@@ -136,7 +137,7 @@ impl Progress {
     }
 
     /// Prints the epoch's final line: after the bar on a terminal, else Keras' `verbose=2` line.
-    pub(crate) fn end_epoch(&mut self, seconds: f64, metrics: &[(String, f32)]) {
+    pub(crate) fn end_epoch(&mut self, seconds: f64, metrics: &Logs) {
         if self.verbose == 0 {
             return;
         }
@@ -181,17 +182,58 @@ fn step_time(per_step: f64) -> String {
 }
 
 /// ` - accuracy: 0.9486 - loss: 0.2010`: metrics in alphabetical order, validation metrics last.
-fn metrics_text(metrics: &[(String, f32)]) -> String {
-    let mut sorted: Vec<&(String, f32)> = metrics.iter().collect();
-    sorted.sort_by_key(|(k, _)| (k.starts_with("val_"), k.clone()));
-    sorted.iter().map(|(k, v)| format!(" - {k}: {v:.4}")).collect()
+fn metrics_text(metrics: &Logs) -> String {
+    let mut sorted: Vec<(&String, &f32)> = metrics.iter().collect();
+    sorted.sort_by_key(|(k, _)| (k.starts_with("val_"), (*k).clone()));
+    sorted.iter().map(|(k, v)| format!(" - {k}: {}", metric_value(**v))).collect()
+}
+
+/// A value as Keras' progress bar prints it: 4 decimals, or for magnitudes up to 1e-3 the
+/// scientific `1.2346e-04`.
+fn metric_value(v: f32) -> String {
+    // Compared as Keras compares it: the f32 value as a Python (f64) float.
+    if (v.abs() as f64) > 1e-3 || !v.is_finite() {
+        return format!("{v:.4}");
+    }
+    // Rust writes `1.2346e-4`; Python (Keras) `1.2346e-04`.
+    let text = format!("{v:.4e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = match exponent.strip_prefix('-') {
+                Some(d) => ("-", d),
+                None => ("+", exponent),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text,
+    }
 }
 
 /// Keras 3's `verbose=2` line: `469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010`
 /// (metrics in alphabetical order, validation metrics last).
-pub fn epoch_line(steps: usize, seconds: f64, metrics: &[(String, f32)]) -> String {
+pub fn epoch_line(steps: usize, seconds: f64, metrics: &Logs) -> String {
     let per_step = step_time(seconds / steps.max(1) as f64);
     format!("{steps}/{steps} - {seconds:.0}s - {per_step}{}", metrics_text(metrics))
+}
+
+/// Keras' `ProgbarLogger`: `fit` runs one last, after the user's callbacks and the `History`.
+impl Callback for Progress {
+    fn on_epoch_begin(&mut self, epoch: usize, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        self.begin_epoch(epoch + 1, ctx.epochs());
+        Ok(())
+    }
+    fn on_train_batch_end(
+        &mut self,
+        batch: usize,
+        logs: &BatchLogs<'_>,
+        _ctx: &mut CallbackContext<'_>,
+    ) -> Result<()> {
+        self.step(batch + 1, || logs.running())
+    }
+    fn on_epoch_end(&mut self, _epoch: usize, logs: &mut Logs, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        self.end_epoch(ctx.epoch_seconds(), logs);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

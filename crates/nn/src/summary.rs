@@ -1,4 +1,4 @@
-//! Keras' `model.summary()` table.
+//! Keras' `model.summary()` table, as text (the rows come from `model/summary.rs`).
 
 /// One row of the table.
 pub(crate) struct SummaryRow {
@@ -32,10 +32,6 @@ pub fn batch_shape(dims: &[usize]) -> String {
     } else {
         format!("({})", parts.join(", "))
     }
-}
-
-pub(crate) fn summary_table(model: &str, rows: &[SummaryRow], total: usize, non_trainable: usize) -> String {
-    summary_table_connected(model, rows, None, total, non_trainable)
 }
 
 /// The table, with Keras' "Connected to" column for functional models when `connected` is

@@ -11,8 +11,9 @@ use tensor::no_grad;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::layers::ForwardCtx;
-use crate::sequential::Sequential;
+use crate::model::symbolic::Op;
+use crate::model::{Model, Sequential};
+use crate::training::Arrays;
 
 /// A 2-D picture of `f32` values, row by row.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,39 +173,65 @@ pub struct LayerOutput {
     pub output: Array,
 }
 
-impl Sequential {
-    /// Runs `x` (a batch) through the model in inference mode and returns every layer's
-    /// output, in order (Keras' "feature extractor" over all layers).
-    pub fn layer_outputs(&mut self, x: &Array) -> Result<Vec<LayerOutput>> {
-        self.build(&x.dims()[1..])?;
+impl Model {
+    /// Runs `x` (a batch of each input) through the model in inference mode and returns every
+    /// layer's output, in graph order, inputs left out (Keras' "feature extractor" over all
+    /// layers). No chain of layers is fused here, so every layer's own output is there.
+    pub fn layer_outputs<'x>(&self, x: impl Into<Arrays<'x>>) -> Result<Vec<LayerOutput>> {
+        let x = x.into();
+        self.check_inputs(x.as_slice(), "layer_outputs")?;
         no_grad(|| {
-            let mut h = x.to_tensor(&self.device)?;
-            let mut outputs = Vec::with_capacity(self.layers.len());
-            for (layer, name) in self.layers.iter().zip(&self.names) {
-                h = layer.forward(&h, ForwardCtx::inference())?;
-                outputs.push(LayerOutput {
-                    name: name.clone(),
-                    class_name: layer.class_name(),
-                    output: Array::from_tensor(&h)?,
-                });
-            }
-            Ok(outputs)
+            let inputs =
+                x.as_slice().iter().map(|a| a.to_tensor(&self.device)).collect::<Result<Vec<_>>>()?;
+            let values = self.graph.run_all(&inputs)?;
+            values
+                .iter()
+                .map(|(id, value)| {
+                    let node =
+                        self.graph.nodes.iter().find(|n| n.node.id == *id).expect("a node of the graph");
+                    Ok(LayerOutput {
+                        name: self.graph.name_of(node).to_string(),
+                        class_name: node.node.op.class_name(),
+                        output: Array::from_tensor(value)?,
+                    })
+                })
+                .collect()
         })
     }
 
     /// The kernel (first variable, Keras layout) of the first layer of class `class_name`
     /// (e.g. `"Conv2D"`), with its name.
     pub fn first_kernel(&self, class_name: &str) -> Result<(String, Array)> {
-        let (layer, name) = self
+        let layer = self
+            .graph
             .layers
             .iter()
-            .zip(&self.names)
-            .find(|(l, _)| l.class_name() == class_name)
+            .find(|l| l.op.class_name() == class_name)
             .ok_or_else(|| Error::Build(format!("the model has no {class_name} layer")))?;
-        let kernel = layer.params().first().copied().cloned().ok_or_else(|| {
-            Error::Build(format!("layer {name} ({class_name}) has no weights yet: build the model first"))
+        let Op::Layer(cell) = &layer.op else {
+            return Err(Error::Build(format!("layer {} ({class_name}) has no weights", layer.name)));
+        };
+        let kernel = cell.lock().layer.params().first().copied().cloned().ok_or_else(|| {
+            Error::Build(format!(
+                "layer {} ({class_name}) has no weights yet: build the model first",
+                layer.name
+            ))
         })?;
-        Ok((name.clone(), Array::from_tensor(&kernel)?))
+        Ok((layer.name.clone(), Array::from_tensor(&kernel)?))
+    }
+}
+
+impl Sequential {
+    /// Every layer's output for `x` (see [`Model::layer_outputs`]), building the model from
+    /// `x` if needed.
+    pub fn layer_outputs(&mut self, x: &Array) -> Result<Vec<LayerOutput>> {
+        self.build(&x.dims()[1..])?;
+        self.model()?.layer_outputs(x)
+    }
+
+    /// See [`Model::first_kernel`].
+    pub fn first_kernel(&self, class_name: &str) -> Result<(String, Array)> {
+        self.model()?.first_kernel(class_name)
     }
 }
 

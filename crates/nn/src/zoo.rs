@@ -11,7 +11,7 @@ use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
 use crate::functional::{Apply, Input, MergeLayer, Model, Multiply};
 use crate::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
-use crate::sequential::Sequential;
+use crate::model::Sequential;
 
 /// "model1": `Dense(hidden, sigmoid)` on the 784 flattened pixels, then `Dense(10, softmax)`.
 /// Takes samples of shape `[784]`.

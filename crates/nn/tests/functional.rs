@@ -14,15 +14,34 @@ fn build_error(result: nn::Result<impl Sized>) -> String {
 }
 
 #[test]
-fn automatic_names_follow_keras() {
+fn automatic_names_follow_keras_per_model() {
     let x = Input::new([4]);
     let a = Dense::new(3).apply(&x).unwrap();
     let b = Dense::new(3).activation(Relu).apply(&a).unwrap();
     let c = Dense::new(2).name("head").apply(&b).unwrap();
-    assert_eq!((x.name(), a.name(), b.name(), c.name()), ("input_1", "dense_1", "dense_2", "head"));
+    // Before a model numbers them, tensors are described by their kind.
+    assert_eq!((x.name(), a.name(), b.name(), c.name()), ("input", "dense", "dense", "head"));
     let model = Model::new(&[&x], &[&c]).unwrap();
-    assert_eq!(model.layer_names(), ["dense_1", "dense_2", "head"]);
+    assert_eq!(model.layer_names(), ["input_1", "dense_1", "dense_2", "head"]);
     assert_eq!(model.count_params(), (4 * 3 + 3) + (3 * 3 + 3) + (3 * 2 + 2));
+    // Numbering is per model: a second model of new layers starts again at dense_1, and a
+    // model of some of the same layers numbers them in its own graph order.
+    let y = Input::new([4]);
+    let d = Dense::new(5).apply(&y).unwrap();
+    let other = Model::new(&[&y], &[&d]).unwrap();
+    assert_eq!(other.layer_names(), ["input_1", "dense_1"]);
+    let part = Model::new(&[&x], &[&b]).unwrap();
+    assert_eq!(part.layer_names(), ["input_1", "dense_1", "dense_2"]);
+    assert_eq!(part.output_names(), ["dense_2"]);
+}
+
+#[test]
+fn a_given_name_that_an_automatic_one_repeats_is_an_error() {
+    let x = Input::new([4]);
+    let a = Dense::new(3).name("dense_2").apply(&x).unwrap();
+    let b = Dense::new(3).apply(&a).unwrap();
+    let c = Dense::new(3).apply(&b).unwrap();
+    assert!(build_error(Model::new(&[&x], &[&c])).contains("two layers are named 'dense_2'"));
 }
 
 #[test]
@@ -112,7 +131,6 @@ fn a_shared_layer_shares_weights_and_checks_its_input_shape() {
 
 #[test]
 fn summary_shows_connected_to() {
-    nn::functional::reset_names();
     let (a, b) = (Input::named("a", [4]), Input::named("b", [4]));
     let shared = Shared::new(Dense::new(3));
     let (ea, eb) = (shared.apply(&a).unwrap(), shared.apply(&b).unwrap());

@@ -31,7 +31,8 @@ fn fused_conv_relu_max_pool_matches_the_layer_chain() {
     let labels = Array::new((0..n).map(|i| (i % 3) as f32).collect(), [n]).unwrap();
     let y = nn::to_categorical(&labels, 3).unwrap();
     let (mut fused, mut plain) = (model(true), model(false));
-    let (fused_p, plain_p) = (fused.predict(&x, 4).unwrap(), plain.predict(&x, 4).unwrap());
+    let (fused_p, plain_p) =
+        (fused.predict(&x, 4).unwrap().remove(0), plain.predict(&x, 4).unwrap().remove(0));
     assert_eq!(fused_p.data().len(), plain_p.data().len());
     for (&f, &p) in fused_p.data().iter().zip(plain_p.data()) {
         assert!((f - p).abs() <= 1e-5 * (1.0 + p.abs()), "prediction {f} vs {p}");

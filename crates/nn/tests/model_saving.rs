@@ -43,7 +43,7 @@ fn load_rebuilds_architecture_and_weights() {
     assert_eq!(loaded.summary().unwrap(), original.summary().unwrap());
     assert_eq!(weights(&loaded), weights(&original));
     let x = Array::new((0..128).map(|i| ((i * 37) % 11) as f32 / 11.0).collect(), [2, 8, 8, 1]).unwrap();
-    assert_eq!(loaded.predict(&x, 2).unwrap().data(), original.predict(&x, 2).unwrap().data());
+    assert_eq!(loaded.predict(&x, 2).unwrap(), original.predict(&x, 2).unwrap());
 
     // The architecture is readable JSON in the file's metadata.
     let bytes = std::fs::read(&path).unwrap();

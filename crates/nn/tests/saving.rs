@@ -88,7 +88,7 @@ fn round_trip_restores_weights_and_predictions_exactly() {
 
     let x = nn::Array::new((0..72).map(|i| (i % 7) as f32 / 7.0).collect(), [2, 6, 6, 1]).unwrap();
     let (a, b) = (saved.predict(&x, 2).unwrap(), loaded.predict(&x, 2).unwrap());
-    assert_eq!(a.data(), b.data());
+    assert_eq!(a, b);
     // Saving what was loaded gives the same file.
     let again = tmp.path().join("again.safetensors");
     loaded.save_weights(&again).unwrap();

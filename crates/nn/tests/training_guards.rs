@@ -107,7 +107,7 @@ fn samples_of_the_wrong_shape_fail_before_the_first_step() {
     let flat = x.clone().reshape([8, SIDE * SIDE]).unwrap();
     let (err, model) = fit_error(&flat, &y, &FitOptions::new().verbose(0));
     assert!(matches!(err, Error::Data(_)), "{err:?}");
-    assert_eq!(err.to_string(), "bad data: the model expects samples of shape [14, 14, 1], got [196]");
+    assert_eq!(err.to_string(), "bad data: fit: the model expects samples of shape [14, 14, 1], got [196]");
     assert_eq!(weight_bits(&model), weight_bits(&conv_net(1)), "no step was taken");
     assert_eq!(model.epochs_done(), 0);
 }

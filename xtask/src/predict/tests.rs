@@ -104,7 +104,7 @@ fn a_saved_model_classifies_a_png() {
     let (w, h, g) = read_png_gray(&image).unwrap();
     let x = Array::new(to_mnist(&g, w, h).unwrap(), [1, 28, 28, 1]).unwrap();
     let mut original = model;
-    assert_eq!(original.predict(&x, 1).unwrap().data(), &probabilities[..]);
+    assert_eq!(original.predict(&x, 1).unwrap()[0].data(), &probabilities[..]);
     predict(&["--weights".into(), weights.display().to_string(), image.display().to_string()]).unwrap();
     assert!(predict(&["--weights".into(), weights.display().to_string()])
         .unwrap_err()

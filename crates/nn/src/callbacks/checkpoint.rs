@@ -3,35 +3,31 @@
 
 use std::path::PathBuf;
 
+use super::callback::{Callback, CallbackContext};
+use super::monitor::{Monitor, MonitorMode};
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::saving::SavingError;
-use crate::sequential::Sequential;
+use crate::training::Logs;
 
-/// Whether a smaller or a larger value of the monitored metric is better.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MonitorMode {
-    /// From the metric's name, as Keras: larger is better for names ending in `accuracy`,
-    /// `acc` or `auc`, smaller for the others (losses).
-    Auto,
-    /// Smaller is better.
-    Min,
-    /// Larger is better.
-    Max,
-}
-
-/// Saves the model during [`fit`](Sequential::fit), as Keras' `ModelCheckpoint`; set it with
-/// [`FitOptions::checkpoint`](crate::FitOptions::checkpoint).
+/// Saves the model during `fit`, as Keras' `ModelCheckpoint`; add it with
+/// [`FitOptions::checkpoint`](crate::FitOptions::checkpoint) (or `callback`).
 ///
-/// By default it saves the whole model ([`Sequential::save`]: architecture, weights, and the
+/// By default it saves the whole model ([`Model::save`]: architecture, weights, and the
 /// training state: optimizer with its momenta and step count, epochs done) after every epoch,
-/// so [`Sequential::load`] gives a model that resumes training exactly where it stopped. Each
-/// save is atomic (a crash mid-save keeps the previous file), and a model with a NaN or
-/// infinite weight is never saved: that save fails with [`SavingError::NonFiniteWeights`] and
-/// the previous checkpoint stays.
+/// so [`Model::load`] gives a model that resumes training exactly where it stopped. Each save is
+/// atomic (a crash mid-save keeps the previous file), and a model with a NaN or infinite weight
+/// is never saved: that save fails with [`SavingError::NonFiniteWeights`] and the previous
+/// checkpoint stays. A model that cannot be saved whole (a layer without a config, a user
+/// loss) is refused before the first epoch, not after it.
 ///
 /// The path may contain `{epoch}` (the epoch just finished, from 1), `{epoch:02d}` (zero
 /// padded), and any logged metric: `{val_loss}` or `{val_loss:.4f}`, so one file per epoch can
 /// be kept: `ModelCheckpoint::new("ckpt/model-{epoch:02d}-{val_accuracy:.3f}.safetensors")`.
+///
+/// With [`save_best_only`](Self::save_best_only), the best value seen is kept by the callback
+/// across `fit` calls, as in Keras (start a resumed run's count with
+/// [`initial_value_threshold`](Self::initial_value_threshold)).
 ///
 /// ```no_run
 /// use nn::callbacks::ModelCheckpoint;
@@ -45,12 +41,12 @@ pub enum MonitorMode {
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     filepath: String,
-    monitor: String,
-    mode: MonitorMode,
+    monitor: Monitor,
     save_best_only: bool,
     save_weights_only: bool,
-    initial_value_threshold: Option<f32>,
     verbose: bool,
+    /// The best monitored value saved so far (Keras' `self.best`).
+    best: Option<f32>,
 }
 
 impl ModelCheckpoint {
@@ -58,23 +54,22 @@ impl ModelCheckpoint {
     pub fn new(filepath: impl Into<String>) -> Self {
         ModelCheckpoint {
             filepath: filepath.into(),
-            monitor: "val_loss".into(),
-            mode: MonitorMode::Auto,
+            monitor: Monitor::new("val_loss"),
             save_best_only: false,
             save_weights_only: false,
-            initial_value_threshold: None,
             verbose: false,
+            best: None,
         }
     }
     /// The metric [`save_best_only`](Self::save_best_only) compares: `loss`, `accuracy`,
-    /// `val_loss` (default) or `val_accuracy`.
+    /// `val_loss` (default), `val_accuracy`, or any other logged value.
     pub fn monitor(mut self, metric: impl Into<String>) -> Self {
-        self.monitor = metric.into();
+        self.monitor.key = metric.into();
         self
     }
     /// Whether smaller or larger values of the monitored metric are better.
     pub fn mode(mut self, mode: MonitorMode) -> Self {
-        self.mode = mode;
+        self.monitor.mode = mode;
         self
     }
     /// Saves only when the monitored metric is better than at every earlier save.
@@ -82,7 +77,7 @@ impl ModelCheckpoint {
         self.save_best_only = yes;
         self
     }
-    /// Saves only the weights ([`Sequential::save_weights`]), not the architecture and training
+    /// Saves only the weights ([`Model::save_weights`]), not the architecture and training
     /// state; such a file cannot resume training.
     pub fn save_weights_only(mut self, yes: bool) -> Self {
         self.save_weights_only = yes;
@@ -92,7 +87,7 @@ impl ModelCheckpoint {
     /// pass the best value of an earlier run when resuming it, so that a worse epoch does not
     /// overwrite its best checkpoint.
     pub fn initial_value_threshold(mut self, value: f32) -> Self {
-        self.initial_value_threshold = Some(value);
+        self.best = Some(value);
         self
     }
     /// Prints a line for every save (and every skipped one), as Keras' `verbose=1`.
@@ -101,17 +96,8 @@ impl ModelCheckpoint {
         self
     }
 
-    /// Whether larger values of the monitored metric are better.
-    fn larger_is_better(&self) -> bool {
-        match self.mode {
-            MonitorMode::Max => true,
-            MonitorMode::Min => false,
-            MonitorMode::Auto => ["accuracy", "acc", "auc"].iter().any(|s| self.monitor.ends_with(s)),
-        }
-    }
-
-    /// The file to write after `epoch`, with the epoch's `logs` (metric name, value).
-    pub fn filepath(&self, epoch: usize, logs: &[(String, f32)]) -> Result<PathBuf> {
+    /// The file to write after `epoch` (from 1), with the epoch's `logs`.
+    pub fn filepath(&self, epoch: usize, logs: &Logs) -> Result<PathBuf> {
         let bad =
             |reason: String| Error::Options(format!("ModelCheckpoint path '{}': {reason}", self.filepath));
         let mut out = String::new();
@@ -126,9 +112,9 @@ impl ModelCheckpoint {
                     &format_integer(epoch, spec).ok_or_else(|| bad(format!("bad format '{{{field}}}'")))?,
                 );
             } else {
-                let Some((_, value)) = logs.iter().find(|(k, _)| k == key) else {
+                let Some(value) = logs.get(key) else {
                     let known: Vec<&str> =
-                        std::iter::once("epoch").chain(logs.iter().map(|(k, _)| k.as_str())).collect();
+                        std::iter::once("epoch").chain(logs.keys().map(String::as_str)).collect();
                     return Err(bad(format!("unknown field '{key}' (known: {})", known.join(", "))));
                 };
                 out.push_str(
@@ -142,22 +128,6 @@ impl ModelCheckpoint {
         }
         out.push_str(rest);
         Ok(PathBuf::from(out))
-    }
-
-    /// Checks the options against the metrics `fit` will log (`log_keys`) before the first
-    /// epoch, so a typo fails at once rather than after an epoch of training.
-    pub(crate) fn start(&self, log_keys: &[&str]) -> Result<CheckpointRun<'_>> {
-        if self.save_best_only && !log_keys.contains(&self.monitor.as_str()) {
-            return Err(Error::Options(format!(
-                "ModelCheckpoint monitors '{}', which fit does not log (it logs: {}{})",
-                self.monitor,
-                log_keys.join(", "),
-                if self.monitor.starts_with("val_") { "; pass validation data for val_ metrics" } else { "" }
-            )));
-        }
-        let placeholder: Vec<(String, f32)> = log_keys.iter().map(|k| (k.to_string(), 0.0)).collect();
-        self.filepath(1, &placeholder)?;
-        Ok(CheckpointRun { config: self, best: self.initial_value_threshold })
     }
 }
 
@@ -181,66 +151,60 @@ fn format_float(value: f32, spec: &str) -> Option<String> {
     Some(format!("{value:.precision$}"))
 }
 
-/// A [`ModelCheckpoint`] during one `fit`: the best value so far.
-pub(crate) struct CheckpointRun<'a> {
-    config: &'a ModelCheckpoint,
-    best: Option<f32>,
-}
-
-impl CheckpointRun<'_> {
-    /// Saves `model` after `epoch` if due; returns the file written, if any.
-    pub(crate) fn on_epoch_end(
-        &mut self,
-        model: &Sequential,
-        epoch: usize,
-        logs: &[(String, f32)],
-    ) -> Result<Option<PathBuf>> {
-        let config = self.config;
-        let path = config.filepath(epoch, logs)?;
-        if config.save_best_only {
-            let current =
-                logs.iter().find(|(k, _)| *k == config.monitor).map(|(_, v)| *v).unwrap_or(f32::NAN);
-            let improved = current.is_finite()
-                && match self.best {
-                    None => true,
-                    Some(best) if config.larger_is_better() => current > best,
-                    Some(best) => current < best,
-                };
-            if !improved {
-                if config.verbose {
-                    let best = self.best.map_or("nothing yet".to_string(), |b| format!("{b:.5}"));
-                    println!("\nEpoch {epoch}: {} did not improve from {best}", config.monitor);
-                }
-                return Ok(None);
-            }
-            if config.verbose {
-                let from = self
-                    .best
-                    .map_or(if config.larger_is_better() { "-inf" } else { "inf" }.to_string(), |b| {
-                        format!("{b:.5}")
-                    });
-                println!(
-                    "\nEpoch {epoch}: {} improved from {from} to {current:.5}, saving model to {}",
-                    config.monitor,
-                    path.display()
-                );
-            }
-            self.save(model, &path)?;
-            self.best = Some(current);
-        } else {
-            if config.verbose {
-                println!("\nEpoch {epoch}: saving model to {}", path.display());
-            }
-            self.save(model, &path)?;
+impl Callback for ModelCheckpoint {
+    /// Checks the options before the first epoch: the monitored metric is logged, the path
+    /// template is valid, and the model can be saved.
+    fn on_train_begin(&mut self, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        if self.save_best_only {
+            self.monitor.check_logged("ModelCheckpoint", ctx.log_keys())?;
+            self.monitor.larger_is_better("ModelCheckpoint")?;
         }
-        Ok(Some(path))
+        let placeholder: Logs = ctx.log_keys().iter().map(|k| (k.clone(), 0.0)).collect();
+        let path = self.filepath(1, &placeholder)?;
+        if !self.save_weights_only {
+            crate::saving::check_savable(ctx.model(), &path)?;
+        }
+        Ok(())
     }
 
-    fn save(&self, model: &Sequential, path: &std::path::Path) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        let shown = epoch + 1;
+        let path = self.filepath(shown, logs)?;
+        if self.save_best_only {
+            let key = &self.monitor.key;
+            let current = logs.get(key).copied().unwrap_or(f32::NAN);
+            let larger = self.monitor.larger_is_better("ModelCheckpoint")?;
+            let best = self.best.map_or("None".to_string(), |b| format!("{b:.5}"));
+            if !(current.is_finite() && self.monitor.improves(larger, current, self.best)) {
+                if self.verbose {
+                    ctx.print(&format!("\nEpoch {shown}: {key} did not improve from {best}"));
+                }
+                return Ok(());
+            }
+            if self.verbose {
+                ctx.print(&format!(
+                    "\nEpoch {shown}: {key} improved from {best} to {current:.5}, saving model to {}",
+                    path.display()
+                ));
+            }
+            self.save(ctx.model(), &path)?;
+            self.best = Some(current);
+        } else {
+            if self.verbose {
+                ctx.print(&format!("\nEpoch {shown}: saving model to {}", path.display()));
+            }
+            self.save(ctx.model(), &path)?;
+        }
+        Ok(())
+    }
+}
+
+impl ModelCheckpoint {
+    fn save(&self, model: &Model, path: &std::path::Path) -> Result<()> {
         if let Some(name) = crate::saving::first_non_finite_variable(model)? {
             return Err(SavingError::NonFiniteWeights { path: path.to_path_buf(), name }.into());
         }
-        if self.config.save_weights_only {
+        if self.save_weights_only {
             model.save_weights(path)
         } else {
             model.save(path)
@@ -252,8 +216,8 @@ impl CheckpointRun<'_> {
 mod tests {
     use super::*;
 
-    fn logs() -> Vec<(String, f32)> {
-        vec![("loss".into(), 0.25), ("val_accuracy".into(), 0.98765)]
+    fn logs() -> Logs {
+        Logs::from([("loss".into(), 0.25), ("val_accuracy".into(), 0.98765)])
     }
 
     #[test]
@@ -281,57 +245,5 @@ mod tests {
         );
         assert_eq!(err("m-{epoch"), "bad option: ModelCheckpoint path 'm-{epoch': '{' without '}'");
         assert_eq!(err("m-epoch}"), "bad option: ModelCheckpoint path 'm-epoch}': '}' without '{'");
-    }
-
-    #[test]
-    fn mode_follows_the_metric_name_unless_set() {
-        assert!(ModelCheckpoint::new("m").monitor("val_accuracy").larger_is_better());
-        assert!(ModelCheckpoint::new("m").monitor("acc").larger_is_better());
-        assert!(!ModelCheckpoint::new("m").monitor("val_loss").larger_is_better());
-        assert!(ModelCheckpoint::new("m").monitor("val_loss").mode(MonitorMode::Max).larger_is_better());
-    }
-
-    #[test]
-    fn monitoring_a_metric_fit_does_not_log_fails_before_training() {
-        let checkpoint = ModelCheckpoint::new("m").save_best_only(true);
-        let err = checkpoint.start(&["loss", "accuracy"]).err().unwrap().to_string();
-        assert_eq!(
-            err,
-            "bad option: ModelCheckpoint monitors 'val_loss', which fit does not log (it logs: loss, \
-             accuracy; pass validation data for val_ metrics)"
-        );
-        assert!(ModelCheckpoint::new("m").start(&["loss"]).is_ok(), "every-epoch saves monitor nothing");
-    }
-
-    #[test]
-    fn a_model_with_a_nan_weight_never_overwrites_a_checkpoint() {
-        use crate::layers::Dense;
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("ckpt.safetensors");
-        let mut model = Sequential::with_device(&crate::device::cpu());
-        model.add(Dense::new(2).input_shape([3])).unwrap();
-        model.compile(crate::Loss::MeanSquaredError, crate::Sgd::new(0.1), &[]).unwrap();
-        let checkpoint = ModelCheckpoint::new(path.to_str().unwrap());
-        let mut run = checkpoint.start(&["loss"]).unwrap();
-        let logs = [("loss".to_string(), 0.5)];
-        assert_eq!(run.on_epoch_end(&model, 1, &logs).unwrap(), Some(path.clone()));
-        let good = std::fs::read(&path).unwrap();
-
-        let device = model.device().clone();
-        let mut variables = model.variables_mut();
-        *variables[1] = tensor::Tensor::from_slice(&[0.0, f32::NAN], [2], &device).unwrap().to_variable();
-        let err = run.on_epoch_end(&model, 2, &logs).unwrap_err();
-        assert!(
-            matches!(&err, Error::Saving(SavingError::NonFiniteWeights { name, .. }) if name == "dense_1/bias"),
-            "{err:?}"
-        );
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{}: not written: weight 'dense_1/bias' is NaN or infinite (the previous file is kept)",
-                path.display()
-            )
-        );
-        assert_eq!(std::fs::read(&path).unwrap(), good);
     }
 }

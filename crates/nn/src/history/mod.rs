@@ -10,8 +10,9 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use crate::callbacks::{Callback, CallbackContext};
 use crate::error::{Error, Result};
-use crate::training::History;
+use crate::training::{History, Logs};
 
 /// Writes `text` to `path`, naming the file in the error.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -95,6 +96,18 @@ impl History {
     /// Writes [`History::to_csv`] to `path`.
     pub fn save_csv(&self, path: impl AsRef<Path>) -> Result<()> {
         write_file(path.as_ref(), self.to_csv().as_bytes())
+    }
+}
+
+/// Keras' `History` callback: `fit` runs one after the user's callbacks (so it sees what they
+/// add to the logs, such as `learning_rate`) and returns it.
+impl Callback for History {
+    fn on_epoch_end(&mut self, _epoch: usize, logs: &mut Logs, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        for (k, v) in logs.iter() {
+            self.history.entry(k.clone()).or_default().push(*v);
+        }
+        self.epoch_seconds.push(ctx.epoch_seconds());
+        Ok(())
     }
 }
 

@@ -68,6 +68,19 @@ impl Conv2D {
         self
     }
 
+    /// Whether the activation is ReLU (the convolution then fuses with a following max pooling).
+    pub(crate) fn is_relu(&self) -> bool {
+        self.activation == Activation::Relu
+    }
+
+    /// `relu(conv(x))` max-pooled over `window`, as one op that a backend may fuse
+    /// ([`Tensor::conv2d_relu_max_pool`]); for a ReLU convolution (see `model/fusion.rs`).
+    pub(crate) fn relu_max_pooled(&self, x: &Tensor, window: PoolWindow) -> Result<Tensor> {
+        debug_assert!(self.is_relu());
+        let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
+        Ok(x.conv2d_relu_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
+    }
+
     fn convolve(&self, x: &Tensor) -> Result<Tensor> {
         let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
         Ok(x.conv2d(kernel, self.bias.as_ref(), self.strides, self.padding)?)
@@ -115,18 +128,6 @@ impl Layer for Conv2D {
     }
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         (self.activation == Activation::Softmax).then(|| self.convolve(x))
-    }
-    fn forward_relu_max_pooled(
-        &self,
-        x: &Tensor,
-        window: PoolWindow,
-        _ctx: ForwardCtx,
-    ) -> Option<Result<Tensor>> {
-        (self.activation == Activation::Relu).then(|| {
-            let kernel =
-                self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
-            Ok(x.conv2d_relu_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
-        })
     }
     fn config(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({

@@ -13,7 +13,9 @@ pub use dropout::Dropout;
 pub use pooling::{AveragePooling2D, L2Pooling2D, MaxPooling2D};
 pub use reshape::{ActivationLayer, Flatten, Reshape};
 
-use tensor::{PoolWindow, Tensor};
+use std::any::Any;
+
+use tensor::Tensor;
 
 use crate::error::Result;
 use crate::init::Initializer;
@@ -34,8 +36,9 @@ impl ForwardCtx {
     }
 }
 
-/// A layer of a model.
-pub trait Layer: Send {
+/// A layer of a model. (`Any`, so that the graph's fusion pass can recognise the layers it
+/// fuses; see `model/fusion.rs`.)
+pub trait Layer: Any + Send {
     /// Keras' class name, shown in `summary()`, e.g. `"Conv2D"`.
     fn class_name(&self) -> &'static str;
     /// Prefix of automatic names, e.g. `"conv2d"` (becomes `conv2d_1`, `conv2d_2`, ...).
@@ -66,27 +69,8 @@ pub trait Layer: Send {
     fn forward_logits(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {
         None
     }
-    /// For a max pooling layer: its windows. Max pooling commutes with a preceding ReLU,
-    /// and a preceding convolution may run fused with it. `None` for other layers.
-    fn max_pool_window(&self) -> Option<PoolWindow> {
-        None
-    }
-    /// For a convolution whose activation is ReLU: its output max-pooled over `window` (the
-    /// next layer's), computed as one op that a backend may fuse
-    /// ([`Tensor::conv2d_relu_max_pool`]), which applies the ReLU after the pooling, on 4x
-    /// fewer values: `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU
-    /// is monotone and maps every value it does not preserve to the same 0. `None` for other
-    /// layers.
-    fn forward_relu_max_pooled(
-        &self,
-        _x: &Tensor,
-        _window: PoolWindow,
-        _ctx: ForwardCtx,
-    ) -> Option<Result<Tensor>> {
-        None
-    }
     /// The layer's settings as Keras-style JSON (e.g. `{"units": 10, "activation": "relu"}`),
-    /// from which [`Sequential::load`](crate::Sequential::load) rebuilds it; `None` (the
+    /// from which [`Model::load`](crate::Model::load) rebuilds it; `None` (the
     /// default) for a layer that whole-model saving does not know.
     fn config(&self) -> Option<serde_json::Value> {
         None

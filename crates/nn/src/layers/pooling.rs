@@ -45,6 +45,9 @@ impl Pooling {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.pool2d(self.kind, self.pool_size, self.strides(), self.padding)?)
     }
+    fn window(&self) -> PoolWindow {
+        PoolWindow { size: self.pool_size, strides: self.strides(), padding: self.padding }
+    }
 }
 
 macro_rules! pooling_layer {
@@ -82,6 +85,10 @@ macro_rules! pooling_layer {
                 self.0.name = Some(name.into());
                 self
             }
+            /// The pooling windows: size, strides and padding.
+            pub fn window(&self) -> PoolWindow {
+                self.0.window()
+            }
         }
 
         impl Default for $ty {
@@ -108,13 +115,6 @@ macro_rules! pooling_layer {
             }
             fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
                 self.0.forward(x)
-            }
-            fn max_pool_window(&self) -> Option<PoolWindow> {
-                (self.0.kind == PoolKind::Max).then(|| PoolWindow {
-                    size: self.0.pool_size,
-                    strides: self.0.strides(),
-                    padding: self.0.padding,
-                })
             }
             fn config(&self) -> Option<serde_json::Value> {
                 let (pool, strides) = (self.0.pool_size, self.0.strides());

@@ -50,14 +50,22 @@ fn fit_captured(verbose: u8, is_tty: bool, epochs: usize) -> (String, f32) {
 
 #[test]
 fn epoch_line_has_keras_format() {
-    let m = [("loss".to_string(), 0.20104), ("accuracy".to_string(), 0.94862)];
+    let m = Logs::from([("loss".to_string(), 0.20104), ("accuracy".to_string(), 0.94862)]);
     assert_eq!(epoch_line(469, 3.2, &m), "469/469 - 3s - 7ms/step - accuracy: 0.9486 - loss: 0.2010");
-    let v = [("val_loss".to_string(), 0.1), ("loss".to_string(), 0.2), ("val_accuracy".to_string(), 0.9)];
+    let v = Logs::from([
+        ("val_loss".to_string(), 0.1),
+        ("loss".to_string(), 0.2),
+        ("val_accuracy".to_string(), 0.9),
+    ]);
     assert_eq!(
         epoch_line(10, 0.004, &v),
         "10/10 - 0s - 400us/step - loss: 0.2000 - val_accuracy: 0.9000 - val_loss: 0.1000"
     );
-    assert_eq!(epoch_line(3, 4.5, &[]), "3/3 - 4s - 2s/step");
+    assert_eq!(epoch_line(3, 4.5, &Logs::new()), "3/3 - 4s - 2s/step");
+    // Keras prints values of magnitude up to 1e-3 in scientific notation, Python style (0.001
+    // as an f32 is a little above 1e-3).
+    let small = Logs::from([("loss".to_string(), 0.000123456), ("learning_rate".to_string(), 0.001)]);
+    assert_eq!(epoch_line(1, 1.0, &small), "1/1 - 1s - 1s/step - learning_rate: 0.0010 - loss: 1.2346e-04");
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn save_killed_half_way_leaves_the_old_file_loadable() {
     let new = model(2);
     assert_ne!(weights(&old), weights(&new), "the two saves must differ for the test to mean anything");
     let mut written = 0;
-    let err = save_weights_with(&new, &path, None, |w, bytes| {
+    let err = save_weights_with(new.model().unwrap(), &path, None, |w, bytes| {
         // Half the file reaches the disk, then the disk is full.
         written = bytes.len() / 2;
         w.write_all(&bytes[..written])?;
@@ -73,7 +73,7 @@ fn a_failing_flush_also_keeps_the_old_file() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("w.safetensors");
     model(1).save_weights(&path).unwrap();
-    let err = save_weights_with(&model(2), &path, None, |w, bytes| {
+    let err = save_weights_with(model(2).model().unwrap(), &path, None, |w, bytes| {
         let mut f = FlushFails(w);
         f.write_all(bytes)?;
         f.flush()

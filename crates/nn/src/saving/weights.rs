@@ -15,32 +15,20 @@ use super::atomic::write_atomic_with;
 use super::training_state;
 use super::SavingError;
 use crate::error::Result;
-use crate::layers::Layer;
-use crate::sequential::Sequential;
+use crate::model::handle::variable_name;
+use crate::model::Model;
 
-/// The name of a layer's `index`-th variable. Layers list their variables kernel first, then
-/// bias (see [`Layer::params`]), which is also Keras' naming; any further ones are numbered.
-fn variable_name(index: usize) -> String {
-    match index {
-        0 => "kernel".to_string(),
-        1 => "bias".to_string(),
-        i => format!("variable_{i}"),
+/// The model's variables with their file names (`layer/kernel`; in a nested model
+/// `sequential_1/dense_1/kernel`), in the order of [`Model::variables`].
+pub(crate) fn named_variables(model: &Model) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    for (layer, cell) in model.graph.weighted_layers() {
+        let state = cell.lock();
+        for (i, p) in state.layer.params().into_iter().enumerate() {
+            out.push((format!("{layer}/{}", variable_name(i)), p.clone()));
+        }
     }
-}
-
-/// The full names (`layer/variable`) of one layer's variables, in [`Layer::params`] order.
-fn layer_variable_names(layer_name: &str, layer: &dyn Layer) -> Vec<String> {
-    (0..layer.params().len()).map(|i| format!("{layer_name}/{}", variable_name(i))).collect()
-}
-
-/// The model's variables with their file names, in layer order.
-pub(crate) fn named_variables(model: &Sequential) -> Vec<(String, &Tensor)> {
-    model
-        .layers
-        .iter()
-        .zip(&model.names)
-        .flat_map(|(layer, name)| layer_variable_names(name, &**layer).into_iter().zip(layer.params()))
-        .collect()
+    out
 }
 
 /// What a file holds besides the weights: header metadata, and more F32 tensors (the
@@ -52,10 +40,7 @@ pub(crate) struct FileExtras {
 }
 
 /// Serialises the model's weights (plus `extras`).
-pub(crate) fn weights_bytes(model: &Sequential, path: &Path, extras: Option<FileExtras>) -> Result<Vec<u8>> {
-    if !model.is_built() {
-        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
-    }
+pub(crate) fn weights_bytes(model: &Model, path: &Path, extras: Option<FileExtras>) -> Result<Vec<u8>> {
     let FileExtras { metadata, tensors: extra_tensors } = extras.unwrap_or_default();
     let le_bytes = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
     let mut tensors = Vec::new();
@@ -71,13 +56,34 @@ pub(crate) fn weights_bytes(model: &Sequential, path: &Path, extras: Option<File
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| format_error(path, e))?;
     let metadata = (!metadata.is_empty()).then_some(metadata);
-    Ok(safetensors::serialize(views, metadata).map_err(|e| format_error(path, e))?)
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| format_error(path, e))?;
+    Ok(with_sorted_header(bytes))
+}
+
+/// The same file with its JSON header's keys in sorted order. safetensors writes the metadata
+/// map in hash order, which changes from run to run; sorted, the same model always gives the
+/// same bytes (a resumed run's file can be compared byte for byte with an uninterrupted one's).
+fn with_sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    const LEN: usize = size_of::<u64>();
+    let header_len = u64::from_le_bytes(bytes[..LEN].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[LEN..LEN + header_len]).expect("safetensors wrote valid JSON");
+    // serde_json's maps are sorted by key.
+    let mut text = header.to_string().into_bytes();
+    // safetensors pads the header with spaces to a multiple of 8 bytes, which keeps the data
+    // aligned.
+    text.resize(text.len().next_multiple_of(LEN), b' ');
+    let mut out = Vec::with_capacity(LEN + text.len() + bytes.len() - LEN - header_len);
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend_from_slice(&bytes[LEN + header_len..]);
+    out
 }
 
 /// Saves the weights to `path` atomically; `sink` writes the serialised bytes to the temporary
 /// file (a test passes one that fails half-way).
 pub(crate) fn save_weights_with(
-    model: &Sequential,
+    model: &Model,
     path: &Path,
     extras: Option<FileExtras>,
     sink: impl FnOnce(&mut dyn Write, &[u8]) -> io::Result<()>,
@@ -145,22 +151,19 @@ fn format_error(path: &Path, e: safetensors::SafeTensorError) -> SavingError {
 /// Every tensor is checked (present, `F32`, same shape; no tensor left over) before any variable
 /// is replaced, so a file that does not fit leaves the model as it was.
 pub(crate) fn load_into(
-    model: &mut Sequential,
+    model: &mut Model,
     path: &Path,
     file: &SafeTensors<'_>,
     others: &[String],
 ) -> Result<()> {
-    if !model.is_built() {
-        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
-    }
+    let variables = named_variables(model);
     let mut values = Vec::new();
-    for (name, var) in named_variables(model) {
+    for (name, var) in &variables {
         let expected = var.dims().to_vec();
-        values.push((read_f32(path, file, &name, &expected)?, expected));
+        values.push(crate::Array::new(read_f32(path, file, name, &expected)?, expected)?);
     }
     let mut known: HashSet<&str> = others.iter().map(String::as_str).collect();
-    let variable_names: Vec<String> = named_variables(model).into_iter().map(|(n, _)| n).collect();
-    known.extend(variable_names.iter().map(String::as_str));
+    known.extend(variables.iter().map(|(n, _)| n.as_str()));
     let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known.contains(*n)).collect();
     extra.sort_unstable();
     if let Some(name) = extra.first() {
@@ -172,20 +175,12 @@ pub(crate) fn load_into(
         }
         .into());
     }
-    let device = model.device.clone();
-    for (var, (data, shape)) in model.variables_mut().into_iter().zip(values) {
-        *var = Tensor::from_vec(data, shape, &device)?.to_variable();
-    }
-    Ok(())
+    model.set_weights(&values)
 }
 
 /// Loads the weights file at `path` into the model; a checkpoint's optimizer state, if the file
 /// holds one, is checked and skipped.
-pub(crate) fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
-    // Checked before reading: a missing model is the more useful message than the file's content.
-    if !model.is_built() {
-        return Err(SavingError::NotBuilt { path: path.to_path_buf() }.into());
-    }
+pub(crate) fn load_weights(model: &mut Model, path: &Path) -> Result<()> {
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
     let others = match training_state::TrainingState::from_metadata(path, &metadata(path, &bytes)?)? {

@@ -69,7 +69,7 @@ fn model5_filter_and_feature_map_pngs_decode() {
     // The last layer's output is what predict() gives (which fuses ReLU and pooling, and on
     // CPUs with AVX-512 runs the second convolution by Winograd's algorithm: equal to
     // rounding).
-    let predicted = model.predict(&x, 1).unwrap();
+    let predicted = model.predict(&x, 1).unwrap().remove(0);
     let (layered, fused) = (outputs[6].output.data(), predicted.data());
     assert_eq!(layered.len(), fused.len());
     for (i, (&a, &b)) in layered.iter().zip(fused).enumerate() {

@@ -1,6 +1,11 @@
-//! Losses, computed as Keras computes them: the mean over the batch of a per-sample loss.
+//! Losses, computed as Keras computes them (per output of a model, with their weights, in
+//! [`Losses`]): the mean over the batch of a per-sample loss.
 //! Cross-entropies on a softmax (or sigmoid) output are computed from the logits, as Keras 3
 //! does internally, which is both exact and stable.
+
+mod output;
+
+pub use output::{LossFn, Losses, OutputLoss};
 
 use tensor::Tensor;
 

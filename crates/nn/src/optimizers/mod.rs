@@ -1,6 +1,13 @@
-//! Optimizers with Keras' update rules: SGD (with momentum and Nesterov) and Adam.
+//! Optimizers with Keras' update rules: SGD (with momentum and Nesterov) and Adam, each with a
+//! constant learning rate or a [schedule](schedules).
+
+pub mod schedules;
 
 use tensor::{no_grad, Gradients, Tensor};
+
+pub use schedules::{
+    CosineDecay, ExponentialDecay, LearningRate, LearningRateSchedule, PiecewiseConstantDecay,
+};
 
 use crate::error::{Error, Result};
 
@@ -8,8 +15,8 @@ use crate::error::{Error, Result};
 /// `w += momentum * v - lr * g`), plain `w -= lr * g` without momentum.
 #[derive(Clone, Debug)]
 pub struct Sgd {
-    /// Learning rate (Keras' default 0.01).
-    pub learning_rate: f32,
+    /// Learning rate (Keras' default 0.01), or a schedule.
+    pub learning_rate: LearningRate,
     /// Momentum (default 0).
     pub momentum: f32,
     /// Nesterov momentum.
@@ -17,9 +24,10 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// SGD with a learning rate, no momentum.
-    pub fn new(learning_rate: f32) -> Self {
-        Sgd { learning_rate, momentum: 0.0, nesterov: false }
+    /// SGD with a learning rate (or a schedule: `Sgd::new(ExponentialDecay::new(0.1, 1000,
+    /// 0.9))`), no momentum.
+    pub fn new(learning_rate: impl Into<LearningRate>) -> Self {
+        Sgd { learning_rate: learning_rate.into(), momentum: 0.0, nesterov: false }
     }
     /// Sets the momentum.
     pub fn momentum(mut self, momentum: f32) -> Self {
@@ -43,8 +51,8 @@ impl Default for Sgd {
 /// `epsilon` added to `sqrt(v)`.
 #[derive(Clone, Debug)]
 pub struct Adam {
-    /// Learning rate (Keras' default 0.001).
-    pub learning_rate: f32,
+    /// Learning rate (Keras' default 0.001), or a schedule.
+    pub learning_rate: LearningRate,
     /// Decay of the first moment (0.9).
     pub beta_1: f32,
     /// Decay of the second moment (0.999).
@@ -54,9 +62,9 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Adam with a learning rate and Keras' other defaults.
-    pub fn new(learning_rate: f32) -> Self {
-        Adam { learning_rate, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+    /// Adam with a learning rate (or a schedule) and Keras' other defaults.
+    pub fn new(learning_rate: impl Into<LearningRate>) -> Self {
+        Adam { learning_rate: learning_rate.into(), beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
     }
 }
 
@@ -87,11 +95,31 @@ impl From<Adam> for Optimizer {
 }
 
 impl Optimizer {
-    /// The learning rate.
-    pub fn learning_rate(&self) -> f32 {
+    /// The learning rate (or schedule).
+    pub fn learning_rate(&self) -> &LearningRate {
         match self {
-            Optimizer::Sgd(s) => s.learning_rate,
-            Optimizer::Adam(a) => a.learning_rate,
+            Optimizer::Sgd(s) => &s.learning_rate,
+            Optimizer::Adam(a) => &a.learning_rate,
+        }
+    }
+
+    fn learning_rate_mut(&mut self) -> &mut LearningRate {
+        match self {
+            Optimizer::Sgd(s) => &mut s.learning_rate,
+            Optimizer::Adam(a) => &mut a.learning_rate,
+        }
+    }
+
+    /// The rate of the first step.
+    pub fn initial_learning_rate(&self) -> f32 {
+        self.learning_rate().initial()
+    }
+
+    /// Keras' class name (`SGD`, `Adam`).
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd(_) => "SGD",
+            Optimizer::Adam(_) => "Adam",
         }
     }
 }
@@ -120,6 +148,29 @@ impl OptimizerState {
     /// Number of updates applied.
     pub fn iterations(&self) -> u64 {
         self.iterations
+    }
+
+    /// The learning rate of the next update (a schedule's value after
+    /// [`iterations`](Self::iterations) updates, as Keras' `optimizer.learning_rate`).
+    pub fn learning_rate(&self) -> f32 {
+        self.config.learning_rate().at(self.iterations)
+    }
+
+    /// Sets a constant learning rate (Keras' `optimizer.learning_rate = lr`, what
+    /// `ReduceLROnPlateau` and `LearningRateScheduler` do). An optimizer created with a schedule
+    /// refuses, as in Keras.
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        match self.config.learning_rate_mut() {
+            LearningRate::Constant(lr) => {
+                *lr = learning_rate;
+                Ok(())
+            }
+            LearningRate::Schedule(s) => Err(Error::Options(format!(
+                "this optimizer was created with a {} schedule as its learning rate, so its learning rate \
+                 cannot be set; create it with a constant rate for callbacks that set one",
+                s.class_name()
+            ))),
+        }
     }
 
     /// Names of the per-variable state tensors this optimizer keeps, as Keras names them:
@@ -152,26 +203,32 @@ impl OptimizerState {
         state
     }
 
-    /// Applies one update to every variable in `params` (always passed in the same order)
-    /// from `grads`. A variable without a gradient is an error: it means the loss does not
-    /// depend on it, which Keras also reports.
+    /// Applies one update to every variable in `params` (always passed in the same order, the
+    /// model's [`variables`](crate::Model::variables)) from `grads`. A frozen layer's weights
+    /// are constants, not variables: they are skipped, keeping their slot. A variable without
+    /// a gradient is an error: it means the loss does not depend on it, which Keras also
+    /// reports.
     pub fn apply(&mut self, params: &mut [&mut Tensor], grads: &Gradients) -> Result<()> {
         if self.slot1.len() != params.len() {
             self.slot1 = vec![None; params.len()];
             self.slot2 = vec![None; params.len()];
         }
+        let learning_rate = self.learning_rate();
         self.iterations += 1;
         let t = self.iterations as i32;
         no_grad(|| {
             for (i, p) in params.iter_mut().enumerate() {
+                if !p.is_variable() {
+                    continue;
+                }
                 let g = grads.get(p).ok_or_else(|| {
                     Error::Build(format!("variable {i} of shape {} has no gradient", p.shape()))
                 })?;
                 let updated = match &self.config {
                     // One pass: `p + (-lr) * g` rounds exactly as `p - lr * g`.
-                    Optimizer::Sgd(s) if s.momentum == 0.0 => p.add_scaled(g, -s.learning_rate)?,
+                    Optimizer::Sgd(s) if s.momentum == 0.0 => p.add_scaled(g, -learning_rate)?,
                     Optimizer::Sgd(s) => {
-                        let scaled = g.mul_scalar(s.learning_rate)?;
+                        let scaled = g.mul_scalar(learning_rate)?;
                         let v = match &self.slot1[i] {
                             Some(v) => v.mul_scalar(s.momentum)?.sub(&scaled)?,
                             None => scaled.neg()?,
@@ -191,8 +248,7 @@ impl OptimizerState {
                             Some(v) => v.mul_scalar(a.beta_2)?.add(&g2)?,
                             None => g2,
                         };
-                        let lr_t =
-                            a.learning_rate * (1.0 - a.beta_2.powi(t)).sqrt() / (1.0 - a.beta_1.powi(t));
+                        let lr_t = learning_rate * (1.0 - a.beta_2.powi(t)).sqrt() / (1.0 - a.beta_1.powi(t));
                         let step = m.div(&v.sqrt()?.add_scalar(a.epsilon)?)?.mul_scalar(lr_t)?;
                         self.slot1[i] = Some(m);
                         self.slot2[i] = Some(v);

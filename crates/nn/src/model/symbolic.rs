@@ -1,14 +1,18 @@
-//! Symbolic tensors and the graph they form as layers are applied to them.
+//! Symbolic tensors and the nodes they form as layers are applied to them.
 //!
 //! A [`SymbolicTensor`] is a node: the shape of a sample, and how it is computed (a model
-//! input, or a layer applied to other nodes). Nodes point to their inputs, so the graph behind
-//! a model's outputs is found by walking back from them ([`super::Model::new`]).
+//! input, a layer, a merge layer or a nested model applied to other nodes). Nodes point to their
+//! inputs, so the graph behind a model's outputs is found by walking back from them
+//! ([`super::graph::Graph::new`]).
+//!
+//! Layers get their automatic names (`dense_1`, `dense_2`, ...) from the model they end up in,
+//! numbered per model in graph order; before that, a tensor is described by its layer's given
+//! name or its kind (`dense`).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::graph::Graph;
 use super::merge::MergeLayer;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
@@ -18,30 +22,8 @@ use crate::summary::batch_shape;
 /// Ids of nodes and layers, unique in the process (they key maps, so they never repeat).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-fn next_id() -> u64 {
+pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
-}
-
-thread_local! {
-    /// How many automatic names each prefix has handed out on this thread, as Keras counts per
-    /// session: the first `Dense` is `dense_1`, the next `dense_2`, across models.
-    static NAME_COUNTS: RefCell<HashMap<String, usize>> = RefCell::new(HashMap::new());
-}
-
-/// `base_1`, `base_2`, ... in the order layers are created on this thread.
-pub(crate) fn auto_name(base: &str) -> String {
-    NAME_COUNTS.with(|counts| {
-        let mut counts = counts.borrow_mut();
-        let n = counts.entry(base.to_string()).or_insert(0);
-        *n += 1;
-        format!("{base}_{n}")
-    })
-}
-
-/// Restarts automatic names at `dense_1`, `input_1`, ... on this thread (Keras'
-/// `clear_session`). Layers created before keep their names.
-pub fn reset_names() {
-    NAME_COUNTS.with(|counts| counts.borrow_mut().clear());
 }
 
 /// A placeholder for a model input, or the output of a layer applied to placeholders: a sample
@@ -63,21 +45,73 @@ pub(crate) struct Node {
     pub call_index: usize,
 }
 
-/// How a node is computed.
+/// What computes a node: the "layer" of Keras' graph. Cloning shares the layer.
+#[derive(Clone)]
 pub(crate) enum Op {
-    /// A model input, with its name.
-    Input(String),
+    /// A model input, with the name the user gave it, if any.
+    Input(Option<String>),
     /// A layer with one input.
     Layer(Arc<LayerCell>),
     /// A merge layer (several inputs, no weights).
     Merge(Arc<MergeCell>),
+    /// A model used as a layer (Keras' nested model): its graph, whose layers it shares.
+    Model(Arc<Graph>),
+}
+
+impl Op {
+    /// The layer's identity: the same for every node a shared layer makes. An input's is its
+    /// node's id (each input is its own layer).
+    pub fn id(&self, node_id: u64) -> u64 {
+        match self {
+            Op::Input(_) => node_id,
+            Op::Layer(cell) => cell.id,
+            Op::Merge(cell) => cell.id,
+            Op::Model(graph) => graph.id,
+        }
+    }
+
+    /// The name the user gave the layer, if any.
+    pub fn given_name(&self) -> Option<&str> {
+        match self {
+            Op::Input(name) => name.as_deref(),
+            Op::Layer(cell) => cell.given_name.as_deref(),
+            Op::Merge(cell) => cell.merge.given_name(),
+            Op::Model(graph) => graph.given_name.as_deref(),
+        }
+    }
+
+    /// The prefix of automatic names: `input`, `dense`, `concatenate`, `sequential`, ...
+    pub fn base_name(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "input",
+            Op::Layer(cell) => cell.base_name,
+            Op::Merge(cell) => cell.merge.base_name(),
+            Op::Model(graph) => graph.kind.base_name(),
+        }
+    }
+
+    /// Keras' class name: `InputLayer`, `Dense`, `Concatenate`, `Sequential`, ...
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "InputLayer",
+            Op::Layer(cell) => cell.class_name,
+            Op::Merge(cell) => cell.merge.class_name(),
+            Op::Model(graph) => graph.kind.class_name(),
+        }
+    }
+
+    /// The given name, else the kind of layer: how a node is described before a model names it.
+    pub fn label(&self) -> &str {
+        self.given_name().unwrap_or(self.base_name())
+    }
 }
 
 /// A one-input layer (a [`Layer`]), shared by every node that applies it.
 pub(crate) struct LayerCell {
     pub id: u64,
-    pub name: String,
+    pub given_name: Option<String>,
     pub class_name: &'static str,
+    pub base_name: &'static str,
     pub state: Mutex<LayerState>,
 }
 
@@ -93,9 +127,29 @@ pub(crate) struct LayerState {
     /// from the model's seed on the model's device, in the model's order, so that a model's
     /// weights do not depend on how many layers were created before it.
     pub initialized: bool,
+    /// Whether training updates the weights (Keras' `layer.trainable`). A frozen layer's
+    /// weights are constants, so no gradient is computed for them.
+    pub trainable: bool,
 }
 
 impl LayerCell {
+    /// A cell for `layer`, not yet applied.
+    pub fn new(layer: Box<dyn Layer>) -> Arc<LayerCell> {
+        Arc::new(LayerCell {
+            id: next_id(),
+            given_name: layer.given_name().map(str::to_string),
+            class_name: layer.class_name(),
+            base_name: layer.base_name(),
+            state: Mutex::new(LayerState {
+                layer,
+                shapes: None,
+                calls: 0,
+                initialized: false,
+                trainable: true,
+            }),
+        })
+    }
+
     /// Locks the layer. A panic while the lock was held (in a layer's own code) leaves nothing
     /// half-written that matters here, so a poisoned lock is used as is.
     pub fn lock(&self) -> MutexGuard<'_, LayerState> {
@@ -103,39 +157,43 @@ impl LayerCell {
     }
 }
 
+impl LayerState {
+    /// Builds the layer's weights for its recorded input shape with `init`.
+    pub fn initialize(&mut self, init: &mut Initializer) -> Result<()> {
+        let (input, _) = self.shapes.clone().expect("a layer in a graph has been applied");
+        self.layer.build(&input, init)?;
+        self.initialized = true;
+        if !self.trainable {
+            self.set_trainable(false);
+        }
+        Ok(())
+    }
+
+    /// Freezes or unfreezes the weights: a frozen layer holds constants, a trainable one
+    /// variables (the same values either way).
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+        for p in self.layer.params_mut() {
+            *p = if trainable { p.to_variable() } else { p.detach() };
+        }
+    }
+
+    /// Number of weights.
+    pub fn param_count(&self) -> usize {
+        self.layer.params().iter().map(|p| p.numel()).sum()
+    }
+}
+
 /// A merge layer (`apply_many` consumes it, so it makes exactly one node).
 pub(crate) struct MergeCell {
     pub id: u64,
-    pub name: String,
     pub merge: Box<dyn MergeLayer>,
 }
 
 impl Node {
-    /// The name of the layer (or input) that made this node.
-    pub fn layer_name(&self) -> &str {
-        match &self.op {
-            Op::Input(name) => name,
-            Op::Layer(cell) => &cell.name,
-            Op::Merge(cell) => &cell.name,
-        }
-    }
-
     /// The id of the layer (or input) that made this node.
     pub fn layer_id(&self) -> u64 {
-        match &self.op {
-            Op::Input(_) => self.id,
-            Op::Layer(cell) => cell.id,
-            Op::Merge(cell) => cell.id,
-        }
-    }
-
-    /// Keras' class name of the layer that made this node.
-    pub fn class_name(&self) -> &'static str {
-        match &self.op {
-            Op::Input(_) => "InputLayer",
-            Op::Layer(cell) => cell.class_name,
-            Op::Merge(cell) => cell.merge.class_name(),
-        }
+        self.op.id(self.id)
     }
 }
 
@@ -149,13 +207,14 @@ impl SymbolicTensor {
         &self.node.shape
     }
 
-    /// The name of the layer (or input) that computes this tensor; a model output's name keys
-    /// its loss and its `History` entries.
+    /// The name given to the layer (or input) that computes this tensor, else its kind
+    /// (`dense`, `input`). A model numbers unnamed layers (`dense_1`, ...) when it is built: see
+    /// [`Model::output_names`](crate::Model::output_names).
     pub fn name(&self) -> &str {
-        self.node.layer_name()
+        self.node.op.label()
     }
 
-    /// `dense_1 output (None, 64)`, for error messages.
+    /// `dense output (None, 64)`, for error messages.
     pub(crate) fn describe(&self) -> String {
         format!("{} output {}", self.name(), batch_shape(self.shape()))
     }
@@ -184,20 +243,17 @@ impl std::fmt::Debug for SymbolicTensor {
 pub struct Input;
 
 impl Input {
-    /// A model input of per-sample `shape`, named automatically (`input_1`, `input_2`, ...).
+    /// A model input of per-sample `shape`; its model names it (`input_1`, `input_2`, ... in the
+    /// order of the model's inputs).
     // `new` returns the tensor, not `Self`, so that it reads as Keras' `keras.Input(shape)`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(shape: impl Into<Vec<usize>>) -> SymbolicTensor {
-        Self::with_name(auto_name("input"), shape.into())
+        SymbolicTensor::new(shape.into(), Op::Input(None), Vec::new(), 0)
     }
 
     /// A model input of per-sample `shape` called `name`.
     pub fn named(name: impl Into<String>, shape: impl Into<Vec<usize>>) -> SymbolicTensor {
-        Self::with_name(name.into(), shape.into())
-    }
-
-    fn with_name(name: String, shape: Vec<usize>) -> SymbolicTensor {
-        SymbolicTensor::new(shape, Op::Input(name), Vec::new(), 0)
+        SymbolicTensor::new(shape.into(), Op::Input(Some(name.into())), Vec::new(), 0)
     }
 }
 
@@ -225,21 +281,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Wraps `layer`, naming it (its given name, or Keras' automatic one).
+    /// Wraps `layer`.
     pub fn new(layer: impl Layer + 'static) -> Self {
-        let layer: Box<dyn Layer> = Box::new(layer);
-        let name = match layer.given_name() {
-            Some(name) => name.to_string(),
-            None => auto_name(layer.base_name()),
-        };
-        let class_name = layer.class_name();
-        let state = LayerState { layer, shapes: None, calls: 0, initialized: false };
-        Shared { cell: Arc::new(LayerCell { id: next_id(), name, class_name, state: Mutex::new(state) }) }
+        Self::from_box(Box::new(layer))
     }
 
-    /// The layer's name.
+    /// Wraps a boxed layer (one read from a file).
+    pub(crate) fn from_box(layer: Box<dyn Layer>) -> Self {
+        Shared { cell: LayerCell::new(layer) }
+    }
+
+    /// The layer's given name, else its kind (`dense`).
     pub fn name(&self) -> &str {
-        &self.cell.name
+        self.cell.given_name.as_deref().unwrap_or(self.cell.base_name)
     }
 
     /// Applies the layer to `x`. The first call fixes the input shape the layer is built for;
@@ -247,7 +301,7 @@ impl Shared {
     pub fn apply(&self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
         let cell = &self.cell;
         let mut state = cell.lock();
-        let label = format!("layer {} ({})", cell.name, cell.class_name);
+        let label = format!("layer {} ({})", self.name(), cell.class_name);
         let out_shape = match &state.shapes {
             Some((input, _)) if input.as_slice() != x.shape() => {
                 return Err(Error::Build(format!(
@@ -283,7 +337,7 @@ impl Shared {
 }
 
 /// Names the layer and its input in an error from building it.
-fn on_input(e: Error, label: &str, x: &SymbolicTensor) -> Error {
+pub(crate) fn on_input(e: Error, label: &str, x: &SymbolicTensor) -> Error {
     let msg = match e {
         Error::Build(msg) => msg,
         other => other.to_string(),
@@ -309,11 +363,7 @@ impl<L: Layer + 'static> Apply for L {
 
 /// Applies a merge layer to `inputs` (used by [`MergeLayer::apply_many`]).
 pub(crate) fn apply_merge(merge: Box<dyn MergeLayer>, inputs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
-    let name = match merge.given_name() {
-        Some(name) => name.to_string(),
-        None => auto_name(merge.base_name()),
-    };
-    let label = format!("layer {name} ({})", merge.class_name());
+    let label = format!("layer {} ({})", merge.given_name().unwrap_or(merge.base_name()), merge.class_name());
     let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
     let out_shape = merge.output_shape(&shapes).map_err(|m| {
         let reason = m.reason;
@@ -325,7 +375,7 @@ pub(crate) fn apply_merge(merge: Box<dyn MergeLayer>, inputs: &[&SymbolicTensor]
             _ => Error::Build(format!("{label}: {reason}")),
         }
     })?;
-    let cell = Arc::new(MergeCell { id: next_id(), name, merge });
+    let cell = Arc::new(MergeCell { id: next_id(), merge });
     let inputs = inputs.iter().map(|&x| x.clone()).collect();
     Ok(SymbolicTensor::new(out_shape, Op::Merge(cell), inputs, 0))
 }

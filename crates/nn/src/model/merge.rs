@@ -5,7 +5,7 @@
 
 use tensor::Tensor;
 
-use super::graph::{apply_merge, SymbolicTensor};
+use super::symbolic::{apply_merge, SymbolicTensor};
 use crate::error::Result;
 use crate::summary::batch_shape;
 
@@ -33,6 +33,11 @@ pub trait MergeLayer: Send + Sync {
     fn output_shape(&self, shapes: &[&[usize]]) -> std::result::Result<Vec<usize>, MergeMismatch>;
     /// Merges a batch of each input.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+    /// The layer's settings as Keras-style JSON (`{"axis": -1}` for `Concatenate`), from which
+    /// [`Model::load`](crate::Model::load) rebuilds it.
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     /// Applies the layer to `inputs`, Keras style: `Add::new().apply_many(&[&a, &b])?`.
     fn apply_many(self, inputs: &[&SymbolicTensor]) -> Result<SymbolicTensor>
@@ -110,6 +115,9 @@ impl MergeLayer for Concatenate {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         Ok(Tensor::concat(inputs, self.axis)?)
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "axis": self.axis })
     }
 }
 

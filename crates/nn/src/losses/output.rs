@@ -1,5 +1,5 @@
-//! Losses of a functional model: one per output (a built-in [`Loss`] or a user closure), given
-//! as a list or by output name, each with a weight in the total loss.
+//! A model's losses: one per output (a built-in [`Loss`] or a user closure), given as a list
+//! or by output name, each with a weight in the total loss. A model of one output takes one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ impl OutputLoss {
     /// A user loss from a closure of tensor ops, e.g. mean absolute error:
     ///
     /// ```
-    /// use nn::functional::OutputLoss;
+    /// use nn::losses::OutputLoss;
     /// let mae = OutputLoss::custom(|y_true, y_pred| y_pred.sub(y_true)?.abs()?.mean_axis(-1, false));
     /// ```
     pub fn custom(f: impl Fn(&Tensor, &Tensor) -> tensor::Result<Tensor> + Send + Sync + 'static) -> Self {
@@ -83,7 +83,7 @@ impl fmt::Debug for OutputLoss {
 /// output, a list in output order, or a map by output name; weights (default 1) likewise.
 ///
 /// ```
-/// use nn::functional::Losses;
+/// use nn::losses::Losses;
 /// use nn::Loss;
 /// let by_list = Losses::from([Loss::CategoricalCrossentropy, Loss::BinaryCrossentropy]).weights([1.0, 0.2]);
 /// let by_name = Losses::by_name([("digit", Loss::CategoricalCrossentropy), ("is_digit", Loss::BinaryCrossentropy)])

@@ -1,0 +1,164 @@
+//! Layers from their saved configs (what [`Layer::config`](crate::layers::Layer::config) and
+//! [`MergeLayer::config`](crate::functional::MergeLayer::config) wrote), each error naming the
+//! layer and the field.
+
+use serde_json::Value;
+use tensor::Padding;
+
+use crate::activation::Activation;
+use crate::layers::{
+    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, L2Pooling2D, Layer, MaxPooling2D,
+    Reshape,
+};
+use crate::model::merge::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
+
+/// Keras' name of a padding: `"valid"` or `"same"`.
+pub fn padding_name(padding: Padding) -> &'static str {
+    match padding {
+        Padding::Valid => "valid",
+        Padding::Same => "same",
+    }
+}
+
+/// The sizes in a JSON list.
+pub(crate) fn usizes(v: &Value) -> Option<Vec<usize>> {
+    v.as_array()?.iter().map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok())).collect()
+}
+
+/// A saved layer's description: its class, name and config.
+pub(crate) struct Described<'a> {
+    pub class: &'a str,
+    pub name: String,
+    pub config: &'a Value,
+}
+
+impl<'a> Described<'a> {
+    /// Reads `{"class_name": .., "name": .., "config": ..}`.
+    pub fn read(desc: &'a Value) -> Result<Self, String> {
+        let class = desc.get("class_name").and_then(Value::as_str).ok_or("no 'class_name'")?;
+        let name = desc.get("name").and_then(Value::as_str).ok_or("no 'name'")?.to_string();
+        let config = desc.get("config").ok_or_else(|| format!("layer '{name}' has no 'config'"))?;
+        Ok(Described { class, name, config })
+    }
+
+    /// Whether the config marks the layer frozen (`"trainable": false`; absent means true).
+    pub fn trainable(&self) -> bool {
+        self.config.get("trainable").and_then(Value::as_bool).unwrap_or(true)
+    }
+
+    fn missing(&self, key: &str, what: &str) -> String {
+        format!("'{}' ({}): config field '{key}' is missing or not {what}", self.name, self.class)
+    }
+    fn usize(&self, key: &str) -> Result<usize, String> {
+        let v = self.config.get(key).and_then(Value::as_u64).and_then(|v| usize::try_from(v).ok());
+        v.ok_or_else(|| self.missing(key, "a size"))
+    }
+    fn bool(&self, key: &str) -> Result<bool, String> {
+        self.config.get(key).and_then(Value::as_bool).ok_or_else(|| self.missing(key, "true or false"))
+    }
+    fn pair(&self, key: &str) -> Result<(usize, usize), String> {
+        match self.config.get(key).and_then(usizes).as_deref() {
+            Some(&[a, b]) => Ok((a, b)),
+            _ => Err(self.missing(key, "a pair of sizes")),
+        }
+    }
+    fn activation(&self) -> Result<Activation, String> {
+        let name = self.config.get("activation").and_then(Value::as_str);
+        name.and_then(|n| n.parse().ok()).ok_or_else(|| self.missing("activation", "a known activation"))
+    }
+    fn padding(&self) -> Result<Padding, String> {
+        match self.config.get("padding").and_then(Value::as_str) {
+            Some("valid") => Ok(Padding::Valid),
+            Some("same") => Ok(Padding::Same),
+            _ => Err(self.missing("padding", "\"valid\" or \"same\"")),
+        }
+    }
+
+    /// The one-input layer described, named as saved; `None` for a class that is not one.
+    pub fn layer(&self) -> Result<Option<Box<dyn Layer>>, String> {
+        let name = self.name.clone();
+        let layer: Box<dyn Layer> = match self.class {
+            "Dense" => Box::new(
+                Dense::new(self.usize("units")?)
+                    .activation(self.activation()?)
+                    .use_bias(self.bool("use_bias")?)
+                    .name(name),
+            ),
+            "Conv2D" => Box::new(
+                Conv2D::new(self.usize("filters")?, self.pair("kernel_size")?)
+                    .strides(self.pair("strides")?)
+                    .padding(self.padding()?)
+                    .activation(self.activation()?)
+                    .use_bias(self.bool("use_bias")?)
+                    .name(name),
+            ),
+            "MaxPooling2D" => Box::new(
+                MaxPooling2D::new()
+                    .pool_size(self.pair("pool_size")?)
+                    .strides(self.pair("strides")?)
+                    .padding(self.padding()?)
+                    .name(name),
+            ),
+            "AveragePooling2D" => Box::new(
+                AveragePooling2D::new()
+                    .pool_size(self.pair("pool_size")?)
+                    .strides(self.pair("strides")?)
+                    .padding(self.padding()?)
+                    .name(name),
+            ),
+            "L2Pooling2D" => Box::new(
+                L2Pooling2D::new()
+                    .pool_size(self.pair("pool_size")?)
+                    .strides(self.pair("strides")?)
+                    .padding(self.padding()?)
+                    .name(name),
+            ),
+            "Dropout" => {
+                let rate = self
+                    .config
+                    .get("rate")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| self.missing("rate", "a number"))?;
+                Box::new(Dropout::new(rate as f32).name(name))
+            }
+            "Flatten" => Box::new(Flatten::new().name(name)),
+            "Reshape" => {
+                let target = self.config.get("target_shape").and_then(usizes);
+                Box::new(
+                    Reshape::new(target.ok_or_else(|| self.missing("target_shape", "a list of sizes"))?)
+                        .name(name),
+                )
+            }
+            "Activation" => Box::new(ActivationLayer::new(self.activation()?).name(name)),
+            _ => return Ok(None),
+        };
+        Ok(Some(layer))
+    }
+
+    /// The merge layer described, named as saved; `None` for a class that is not one.
+    pub fn merge(&self) -> Result<Option<Box<dyn MergeLayer>>, String> {
+        let name = self.name.clone();
+        let merge: Box<dyn MergeLayer> = match self.class {
+            "Concatenate" => {
+                let axis = self
+                    .config
+                    .get("axis")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| self.missing("axis", "an axis"))?;
+                Box::new(Concatenate::new(axis as isize).name(name))
+            }
+            "Add" => Box::new(Add::new().name(name)),
+            "Subtract" => Box::new(Subtract::new().name(name)),
+            "Multiply" => Box::new(Multiply::new().name(name)),
+            "Average" => Box::new(Average::new().name(name)),
+            "Maximum" => Box::new(Maximum::new().name(name)),
+            _ => return Ok(None),
+        };
+        Ok(Some(merge))
+    }
+
+    /// The error for a class this library does not have.
+    pub fn unknown(&self) -> String {
+        format!("unknown layer class '{}' (layer '{}')", self.class, self.name)
+    }
+}

@@ -1,0 +1,255 @@
+//! One batch's losses and metrics (for training and evaluation), their running totals over an
+//! epoch, and `evaluate` and `predict`.
+
+use std::sync::Arc;
+
+use tensor::{no_grad, Tensor};
+
+use super::data::{Arrays, Prepared};
+use super::{Logs, Metric};
+use crate::array::Array;
+use crate::error::{Error, Result};
+use crate::losses::Prediction;
+use crate::model::run::RunMode;
+use crate::model::symbolic::LayerCell;
+use crate::model::Model;
+
+/// Keras' default batch size for `evaluate` and `predict` when none is given.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Sums of loss and correct predictions over the batches of an epoch, kept on the device so
+/// that no step waits for a read-back.
+pub(crate) struct RunningTotals {
+    pub loss_sum: Option<Tensor>,
+    correct: Option<Tensor>,
+    samples: usize,
+}
+
+impl RunningTotals {
+    fn new() -> Self {
+        RunningTotals { loss_sum: None, correct: None, samples: 0 }
+    }
+    fn add(&mut self, loss: Option<&Tensor>, correct: Option<Tensor>, n: usize) -> Result<()> {
+        if let Some(loss) = loss {
+            let weighted = loss.mul_scalar(n as f32)?;
+            self.loss_sum = Some(match self.loss_sum.take() {
+                Some(s) => s.add(&weighted)?,
+                None => weighted,
+            });
+        }
+        if let Some(c) = correct {
+            self.correct = Some(match self.correct.take() {
+                Some(s) => s.add(&c)?,
+                None => c,
+            });
+        }
+        self.samples += n;
+        Ok(())
+    }
+    /// (mean loss, accuracy)
+    fn means(&self) -> Result<(f32, Option<f32>)> {
+        let n = self.samples.max(1) as f32;
+        let loss = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN) / n;
+        let acc = self.correct.as_ref().map(|t| t.item()).transpose()?.map(|c| c / n);
+        Ok((loss, acc))
+    }
+}
+
+/// What one batch gives: the weighted total loss, and each output's loss and correct count
+/// (device scalars, summed over an epoch without reading them back).
+pub(crate) struct BatchResult {
+    pub total: Tensor,
+    per_output: Vec<(Tensor, Option<Tensor>)>,
+}
+
+/// Running totals over an epoch: the total, then one per output.
+pub(crate) struct EpochTotals {
+    pub total: RunningTotals,
+    per_output: Vec<RunningTotals>,
+    names: Vec<String>,
+}
+
+impl EpochTotals {
+    pub fn new(names: Vec<String>) -> Self {
+        EpochTotals {
+            total: RunningTotals::new(),
+            per_output: names.iter().map(|_| RunningTotals::new()).collect(),
+            names,
+        }
+    }
+
+    pub fn add(&mut self, batch: &BatchResult, n: usize) -> Result<()> {
+        self.total.add(Some(&batch.total), None, n)?;
+        // A single output's loss is the total: not summed twice.
+        let single = self.names.len() == 1;
+        for (totals, (loss, correct)) in self.per_output.iter_mut().zip(&batch.per_output) {
+            totals.add((!single).then_some(loss), correct.clone(), n)?;
+        }
+        Ok(())
+    }
+
+    /// `loss`, then per output `<name>_loss` and `<name>_accuracy` (for one output just
+    /// `accuracy`), each key prefixed with `prefix`. Reads the device.
+    pub fn report(&self, prefix: &str) -> Result<Logs> {
+        let (total, _) = self.total.means()?;
+        let mut out = Logs::new();
+        out.insert(format!("{prefix}loss"), total);
+        let single = self.names.len() == 1;
+        for (name, totals) in self.names.iter().zip(&self.per_output) {
+            let (loss, accuracy) = totals.means()?;
+            if !single {
+                out.insert(format!("{prefix}{name}_loss"), loss);
+            }
+            if let Some(a) = accuracy {
+                let metric = Metric::Accuracy.keras_name();
+                let key =
+                    if single { format!("{prefix}{metric}") } else { format!("{prefix}{name}_{metric}") };
+                out.insert(key, a);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Model {
+    /// The losses and correct counts of one batch.
+    fn batch_losses(&self, x: &[Tensor], y: &[Tensor], mode: RunMode) -> Result<BatchResult> {
+        let compiled = self.compiled.as_ref().expect("checked by prepare");
+        let logits: Vec<bool> = compiled.losses.iter().map(|l| l.uses_softmax_logits()).collect();
+        let preds = self.graph.run(x, mode, &logits)?;
+        let mut total: Option<Tensor> = None;
+        let mut per_output = Vec::with_capacity(preds.len());
+        for (k, pred) in preds.iter().enumerate() {
+            let loss = compiled.losses[k].compute(pred, &y[k])?;
+            // A weight of 1 is skipped, not multiplied: one output then trains bit for bit as
+            // the same layers always have.
+            let weight = compiled.loss_weights[k];
+            let weighted = if weight == 1.0 { loss.clone() } else { loss.mul_scalar(weight)? };
+            total = Some(match total {
+                Some(t) => t.add(&weighted)?,
+                None => weighted,
+            });
+            let correct = if compiled.metrics.contains(&Metric::Accuracy) {
+                let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = pred;
+                Some(no_grad(|| correct_count(p, &y[k], compiled.losses[k].is_binary()))?)
+            } else {
+                None
+            };
+            per_output.push((loss, correct));
+        }
+        Ok(BatchResult { total: total.expect("a model has outputs"), per_output })
+    }
+
+    /// One gradient step on a batch; `layers` are the model's layers with weights.
+    pub(crate) fn train_step(
+        &mut self,
+        layers: &[Arc<LayerCell>],
+        x: &[Tensor],
+        y: &[Tensor],
+        step_seed: u64,
+    ) -> Result<BatchResult> {
+        let batch = self.batch_losses(x, y, RunMode { training: true, step_seed })?;
+        let grads = batch.total.backward()?;
+        let compiled = self.compiled.as_mut().expect("checked by prepare");
+        let mut guards: Vec<_> = layers.iter().map(|cell| cell.lock()).collect();
+        let mut variables: Vec<&mut Tensor> = guards.iter_mut().flat_map(|g| g.layer.params_mut()).collect();
+        compiled.optimizer.apply(&mut variables, &grads)?;
+        Ok(BatchResult {
+            total: batch.total.detach(),
+            per_output: batch.per_output.into_iter().map(|(l, c)| (l.detach(), c)).collect(),
+        })
+    }
+
+    /// Loss and metrics over prepared data, in batches of `batch_size`.
+    pub(crate) fn evaluate_prepared(&self, data: &Prepared<'_>, batch_size: usize) -> Result<EpochTotals> {
+        let mut totals = EpochTotals::new(self.output_names());
+        let n = data.len();
+        no_grad(|| -> Result<()> {
+            for start in (0..n).step_by(batch_size) {
+                let end = (start + batch_size).min(n);
+                let upload = |arrays: &[std::borrow::Cow<'_, Array>]| {
+                    arrays
+                        .iter()
+                        .map(|a| a.slice(start, end).to_tensor(&self.device))
+                        .collect::<Result<Vec<_>>>()
+                };
+                let batch = self.batch_losses(&upload(&data.x)?, &upload(&data.y)?, RunMode::inference())?;
+                totals.add(&batch, end - start)?;
+            }
+            Ok(())
+        })?;
+        Ok(totals)
+    }
+
+    /// Loss and metrics on `(x, y)` (one array per input and per output, or a single array
+    /// each for a model of one input and one output), keyed as in `History` (Keras'
+    /// `evaluate(..., return_dict=True)`): `loss` (the weighted total), `accuracy` (for several
+    /// outputs: `<name>_loss` and `<name>_accuracy` per output). `batch_size` `None` is Keras'
+    /// default, 32.
+    pub fn evaluate<'x, 'y>(
+        &self,
+        x: impl Into<Arrays<'x>>,
+        y: impl Into<Arrays<'y>>,
+        batch_size: impl Into<Option<usize>>,
+    ) -> Result<Logs> {
+        let batch_size = batch_size_or_default(batch_size.into())?;
+        let data = self.prepare(&x.into(), &y.into(), "evaluate")?;
+        self.evaluate_prepared(&data, batch_size)?.report("")
+    }
+
+    /// The model's outputs for `x` (one array per input, or one array for a model of one
+    /// input), batch by batch: one array per output. `batch_size` `None` is Keras' default, 32.
+    pub fn predict<'x>(
+        &self,
+        x: impl Into<Arrays<'x>>,
+        batch_size: impl Into<Option<usize>>,
+    ) -> Result<Vec<Array>> {
+        let batch_size = batch_size_or_default(batch_size.into())?;
+        let x = x.into();
+        let n = self.check_inputs(x.as_slice(), "predict")?;
+        let outputs = self.graph.outputs.len();
+        let mut data: Vec<Vec<f32>> = vec![Vec::new(); outputs];
+        no_grad(|| -> Result<()> {
+            for start in (0..n).step_by(batch_size) {
+                let end = (start + batch_size).min(n);
+                let xb = x
+                    .as_slice()
+                    .iter()
+                    .map(|a| a.slice(start, end).to_tensor(&self.device))
+                    .collect::<Result<Vec<_>>>()?;
+                let preds = self.graph.run(&xb, RunMode::inference(), &vec![false; outputs])?;
+                for (out, p) in data.iter_mut().zip(preds) {
+                    let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = p;
+                    out.extend(p.to_vec()?);
+                }
+            }
+            Ok(())
+        })?;
+        data.into_iter()
+            .zip(&self.graph.outputs)
+            .map(|(values, o)| Array::new(values, [&[n][..], o.shape()].concat()))
+            .collect()
+    }
+}
+
+fn batch_size_or_default(batch_size: Option<usize>) -> Result<usize> {
+    match batch_size {
+        Some(0) => Err(Error::Data("batch_size must be at least 1".into())),
+        Some(n) => Ok(n),
+        None => Ok(DEFAULT_BATCH_SIZE),
+    }
+}
+
+/// The number of correct predictions in a batch (a scalar on the device). With `binary` (a
+/// binary cross-entropy) or one output column, a prediction rounded at 0.5 must match (Keras'
+/// binary accuracy, a mean over the last axis per sample); otherwise the argmax must match.
+pub(crate) fn correct_count(p: &Tensor, y: &Tensor, binary: bool) -> Result<Tensor> {
+    let hits = if binary || p.dims().last() == Some(&1) {
+        let half = Tensor::scalar(0.5, p.device())?;
+        let per_element = p.greater_equal(&half)?.equal(y)?;
+        per_element.mean_axis(-1, false)?
+    } else {
+        p.argmax()?.equal(&y.argmax()?)?
+    };
+    Ok(hits.sum_all()?)
+}

@@ -1,0 +1,196 @@
+//! The one `fit` loop (Keras' `trainer.fit`): epochs of shuffled batches, one gradient step
+//! each, validation after each epoch, and the callbacks at Keras' hooks.
+
+use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::data::{Arrays, BatchSource, Prepared};
+use super::evaluate::EpochTotals;
+use super::{FitOptions, History, Logs};
+use crate::array::Array;
+use crate::callbacks::{BatchLogs, Callback, CallbackList, FitState, TerminateOnNaN};
+use crate::error::{Error, Result};
+use crate::model::symbolic::LayerCell;
+use crate::model::Model;
+use crate::progress::{Progress, ProgressOutput};
+
+/// Batches of at least this many samples for validation: it needs no gradients, and larger
+/// batches evaluate faster.
+const MIN_VALIDATION_BATCH: usize = 256;
+
+impl Model {
+    /// Trains the model, as Keras' `fit`: `x` holds one array per input and `y` one per output,
+    /// in the model's order (a single array each for a model of one input and one output).
+    /// Returns the [`History`]. See [`FitOptions`] for what can be set, and
+    /// [`callbacks`](crate::callbacks) for what runs at each epoch and batch.
+    pub fn fit<'x, 'y>(
+        &mut self,
+        x: impl Into<Arrays<'x>>,
+        y: impl Into<Arrays<'y>>,
+        options: &FitOptions,
+    ) -> Result<History> {
+        options.check()?;
+        let data = self.prepare(&x.into(), &y.into(), "fit")?;
+        let (train, validation) = self.split_validation(data, options)?;
+        let n = train.len();
+        let seed = options.seed.unwrap_or(self.seed);
+        let steps = n.div_ceil(options.batch_size);
+        let layers: Vec<Arc<LayerCell>> =
+            self.graph.weighted_layers().into_iter().map(|(_, cell)| cell).collect();
+        let inputs = train.x.len();
+        let arrays: Vec<&Array> = train.x.iter().chain(&train.y).map(|a| &**a).collect();
+        let mut batches = BatchSource::new(arrays, &self.device)?;
+
+        let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
+        let mut state = FitState {
+            stop_training: false,
+            epochs: options.epochs,
+            initial_epoch: options.initial_epoch,
+            steps,
+            verbose: options.verbose,
+            log_keys: self.log_keys(validation.is_some())?,
+            output: output.clone(),
+            epoch_seconds: 0.0,
+        };
+        // Keras' order: the user's callbacks, then the History, then the progress output.
+        let mut nan_guard = options.terminate_on_nan.then(|| TerminateOnNaN::new().raise_error(true));
+        let mut user: Vec<MutexGuard<'_, dyn Callback>> = options
+            .callbacks
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+            .collect();
+        let mut history = History::default();
+        let mut progress = Progress::new(output, options.verbose, steps);
+        let mut list: Vec<&mut dyn Callback> = Vec::new();
+        if let Some(guard) = &mut nan_guard {
+            list.push(guard);
+        }
+        list.extend(user.iter_mut().map(|c| &mut **c as &mut dyn Callback));
+        list.push(&mut history);
+        list.push(&mut progress);
+        let mut callbacks = CallbackList { callbacks: list };
+
+        callbacks.train_begin(self, &mut state)?;
+        let mut order: Vec<usize> = (0..n).collect();
+        if options.shuffle {
+            // Each epoch shuffles the previous epoch's order: replay the skipped ones.
+            for epoch in 1..=options.initial_epoch {
+                shuffle_for_epoch(&mut order, seed, epoch);
+            }
+        }
+        let mut last_logs: Option<Logs> = None;
+        for epoch in options.initial_epoch + 1..=options.epochs {
+            callbacks.epoch_begin(epoch - 1, self, &mut state)?;
+            if options.shuffle {
+                shuffle_for_epoch(&mut order, seed, epoch);
+            }
+            let start = Instant::now();
+            let mut totals = EpochTotals::new(self.output_names());
+            let mut steps_done = 0;
+            for (step, batch) in order.chunks(options.batch_size).enumerate() {
+                callbacks.batch_begin(step, self, &mut state)?;
+                let mut tensors = batches.gather(batch)?;
+                let labels = tensors.split_off(inputs);
+                let result =
+                    self.train_step(&layers, &tensors, &labels, step_seed(seed, epoch, steps, step))?;
+                totals.add(&result, batch.len())?;
+                steps_done = step + 1;
+                let running = || totals.report("");
+                let logs = BatchLogs {
+                    loss: &result.total,
+                    size: batch.len(),
+                    running: &running,
+                    running_loss_sum: totals.total.loss_sum.as_ref(),
+                };
+                callbacks.batch_end(step, &logs, self, &mut state)?;
+                if state.stop_training {
+                    break;
+                }
+            }
+            state.epoch_seconds = start.elapsed().as_secs_f64();
+            let mut logs = totals.report("")?;
+            let loss = logs["loss"];
+            // Without TerminateOnNaN, a non-finite epoch still ends training (a callback that
+            // stopped training on it has had its say).
+            if !loss.is_finite() && !state.stop_training {
+                return Err(Error::NonFiniteLoss { epoch, step: steps_done, loss });
+            }
+            if let Some(validation) = &validation {
+                let batch_size = options.batch_size.max(MIN_VALIDATION_BATCH);
+                logs.extend(self.evaluate_prepared(validation, batch_size)?.report("val_")?);
+            }
+            self.epochs_done = epoch;
+            callbacks.epoch_end(epoch - 1, &mut logs, self, &mut state)?;
+            last_logs = Some(logs);
+            if state.stop_training {
+                break;
+            }
+        }
+        callbacks.train_end(last_logs.as_ref(), self, &mut state)?;
+        drop(callbacks);
+        Ok(history)
+    }
+
+    /// The training and validation sets `options` ask for: `data` and `validation_data`
+    /// (prepared here), or `data` split, its last `validation_split` held out.
+    fn split_validation<'a>(
+        &self,
+        data: Prepared<'a>,
+        options: &'a FitOptions,
+    ) -> Result<(Prepared<'a>, Option<Prepared<'a>>)> {
+        if let Some((vx, vy)) = &options.validation_data {
+            let validation = self.prepare(&Arrays::from(vx), &Arrays::from(vy), "validation_data")?;
+            return Ok((data, Some(validation)));
+        }
+        if options.validation_split <= 0.0 {
+            return Ok((data, None));
+        }
+        let n = data.len();
+        let n_val = (n as f32 * options.validation_split) as usize;
+        let split = n - n_val.min(n);
+        if n_val == 0 || split == 0 {
+            return Err(Error::Data(format!(
+                "validation_split {} leaves no samples",
+                options.validation_split
+            )));
+        }
+        Ok((data.slice(0, split), Some(data.slice(split, n))))
+    }
+}
+
+/// The seed of a training step's random ops (dropout): a function of the absolute epoch and
+/// step, so a resumed run draws what an uninterrupted one would.
+pub(crate) fn step_seed(seed: u64, epoch: usize, steps: usize, step: usize) -> u64 {
+    tensor::random::hash32((epoch * steps + step) as u32) as u64 ^ seed
+}
+
+/// Reorders the sample indices for an epoch: a pure function of (seed, epoch, order), so a
+/// run resumed at an epoch sees the same batches as an uninterrupted one.
+pub fn shuffle_for_epoch(order: &mut [usize], seed: u64, epoch: usize) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    order.shuffle(&mut rng);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_changes_order_not_content() {
+        let mut order: Vec<usize> = (0..1000).collect();
+        shuffle_for_epoch(&mut order, 7, 1);
+        assert_ne!(order, (0..1000).collect::<Vec<_>>());
+        let mut again: Vec<usize> = (0..1000).collect();
+        shuffle_for_epoch(&mut again, 7, 1);
+        assert_eq!(order, again, "same seed and epoch, same order");
+        let mut next = order.clone();
+        shuffle_for_epoch(&mut next, 7, 2);
+        assert_ne!(next, order, "each epoch reshuffles");
+        next.sort_unstable();
+        assert_eq!(next, (0..1000).collect::<Vec<_>>());
+    }
+}
