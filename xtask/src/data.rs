@@ -63,8 +63,10 @@ impl Prepared {
 
 /// A lecture model (`nn::zoo::by_name`) on `device`, compiled with the lecture's settings:
 /// categorical cross-entropy, SGD with lr 0.01, accuracy.
-pub fn lecture_model(name: &str, device: &nn::Device, seed: u64) -> Result<nn::Sequential, String> {
-    let mut model = nn::zoo::by_name(name, device, seed).map_err(|e| e.to_string())?;
+pub fn lecture_model(name: &str, device: &nn::Device, seed: u64) -> Result<nn::Model, String> {
+    let mut model = nn::zoo::by_name(name, device, seed)
+        .and_then(nn::Sequential::into_model)
+        .map_err(|e| e.to_string())?;
     model
         .compile(nn::Loss::CategoricalCrossentropy, nn::Sgd::new(0.01), &[nn::Metric::Accuracy])
         .map_err(|e| e.to_string())?;

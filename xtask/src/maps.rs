@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use nn::visualize::{grid, Tile};
-use nn::{FitOptions, Sequential};
+use nn::{FitOptions, Model};
 
 use crate::args::Args;
 use crate::data;
@@ -29,8 +29,8 @@ pub fn feature_maps(argv: &[String]) -> Result<(), String> {
     if index >= data.x_test.len() {
         return Err(format!("--image {index}: the test set has {} images (0-based)", data.x_test.len()));
     }
-    let mut model = match args.value("weights") {
-        Some(path) => Sequential::load(path).map_err(|e| format!("--weights: {e}"))?,
+    let model = match args.value("weights") {
+        Some(path) => Model::load(path).map_err(|e| format!("--weights: {e}"))?,
         None => {
             println!("no --weights given: training {name} for 1 epoch first (SGD, lr 0.01, batch 128)");
             let mut model = data::lecture_model(&name, &nn::device::cpu(), args.get("seed", 1u64)?)?;
@@ -40,7 +40,7 @@ pub fn feature_maps(argv: &[String]) -> Result<(), String> {
         }
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("--out {}: {e}", out.display()))?;
-    let written = write_pictures(&mut model, &data.x_test.slice(index, index + 1), &out)?;
+    let written = write_pictures(&model, &data.x_test.slice(index, index + 1), &out)?;
     let label = data.y_test.slice(index, index + 1).data().iter().position(|&v| v == 1.0).unwrap_or(0);
     println!("test image #{index} (a {label}):");
     for path in written {
@@ -51,7 +51,7 @@ pub fn feature_maps(argv: &[String]) -> Result<(), String> {
 
 /// Writes `input.png`, `filters.png` (the first Conv2D's filters) and one grid per Conv2D
 /// and pooling layer (`NN_<layer>.png`) for the one-image batch `image`; returns the paths.
-pub fn write_pictures(model: &mut Sequential, image: &nn::Array, out: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write_pictures(model: &Model, image: &nn::Array, out: &Path) -> Result<Vec<PathBuf>, String> {
     let e = |e: nn::Error| e.to_string();
     let mut written = Vec::new();
     let mut save = |file: String, tiles: &[Tile], columns: usize, scale: usize| -> Result<(), String> {
@@ -84,12 +84,12 @@ mod tests {
 
     #[test]
     fn writes_decodable_non_blank_grids_for_model5() {
-        let mut model = nn::zoo::model5(&nn::device::cpu(), 3).unwrap();
+        let model = nn::zoo::model5(&nn::device::cpu(), 3).unwrap().into_model().unwrap();
         let pixels: Vec<f32> =
             (0..784usize).map(|p| if (p % 28).abs_diff(p / 28) < 3 { 255.0 } else { 0.0 }).collect();
         let image = nn::Array::new(pixels, [1, 28, 28, 1]).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let written = write_pictures(&mut model, &image, dir.path()).unwrap();
+        let written = write_pictures(&model, &image, dir.path()).unwrap();
         let names: Vec<String> =
             written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(

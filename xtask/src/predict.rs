@@ -8,7 +8,7 @@
 use std::io::BufReader;
 use std::path::Path;
 
-use nn::{Array, Sequential};
+use nn::{Array, Model};
 
 use crate::args::Args;
 
@@ -40,8 +40,8 @@ pub fn predict(argv: &[String]) -> Result<(), String> {
     let [image] = images[..] else {
         return Err(format!("give exactly one image (got {})\n{USAGE}", images.len()));
     };
-    let mut model = Sequential::load(weights).map_err(|e| format!("--weights: {e}"))?;
-    let probabilities = classify_file(&mut model, Path::new(image), args.switch("normalize"))?;
+    let model = Model::load(weights).map_err(|e| format!("--weights: {e}"))?;
+    let probabilities = classify_file(&model, Path::new(image), args.switch("normalize"))?;
     let class = argmax(&probabilities);
     println!("{image}: {class}");
     for (digit, p) in probabilities.iter().enumerate() {
@@ -53,11 +53,11 @@ pub fn predict(argv: &[String]) -> Result<(), String> {
 /// The model's output for the picture at `path`, prepared as MNIST's digits were; pixels are
 /// 0-255 as the lecture trains, or 0-1 with `normalize` (train-mnist's `--normalize`; the
 /// model file does not record it).
-pub fn classify_file(model: &mut Sequential, path: &Path, normalize: bool) -> Result<Vec<f32>, String> {
+pub fn classify_file(model: &Model, path: &Path, normalize: bool) -> Result<Vec<f32>, String> {
     let (width, height, grey) = read_png_gray(path)?;
     let digit = to_mnist(&grey, width, height).map_err(|e| format!("{}: {e}", path.display()))?;
     let scale = if normalize { 1.0 / 255.0 } else { 1.0 };
-    let shape = model.input_shape().map(<[usize]>::to_vec).unwrap_or_else(|| vec![SIDE, SIDE, 1]);
+    let shape = model.input_shapes().remove(0);
     if shape.iter().product::<usize>() != SIDE * SIDE {
         return Err(format!("the model takes inputs of shape {shape:?}, not a 28x28 image"));
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask train-mnist` and `cargo xtask summary`.
 
-use nn::{Adam, FitOptions, Loss, Metric, Optimizer, Sgd};
+use nn::callbacks::{CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau};
+use nn::{Adam, FitOptions, Loss, Metric, Model, Optimizer, Sgd};
 
 use crate::args::Args;
 use crate::data;
@@ -14,10 +15,21 @@ fn lecture_epochs(model: &str) -> usize {
     }
 }
 
+/// A lecture model, as a `Sequential` or written with the functional API (`functional`); the
+/// same layers, weights and training either way.
+fn lecture_model(name: &str, functional: bool, device: &nn::Device, seed: u64) -> Result<Model, String> {
+    let model = if functional {
+        nn::zoo::functional_by_name(name, device, seed)
+    } else {
+        nn::zoo::by_name(name, device, seed).and_then(nn::Sequential::into_model)
+    };
+    model.map_err(|e| e.to_string())
+}
+
 pub fn summary(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv, &["model"], &[])?;
+    let args = Args::parse(argv, &["model"], &["functional"])?;
     let name = args.value("model").unwrap_or("model5");
-    let model = nn::zoo::by_name(name, &nn::device::cpu(), 0).map_err(|e| e.to_string())?;
+    let model = lecture_model(name, args.switch("functional"), &nn::device::cpu(), 0)?;
     print!("{}", model.summary().map_err(|e| e.to_string())?);
     Ok(())
 }
@@ -39,23 +51,25 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "report",
             "min-accuracy",
             "save",
+            "save-weights",
             "checkpoint",
             "resume",
             "plot",
             "history",
+            "early-stopping",
+            "csv",
         ],
-        &["normalize", "validate"],
+        &["normalize", "validate", "functional", "reduce-lr-on-plateau"],
     )?;
     let name = args.value("model").unwrap_or("model5").to_string();
     let epochs = args.get("epochs", lecture_epochs(&name))?;
     let batch_size = args.get("batch-size", 128usize)?;
     let seed = args.get("seed", 1u64)?;
     let verbose = args.get("verbose", 2u8)?;
+    let functional = args.switch("functional");
     // Parsed before training, so a typo fails at once rather than after the run.
-    let min_accuracy: Option<f32> = match args.value("min-accuracy") {
-        Some(min) => Some(min.parse().map_err(|_| format!("--min-accuracy: '{min}' is not a number"))?),
-        None => None,
-    };
+    let min_accuracy: Option<f32> = args.optional("min-accuracy")?;
+    let patience: Option<usize> = args.optional("early-stopping")?;
     let optimizer: Optimizer = match args.value("optimizer").unwrap_or("sgd") {
         "sgd" => Sgd::new(args.get("lr", 0.01f32)?).into(),
         "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
@@ -65,13 +79,22 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
     let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
     // A checkpoint brings its own architecture, optimizer state and epoch count.
+    let resumed = args.value("resume").is_some();
     let mut model = match args.value("resume") {
-        Some(path) => nn::Sequential::load_on(path, &device).map_err(|e| format!("--resume: {e}"))?,
-        None => nn::zoo::by_name(&name, &device, seed).map_err(|e| e.to_string())?,
+        Some(path) => {
+            let model = Model::load_on(path, &device).map_err(|e| format!("--resume: {e}"))?;
+            if functional && model.class_name() == "Sequential" {
+                return Err(format!(
+                    "--resume: {path} holds a Sequential model; drop --functional to resume it"
+                ));
+            }
+            model
+        }
+        None => lecture_model(&name, functional, &device, seed)?,
     };
     let dataset = data::dataset_kind(args.value("dataset"))?;
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
-    let shape = model.input_shape().unwrap_or(nn::zoo::input_shape(&name)).to_vec();
+    let shape = model.input_shapes().remove(0);
     let data::Prepared { x_train, y_train, x_test, y_test } =
         data::load(args.value("data"), dataset, &shape, args.switch("normalize"))?;
 
@@ -94,12 +117,27 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         .verbose(verbose)
         .seed(seed)
         .initial_epoch(model.epochs_done());
-    if let Some(path) = args.value("checkpoint") {
-        fit = fit.checkpoint(nn::callbacks::ModelCheckpoint::new(path));
+    if let Some(path) = args.value("csv") {
+        // A resumed run continues the file of the run it resumes.
+        fit = fit.callback(CSVLogger::new(path).append(resumed));
     }
-    // A plot shows test curves beside the training ones, so --plot evaluates every epoch too.
-    if args.switch("validate") || args.value("plot").is_some() {
-        // Test accuracy after every epoch, as the lecture's curves show it.
+    if let Some(patience) = patience {
+        fit = fit
+            .callback(EarlyStopping::new().monitor("val_loss").patience(patience).restore_best_weights(true));
+    }
+    if args.switch("reduce-lr-on-plateau") {
+        fit = fit.callback(ReduceLROnPlateau::new().monitor("val_loss").verbose(verbose > 0));
+    }
+    if let Some(path) = args.value("checkpoint") {
+        fit = fit.checkpoint(ModelCheckpoint::new(path));
+    }
+    // Test accuracy after every epoch, as the lecture's curves show it: asked for, drawn by
+    // --plot, or watched by the callbacks that monitor val_loss.
+    let validate = args.switch("validate")
+        || args.value("plot").is_some()
+        || patience.is_some()
+        || args.switch("reduce-lr-on-plateau");
+    if validate {
         fit = fit.validation_data(x_test.clone(), y_test.clone());
     }
     let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
@@ -113,9 +151,14 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         saved.map_err(|e| format!("--history: {e}"))?;
     }
     if let Some(path) = args.value("save") {
-        // The whole model (architecture + weights), loadable with `nn::Sequential::load`.
+        // The whole model (architecture + weights), loadable with `nn::Model::load`.
         model.save(path).map_err(|e| format!("--save: {e}"))?;
         println!("saved the model to {path}");
+    }
+    if let Some(path) = args.value("save-weights") {
+        // The weights alone: the same bytes for the same weights, whatever the model's kind.
+        model.save_weights(path).map_err(|e| format!("--save-weights: {e}"))?;
+        println!("saved the weights to {path}");
     }
 
     let eval_start = std::time::Instant::now();

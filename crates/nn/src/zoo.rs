@@ -9,53 +9,84 @@ use rand::{Rng, SeedableRng};
 use crate::activation::Activation::{Relu, Sigmoid, Softmax, Tanh};
 use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
-use crate::functional::{Apply, Input, MergeLayer, Model, Multiply};
-use crate::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+use crate::functional::{Apply, Input, MergeLayer, Model, Multiply, Shared};
+use crate::layers::{Conv2D, Dense, Flatten, Layer, MaxPooling2D};
 use crate::model::Sequential;
+
+/// The layers of a lecture model, the first declaring the input shape.
+fn lecture_layers(name: &str, hidden: usize) -> Result<Vec<Box<dyn Layer>>> {
+    let conv_pair = |filters, size| -> [Box<dyn Layer>; 2] {
+        [Box::new(Conv2D::new(filters, (size, size)).activation(Relu)), Box::new(MaxPooling2D::new())]
+    };
+    let head: [Box<dyn Layer>; 3] = [
+        Box::new(Flatten::new()),
+        Box::new(Dense::new(100).activation(Tanh)),
+        Box::new(Dense::new(10).activation(Softmax)),
+    ];
+    let first = Conv2D::new(20, (5, 5)).activation(Relu).input_shape([28, 28, 1]);
+    Ok(match name {
+        "model1" => vec![
+            Box::new(Dense::new(hidden).activation(Sigmoid).input_shape([784])),
+            Box::new(Dense::new(10).activation(Softmax)),
+        ],
+        "model4" => {
+            let mut layers: Vec<Box<dyn Layer>> = vec![Box::new(first), Box::new(MaxPooling2D::new())];
+            layers.extend(head);
+            layers
+        }
+        "model5" => {
+            let mut layers: Vec<Box<dyn Layer>> = vec![Box::new(first), Box::new(MaxPooling2D::new())];
+            layers.extend(conv_pair(40, 3));
+            layers.extend(head);
+            layers
+        }
+        other => {
+            return Err(Error::Build(format!("unknown model '{other}' (expected model1, model4 or model5)")))
+        }
+    })
+}
+
+fn sequential(name: &str, hidden: usize, device: &Device, seed: u64) -> Result<Sequential> {
+    let mut m = Sequential::with_device(device).seed(seed);
+    for layer in lecture_layers(name, hidden)? {
+        m.add_boxed(layer)?;
+    }
+    Ok(m)
+}
 
 /// "model1": `Dense(hidden, sigmoid)` on the 784 flattened pixels, then `Dense(10, softmax)`.
 /// Takes samples of shape `[784]`.
 pub fn model1(hidden: usize, device: &Device, seed: u64) -> Result<Sequential> {
-    let mut m = Sequential::with_device(device).seed(seed);
-    m.add(Dense::new(hidden).activation(Sigmoid).input_shape([784]))?;
-    m.add(Dense::new(10).activation(Softmax))?;
-    Ok(m)
+    sequential("model1", hidden, device, seed)
 }
 
 /// "model4": `Conv2D(20, 5x5, relu)`, `MaxPooling2D`, `Flatten`, `Dense(100, tanh)`,
 /// `Dense(10, softmax)`; 289,630 parameters. Takes samples of shape `[28, 28, 1]`.
 pub fn model4(device: &Device, seed: u64) -> Result<Sequential> {
-    let mut m = Sequential::with_device(device).seed(seed);
-    m.add(Conv2D::new(20, (5, 5)).activation(Relu).input_shape([28, 28, 1]))?;
-    m.add(MaxPooling2D::new())?;
-    m.add(Flatten::new())?;
-    m.add(Dense::new(100).activation(Tanh))?;
-    m.add(Dense::new(10).activation(Softmax))?;
-    Ok(m)
+    sequential("model4", 0, device, seed)
 }
 
 /// "model5": model4 with `Conv2D(40, 3x3, relu)` and `MaxPooling2D` after the first pair;
 /// 108,870 parameters.
 pub fn model5(device: &Device, seed: u64) -> Result<Sequential> {
-    let mut m = Sequential::with_device(device).seed(seed);
-    m.add(Conv2D::new(20, (5, 5)).activation(Relu).input_shape([28, 28, 1]))?;
-    m.add(MaxPooling2D::new())?;
-    m.add(Conv2D::new(40, (3, 3)).activation(Relu))?;
-    m.add(MaxPooling2D::new())?;
-    m.add(Flatten::new())?;
-    m.add(Dense::new(100).activation(Tanh))?;
-    m.add(Dense::new(10).activation(Softmax))?;
-    Ok(m)
+    sequential("model5", 0, device, seed)
 }
 
 /// A lecture model by name (`model1`, `model4`, `model5`).
 pub fn by_name(name: &str, device: &Device, seed: u64) -> Result<Sequential> {
-    match name {
-        "model1" => model1(100, device, seed),
-        "model4" => model4(device, seed),
-        "model5" => model5(device, seed),
-        other => Err(Error::Build(format!("unknown model '{other}' (expected model1, model4 or model5)"))),
+    sequential(name, 100, device, seed)
+}
+
+/// A lecture model by name, written with the functional API (an `Input`, the same layers
+/// applied one after the other, a `Model`): the same layer names and, from the same seed, the
+/// same weights as [`by_name`]'s `Sequential`, and the same training.
+pub fn functional_by_name(name: &str, device: &Device, seed: u64) -> Result<Model> {
+    let input = Input::new(input_shape(name));
+    let mut x = input.clone();
+    for layer in lecture_layers(name, 100)? {
+        x = Shared::from_box(layer).apply(&x)?;
     }
+    Model::with_device(&[&input], &[&x], device, seed)
 }
 
 /// The per-sample input shape a lecture model takes.

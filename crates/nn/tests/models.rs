@@ -88,3 +88,54 @@ fn deferred_build_from_data_shape() {
     assert_eq!(m.count_params(), 33);
     assert!(m.build(&[3, 5]).is_err());
 }
+
+#[test]
+fn weights_come_and_go_in_keras_order_and_layouts() {
+    let mut m = nn::zoo::model4(&nn::device::cpu(), 1).unwrap();
+    let w = m.get_weights().unwrap();
+    let shapes: Vec<&[usize]> = w.iter().map(|a| a.dims()).collect();
+    assert_eq!(shapes, [&[5, 5, 1, 20][..], &[20], &[2880, 100], &[100], &[100, 10], &[10]]);
+    // Set back doubled: every weight doubles; a wrong shape changes nothing.
+    let doubled: Vec<nn::Array> = w.iter().map(|a| a.clone().map(|v| 2.0 * v)).collect();
+    m.set_weights(&doubled).unwrap();
+    assert_eq!(m.get_weights().unwrap(), doubled);
+    let mut wrong = doubled.clone();
+    wrong[2] = nn::Array::zeros([100, 2880]);
+    let err = m.set_weights(&wrong).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "bad data: model sequential_1: weight dense_1/kernel has shape [2880, 100], got [100, 2880]"
+    );
+    assert_eq!(m.get_weights().unwrap(), doubled);
+    assert!(m.set_weights(&doubled[..5]).unwrap_err().to_string().contains("has 6 weight arrays"));
+    // One layer's, by name.
+    let dense = m.get_layer("dense_2").unwrap();
+    assert_eq!((dense.class_name(), dense.output_shape(), dense.count_params()), ("Dense", &[10][..], 1_010));
+    assert_eq!(dense.get_weights().unwrap(), doubled[4..]);
+    let err = m.get_layer("dense_9").unwrap_err().to_string();
+    assert!(
+        err.contains("no layer named 'dense_9' in model sequential_1 (layers: conv2d_1, max_pooling2d_1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sequential_takes_a_user_loss_and_evaluate_defaults_to_keras_batch() {
+    use nn::losses::OutputLoss;
+    use nn::{FitOptions, Loss, Sgd};
+    let x = nn::Array::new((0..40).map(|i| (i % 7) as f32 / 7.0).collect(), [8, 5]).unwrap();
+    let y = nn::Array::new((0..16).map(|i| (i % 3) as f32 / 3.0).collect(), [8, 2]).unwrap();
+    let train = |loss: OutputLoss| {
+        let mut m = Sequential::with_device(&nn::device::cpu()).seed(4);
+        m.add(Dense::new(2).input_shape([5])).unwrap();
+        m.compile(loss, Sgd::new(0.1), &[]).unwrap();
+        m.fit(&x, &y, &FitOptions::new().epochs(2).batch_size(4).verbose(0)).unwrap();
+        let w = m.get_weights().unwrap();
+        (w, m.evaluate(&x, &y, None).unwrap(), m.evaluate(&x, &y, 32).unwrap())
+    };
+    let (builtin, scores, batch_32) = train(Loss::MeanAbsoluteError.into());
+    let (custom, _, _) = train(OutputLoss::custom(|t, p| p.sub(t)?.abs()?.mean_axis(-1, false)));
+    assert_eq!(builtin, custom, "a closure of the same formula trains the same");
+    assert_eq!(scores, batch_32, "no batch size is Keras' 32");
+    assert_eq!(scores.keys().collect::<Vec<_>>(), ["loss"]);
+}

@@ -96,8 +96,8 @@ fn a_saved_model_classifies_a_png() {
     let grey: Vec<u8> = (0..w * h).map(|i| if ink(i % w, i / w) { 0 } else { 250 }).collect();
     write_png(&image, w, h, png::ColorType::Grayscale, &grey);
 
-    let mut loaded = Sequential::load(&weights).unwrap();
-    let probabilities = classify_file(&mut loaded, &image, false).unwrap();
+    let loaded = nn::Model::load(&weights).unwrap();
+    let probabilities = classify_file(&loaded, &image, false).unwrap();
     assert_eq!(probabilities.len(), 10);
     assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{probabilities:?}");
     // The same as the model's output on the prepared digit.

@@ -252,3 +252,70 @@ impl CallbackList<'_> {
         self.each(model, state, |c, ctx| c.on_train_batch_end(batch, logs, ctx))
     }
 }
+
+/// For the callbacks' own tests: a compiled one-layer model and a context of a `fit` that logs
+/// `log_keys` and prints into `output`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A compiled `Dense(2)` model on 3 inputs (SGD, learning rate `lr`).
+    pub fn model(lr: f32) -> Model {
+        let mut model = crate::Sequential::with_device(&crate::device::cpu());
+        model.add(crate::layers::Dense::new(2).input_shape([3])).unwrap();
+        model.compile(crate::Loss::MeanSquaredError, crate::Sgd::new(lr), &[]).unwrap();
+        model.into_model().unwrap()
+    }
+
+    /// The state of a `fit` logging `log_keys`, with its output captured in `printed`.
+    pub fn state(log_keys: &[&str], printed: &std::sync::Arc<Mutex<Vec<u8>>>) -> FitState {
+        struct Sink(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        FitState {
+            stop_training: false,
+            epochs: 100,
+            initial_epoch: 0,
+            steps: 1,
+            verbose: 0,
+            log_keys: log_keys.iter().map(|k| k.to_string()).collect(),
+            output: ProgressOutput::new(Sink(printed.clone()), false),
+            epoch_seconds: 0.0,
+        }
+    }
+
+    /// Runs `callback` through `on_train_begin`, then one `on_epoch_end` per value of `key`,
+    /// until it stops training; returns the epochs run and the learning rate after each.
+    pub fn run_epochs(
+        callback: &mut dyn Callback,
+        model: &mut Model,
+        key: &str,
+        values: &[f32],
+    ) -> (usize, Vec<f32>) {
+        let printed = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut state = state(&[key], &printed);
+        callback.on_train_begin(&mut CallbackContext { model, state: &mut state }).unwrap();
+        let mut rates = Vec::new();
+        let mut epochs = 0;
+        for (epoch, &value) in values.iter().enumerate() {
+            let mut logs = Logs::from([(key.to_string(), value)]);
+            callback
+                .on_epoch_end(epoch, &mut logs, &mut CallbackContext { model, state: &mut state })
+                .unwrap();
+            epochs += 1;
+            rates.push(model.compiled.as_ref().unwrap().optimizer.learning_rate());
+            if state.stop_training {
+                break;
+            }
+        }
+        callback.on_train_end(None, &mut CallbackContext { model, state: &mut state }).unwrap();
+        (epochs, rates)
+    }
+}

@@ -181,3 +181,54 @@ impl Callback for EarlyStopping {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::callback::testing::{model, run_epochs};
+    use super::*;
+
+    /// Epochs run before `stop` stops on `values` of a loss.
+    fn epochs(mut stop: EarlyStopping, values: &[f32]) -> (usize, Option<usize>, Option<f32>) {
+        let mut model = model(0.1);
+        let (run, _) = run_epochs(&mut stop, &mut model, "val_loss", values);
+        (run, stop.stopped_epoch(), stop.best())
+    }
+
+    #[test]
+    fn stops_when_patience_epochs_in_a_row_do_not_improve() {
+        let values = [5.0, 4.0, 4.5, 4.2, 3.0, 2.0];
+        // patience 0: the first epoch that does not improve stops (epoch 2, from 0).
+        assert_eq!(epochs(EarlyStopping::new(), &values), (3, Some(2), Some(4.0)));
+        // patience 2: epochs 2 and 3 do not improve; training stops at the end of epoch 3.
+        assert_eq!(epochs(EarlyStopping::new().patience(2), &values), (4, Some(3), Some(4.0)));
+        // patience 3: epoch 4 improves in time and training runs to the end.
+        assert_eq!(epochs(EarlyStopping::new().patience(3), &values), (6, None, Some(2.0)));
+    }
+
+    #[test]
+    fn min_delta_baseline_and_start_epoch_follow_keras() {
+        let values = [5.0, 4.95, 4.9, 4.85];
+        // Steps of 0.05 are not improvements by more than 0.1.
+        assert_eq!(epochs(EarlyStopping::new().patience(1).min_delta(0.1), &values), (2, Some(1), Some(5.0)));
+        // As in Keras, an epoch that improves never stops training, even while the baseline is
+        // not beaten; but it does not restart the wait, so the first epoch that does not
+        // improve stops sooner.
+        assert_eq!(epochs(EarlyStopping::new().patience(2).baseline(4.88), &values), (4, None, Some(4.85)));
+        let stall = [5.0, 4.95, 4.96, 4.97];
+        assert_eq!(epochs(EarlyStopping::new().patience(2).baseline(4.88), &stall), (3, Some(2), Some(4.95)));
+        assert_eq!(epochs(EarlyStopping::new().patience(2), &stall), (4, Some(3), Some(4.95)));
+        // Epochs before start_from_epoch are not watched.
+        let bumpy = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(epochs(EarlyStopping::new().start_from_epoch(3), &bumpy), (5, Some(4), Some(4.0)));
+    }
+
+    #[test]
+    fn the_monitored_value_must_be_logged_and_its_direction_known() {
+        let mut model = model(0.1);
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut state = super::super::callback::testing::state(&["loss"], &printed);
+        let mut ctx = CallbackContext { model: &mut model, state: &mut state };
+        let err = EarlyStopping::new().on_train_begin(&mut ctx).unwrap_err().to_string();
+        assert!(err.contains("monitors 'val_loss', which fit does not log (it logs: loss"), "{err}");
+    }
+}

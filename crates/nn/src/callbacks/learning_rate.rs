@@ -204,3 +204,55 @@ impl Callback for LearningRateScheduler {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::callback::testing::{model, run_epochs};
+    use super::*;
+
+    #[test]
+    fn reduce_on_plateau_lowers_the_rate_after_patience_then_cools_down() {
+        let mut model = model(1.0);
+        let mut reduce = ReduceLROnPlateau::new().factor(0.5).patience(2).cooldown(1).min_lr(0.2);
+        let values = [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3];
+        let (epochs, rates) = run_epochs(&mut reduce, &mut model, "val_loss", &values);
+        assert_eq!(epochs, values.len());
+        // Epoch 1 improves; 2 and 3 do not: reduced after epoch 3. Epoch 4 ends the cooldown
+        // and, as in Keras, already counts as a first epoch without improvement: reduced again
+        // after 5, and after 7 to the floor, where it stays.
+        assert_eq!(rates, [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn reduce_on_plateau_waits_for_min_delta() {
+        let mut model = model(1.0);
+        let mut reduce = ReduceLROnPlateau::new().patience(1).min_delta(0.01);
+        // Improvements of 0.001 are a plateau at min_delta 0.01.
+        let (_, rates) = run_epochs(&mut reduce, &mut model, "val_loss", &[1.0, 0.999, 0.998, 0.5]);
+        // 0.1 * 0.1 in f64, then stored as f32, as Keras does.
+        assert_eq!(rates, [1.0, 0.1, 0.01, 0.01]);
+    }
+
+    #[test]
+    fn a_scheduled_rate_cannot_be_set() {
+        let mut model = model(1.0);
+        model
+            .compile(
+                crate::Loss::MeanSquaredError,
+                crate::Sgd::new(crate::optimizers::ExponentialDecay::new(0.1, 10, 0.5)),
+                &[],
+            )
+            .unwrap();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut state = super::super::callback::testing::state(&["loss"], &printed);
+        let mut ctx = CallbackContext { model: &mut model, state: &mut state };
+        let mut scheduler = LearningRateScheduler::new(|_, lr| lr / 2.0);
+        let err = scheduler.on_epoch_begin(0, &mut ctx).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "ExponentialDecay schedule as its learning rate, so its learning rate cannot be set"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -256,7 +256,7 @@ fn name_layers(
             None => {
                 let count = unnamed.entry(node.op.base_name()).or_insert(0);
                 *count += 1;
-                format!("{}_{count}", node.op.base_name())
+                automatic_name(node.op.base_name(), *count - 1)
             }
         };
         if by_name.insert(name.clone(), id).is_some() {
@@ -266,6 +266,12 @@ fn name_layers(
         layers.push(GraphLayer { name, op: node.op.clone(), id, output_shape: node.shape.clone() });
     }
     Ok((layers, index))
+}
+
+/// The name of an unnamed layer of kind `base` after `earlier` unnamed ones of its kind:
+/// Keras' `dense_1`, `dense_2`, ...
+pub(crate) fn automatic_name(base: &str, earlier: usize) -> String {
+    format!("{base}_{}", earlier + 1)
 }
 
 /// Every node `outputs` depend on, each after its inputs (depth first, in the order the

@@ -103,6 +103,12 @@ impl Model {
         &self.graph.name
     }
 
+    /// How the model was described, as Keras names the class: `Sequential` (built by a
+    /// [`Sequential`], summarised and saved as its list of layers) or `Functional`.
+    pub fn class_name(&self) -> &'static str {
+        self.graph.kind.class_name()
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
         &self.device

@@ -61,3 +61,23 @@ pub fn weight_bits(model: &Sequential) -> Vec<Vec<u32>> {
         .map(|v| v.to_vec().unwrap().iter().map(|x| x.to_bits()).collect())
         .collect()
 }
+
+/// [`conv_net`] written with the functional API: the same layers, names and, from the same
+/// seed, the same weights.
+pub fn conv_net_functional(seed: u64) -> nn::Model {
+    use nn::functional::{Apply, Input};
+    let input = Input::new([SIDE, SIDE, 1]);
+    let x = Conv2D::new(16, (3, 3)).activation(Activation::Relu).apply(&input).unwrap();
+    let x = MaxPooling2D::new().apply(&x).unwrap();
+    let x = Conv2D::new(32, (3, 3)).activation(Activation::Relu).apply(&x).unwrap();
+    let x = Flatten::new().apply(&x).unwrap();
+    let x = Dropout::new(0.25).apply(&x).unwrap();
+    let x = Dense::new(64).activation(Activation::Relu).apply(&x).unwrap();
+    let out = Dense::new(CLASSES).activation(Activation::Softmax).apply(&x).unwrap();
+    nn::Model::with_device(&[&input], &[&out], &nn::device::cpu(), seed).unwrap()
+}
+
+/// The bits of every weight of a model, layer by layer.
+pub fn model_bits(model: &nn::Model) -> Vec<Vec<u32>> {
+    model.variables().iter().map(|v| v.to_vec().unwrap().iter().map(|x| x.to_bits()).collect()).collect()
+}
