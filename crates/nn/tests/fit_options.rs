@@ -208,6 +208,9 @@ fn validation_split_holds_out_the_last_samples() {
         assert_eq!(h_split.history, h_given.history, "{kind}: validated on the last 16");
         let err = make().fit(&x, &y, &quiet().validation_split(1.0)).unwrap_err().to_string();
         assert_eq!(err, "bad option: validation_split 1 is not in [0, 1)", "{kind}");
+        let both = quiet().validation_split(0.25).validation_data(tail.0.clone(), tail.1.clone());
+        let err = make().fit(&x, &y, &both).unwrap_err().to_string();
+        assert!(err.contains("validation_split 0.25 and validation_data both given"), "{kind}: {err}");
     });
 }
 

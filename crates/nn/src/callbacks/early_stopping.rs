@@ -182,6 +182,8 @@ impl Callback for EarlyStopping {
     }
 }
 
+/// The scripted values below, run through Keras 3.15's own callbacks
+/// (`benches/keras/callbacks_trace.py`), stop and set the rates at the same epochs.
 #[cfg(test)]
 mod tests {
     use super::super::callback::testing::{model, run_epochs};

@@ -205,6 +205,8 @@ impl Callback for LearningRateScheduler {
     }
 }
 
+/// The scripted values below, run through Keras 3.15's own callbacks
+/// (`benches/keras/callbacks_trace.py`), stop and set the rates at the same epochs.
 #[cfg(test)]
 mod tests {
     use super::super::callback::testing::{model, run_epochs};

@@ -92,9 +92,9 @@ impl Sequential {
             Some(n) => n.clone(),
             None => {
                 let base = cell.base_name;
-                let count =
+                let earlier =
                     self.cells.iter().filter(|c| c.base_name == base && c.given_name.is_none()).count();
-                format!("{base}_{}", count + 1)
+                super::graph::automatic_name(base, earlier)
             }
         };
         if self.names.contains(&name) {

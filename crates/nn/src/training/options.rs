@@ -26,8 +26,9 @@ pub struct FitOptions {
     /// Fraction of the data (taken from the end, before shuffling) held out for validation,
     /// in `[0, 1)`.
     pub validation_split: f32,
-    /// Data evaluated after each epoch (overrides `validation_split`): one array per input,
-    /// and one per output.
+    /// Data evaluated after each epoch (in batches of `batch_size`, or 256 if larger): one
+    /// array per input, and one per output. Keras lets it override `validation_split`; here
+    /// giving both is an error, so neither is silently dropped.
     pub validation_data: Option<(Vec<Array>, Vec<Array>)>,
     /// Seed for shuffling and dropout (default: the model's seed).
     pub seed: Option<u64>,
@@ -159,6 +160,12 @@ impl FitOptions {
         if !(0.0..1.0).contains(&self.validation_split) {
             return Err(Error::Options(format!(
                 "validation_split {} is not in [0, 1)",
+                self.validation_split
+            )));
+        }
+        if self.validation_split > 0.0 && self.validation_data.is_some() {
+            return Err(Error::Options(format!(
+                "validation_split {} and validation_data both given: give one (Keras would ignore the split)",
                 self.validation_split
             )));
         }
