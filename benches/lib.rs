@@ -2,9 +2,10 @@
 //! measure: the shapes of the lecture's MNIST models at batch 128, each with its FLOP count,
 //! runnable on any backend.
 
-use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused, Backend, Storage};
+use tensor::backend::prelude::*;
+use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused, Storage};
 use tensor::shape::{Conv2dSpec, ConvPoolSpec, MatmulSpec, Pool2dSpec, PoolWindow, ReduceSpec, Shape};
-use tensor::{ConvPoolBackward, Padding, PoolKind, ReduceOp, Result};
+use tensor::{ConvPoolBackward, ConvPoolSaved, Padding, PoolKind, ReduceOp, Result};
 
 /// One benchmarked kernel call with its inputs already on the device.
 pub struct Workload {
@@ -24,12 +25,12 @@ enum Kind {
     Pool(Pool2dSpec),
     PoolBackward(Pool2dSpec),
     ConvMaxPool(ConvPoolSpec),
-    /// With the gradients wanted (input, filter, bias).
-    ConvMaxPoolBackward(ConvPoolSpec, [bool; 3]),
+    /// With the gradients wanted (input, filter, bias) and what the forward pass saved.
+    ConvMaxPoolBackward(ConvPoolSpec, [bool; 3], ConvPoolSaved),
     /// The same two through the trait's unfused default (convolution, pooling, ReLU as
     /// separate kernels): what the fusion saves.
     ConvMaxPoolUnfused(ConvPoolSpec),
-    ConvMaxPoolBackwardUnfused(ConvPoolSpec, [bool; 3]),
+    ConvMaxPoolBackwardUnfused(ConvPoolSpec, [bool; 3], Storage),
     /// A sum over the middle axis (a conv layer's bias gradient).
     Sum(ReduceSpec),
 }
@@ -46,8 +47,8 @@ impl Workload {
             Kind::Pool(s) => backend.pool2d(PoolKind::Max, &i[0], s),
             Kind::PoolBackward(s) => backend.pool2d_backward(PoolKind::Max, &i[0], &i[1], &i[2], s),
             Kind::ConvMaxPool(s) => Ok(backend.conv2d_max_pool(&i[0], &i[1], Some(&i[2]), s)?.0),
-            Kind::ConvMaxPoolBackward(spec, needs) => {
-                let (x, filter, pooled, saved, dpooled) = (&i[0], &i[1], &i[2], &i[3], &i[4]);
+            Kind::ConvMaxPoolBackward(spec, needs, saved) => {
+                let (x, filter, pooled, dpooled) = (&i[0], &i[1], &i[2], &i[3]);
                 let args = ConvPoolBackward { x, filter, pooled, saved, dpooled, spec, needs: *needs };
                 let grads = backend.conv2d_max_pool_backward(&args)?;
                 grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
@@ -55,10 +56,11 @@ impl Workload {
             Kind::ConvMaxPoolUnfused(s) => {
                 Ok(conv2d_max_pool_unfused(backend, &i[0], &i[1], Some(&i[2]), s)?.0)
             }
-            Kind::ConvMaxPoolBackwardUnfused(spec, needs) => {
-                let (x, filter, pooled, saved, dpooled) = (&i[0], &i[1], &i[2], &i[3], &i[4]);
+            Kind::ConvMaxPoolBackwardUnfused(spec, needs, conv_output) => {
+                let (x, filter, pooled, dpooled) = (&i[0], &i[1], &i[2], &i[3]);
+                let saved = &ConvPoolSaved::ConvOutput(conv_output.clone());
                 let args = ConvPoolBackward { x, filter, pooled, saved, dpooled, spec, needs: *needs };
-                let grads = conv2d_max_pool_backward_unfused(backend, &args)?;
+                let grads = conv2d_max_pool_backward_unfused(backend, &args, conv_output)?;
                 grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
             }
             Kind::Sum(s) => backend.reduce(ReduceOp::Sum, &i[0], s),
@@ -179,10 +181,14 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
         out.push(Workload {
             name: format!("conv2d_maxpool_bwd {label}"),
             flops: passes * spec.flops(),
-            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy.clone()],
-            kind: Kind::ConvMaxPoolBackward(fused, needs),
+            inputs: vec![x.clone(), w.clone(), pooled, pdy.clone()],
+            kind: Kind::ConvMaxPoolBackward(fused, needs, saved),
         });
-        let (pooled, saved) = conv2d_max_pool_unfused(backend, x, w, Some(b), &fused)?;
+        let (pooled, ConvPoolSaved::ConvOutput(conv_output)) =
+            conv2d_max_pool_unfused(backend, x, w, Some(b), &fused)?
+        else {
+            unreachable!("the unfused path saves the convolution's output")
+        };
         out.push(Workload {
             name: format!("conv2d_maxpool_fwd_unfused {label}"),
             flops: spec.flops(),
@@ -192,8 +198,8 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
         out.push(Workload {
             name: format!("conv2d_maxpool_bwd_unfused {label}"),
             flops: passes * spec.flops(),
-            inputs: vec![x.clone(), w.clone(), pooled, saved, pdy],
-            kind: Kind::ConvMaxPoolBackwardUnfused(fused, needs),
+            inputs: vec![x.clone(), w.clone(), pooled, pdy],
+            kind: Kind::ConvMaxPoolBackwardUnfused(fused, needs, conv_output),
         });
         let rows = spec.batch * spec.out_h * spec.out_w;
         out.push(Workload {

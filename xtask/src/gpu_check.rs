@@ -17,6 +17,7 @@ use benches::{conv_pool_workloads, matmul_workloads, square_matmul, Workload};
 use kernels_cpu::CpuBackend;
 use kernels_wgpu::WgpuBackend;
 use nn::{Device, FitOptions};
+use tensor::backend::prelude::*;
 use tensor::Backend;
 
 use crate::args::Args;

@@ -16,8 +16,11 @@
 
 use crate::buffers::{with_scratch, zeroed_chunks};
 use crate::matmul::{gemm_into, MatrixRef};
+use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
 use tensor::shape::Conv2dSpec;
+use tensor::shape::ConvPoolSpec;
+use tensor::{ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved, Result, Storage};
 
 /// Target size, in f32, of one tile's im2col matrix (256 KiB: comfortably inside L2).
 const TILE_SCRATCH_FLOATS: usize = 64 * 1024;
@@ -327,6 +330,73 @@ pub(crate) fn backward_filter_im2col(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -
         add_rest(0, &mut dw);
     }
     dw
+}
+
+impl ConvOps for CpuBackend {
+    fn conv2d(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &Conv2dSpec,
+    ) -> Result<Storage> {
+        let (x, filter) = (cpu_slice(x, "conv2d")?, cpu_slice(filter, "conv2d")?);
+        let bias = bias.map(|s| cpu_slice(s, "conv2d")).transpose()?;
+        Ok(store(self.run(|| conv2d_forward(x, filter, bias, spec))))
+    }
+
+    fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        let op = "conv2d_backward_input";
+        let (dy, filter) = (cpu_slice(dy, op)?, cpu_slice(filter, op)?);
+        Ok(store(self.run(|| conv2d_backward_input(dy, filter, spec))))
+    }
+
+    fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        let op = "conv2d_backward_filter";
+        let (x, dy) = (cpu_slice(x, op)?, cpu_slice(dy, op)?);
+        Ok(store(self.run(|| conv2d_backward_filter(x, dy, spec))))
+    }
+
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, ConvPoolSaved)> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::conv2d_pool::fuses(spec) {
+            let op = "conv2d_max_pool";
+            let (x, filter) = (cpu_slice(x, op)?, cpu_slice(filter, op)?);
+            let bias = bias.map(|s| cpu_slice(s, op)).transpose()?;
+            let (pooled, winners) = self.run(|| crate::conv2d_pool::forward(x, filter, bias, spec));
+            return Ok((store(pooled), ConvPoolSaved::Winners(store(winners))));
+        }
+        tensor::backend::conv2d_max_pool_unfused(self, x, filter, bias, spec)
+    }
+
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        let winners = match args.saved {
+            ConvPoolSaved::ConvOutput(y) => {
+                return tensor::backend::conv2d_max_pool_backward_unfused(self, args, y)
+            }
+            ConvPoolSaved::Winners(winners) => winners,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let op = "conv2d_max_pool_backward";
+            let (x, filter) = (cpu_slice(args.x, op)?, cpu_slice(args.filter, op)?);
+            let (winners, dpooled) = (cpu_slice(winners, op)?, cpu_slice(args.dpooled, op)?);
+            let [dx, dw, db] =
+                self.run(|| crate::conv2d_pool::backward(x, filter, winners, dpooled, args.spec, args.needs));
+            Ok(ConvPoolGrads { input: dx.map(store), filter: dw.map(store), bias: db.map(store) })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = winners;
+            unreachable!("only x86-64 builds save winners")
+        }
+    }
 }
 
 #[cfg(test)]

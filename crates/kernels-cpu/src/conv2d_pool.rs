@@ -1,4 +1,4 @@
-//! Convolution followed by max pooling, fused ([`tensor::Backend::conv2d_max_pool`]), for
+//! Convolution followed by max pooling, fused ([`tensor::ConvOps::conv2d_max_pool`]), for
 //! convolutions the direct kernels take and pooling windows that do not overlap.
 //!
 //! Unfused, an MNIST network's first layer writes its 24x24x20 output (6 MB per batch of 128),

@@ -8,9 +8,11 @@
 //! chunks across rayon's threads.
 
 use crate::fast_math;
+use crate::{cpu_slice, store, CpuBackend};
 use std::mem::MaybeUninit;
 use tensor::shape::BroadcastSpec;
 use tensor::{BinaryOp, UnaryOp};
+use tensor::{ElementwiseOps, Result, Storage};
 
 /// Builds a vector of `len` elements by letting `body(offset, chunk)` initialise every
 /// element of each chunk (the chunk starting at element `offset`), never zeroing it first.
@@ -316,6 +318,34 @@ pub fn expand(x: &[f32], spec: &BroadcastSpec) -> Vec<f32> {
                 }
             });
         })
+    }
+}
+
+impl ElementwiseOps for CpuBackend {
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        let x = cpu_slice(x, "unary")?;
+        Ok(store(self.run(|| unary(op, x))))
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, y: &Storage, dy: &Storage) -> Result<Storage> {
+        let name = "unary_backward";
+        let (x, y, dy) = (cpu_slice(x, name)?, cpu_slice(y, name)?, cpu_slice(dy, name)?);
+        Ok(store(self.run(|| unary_backward(op, x, y, dy))))
+    }
+
+    fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        let (a, b) = (cpu_slice(a, "binary")?, cpu_slice(b, "binary")?);
+        Ok(store(self.run(|| binary(op, a, b, spec))))
+    }
+
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
+        let (a, b) = (cpu_slice(a, "scaled_add")?, cpu_slice(b, "scaled_add")?);
+        Ok(store(self.run(|| scaled_add(a, b, alpha))))
+    }
+
+    fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "expand")?;
+        Ok(store(self.run(|| expand(x, spec))))
     }
 }
 

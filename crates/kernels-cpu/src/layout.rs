@@ -1,9 +1,11 @@
 //! Data movement: concatenation and slicing along an axis, and dropout masks.
 
 use crate::elementwise::build;
+use crate::{cpu_slice, store, CpuBackend};
 use std::mem::MaybeUninit;
 use tensor::random::{seed_keys, uniform_with_keys};
 use tensor::shape::{ConcatSpec, NarrowSpec};
+use tensor::{LayoutOps, Storage};
 use tensor::{Result, TensorError};
 
 /// Copies `src` into the uninitialised `dst` (same length).
@@ -142,6 +144,27 @@ fn dropout_chunk(keys: (u32, u32), rate: f32, keep: f32, first: u32, out: &mut [
         }
     }
     body(keys, rate, keep, first, out)
+}
+
+impl LayoutOps for CpuBackend {
+    fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
+        let parts = parts.iter().map(|part| cpu_slice(part, "concat")).collect::<Result<Vec<_>>>()?;
+        Ok(store(self.run(|| concat(&parts, spec))))
+    }
+
+    fn narrow(&self, x: &Storage, spec: &NarrowSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "narrow")?;
+        Ok(store(self.run(|| narrow(x, spec))))
+    }
+
+    fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage> {
+        let x = cpu_slice(x, "gather_rows")?;
+        Ok(store(self.run(|| gather_rows(x, row_len, indices))))
+    }
+
+    fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage> {
+        Ok(store(self.run(|| dropout_mask(len, rate, seed))?))
+    }
 }
 
 #[cfg(test)]

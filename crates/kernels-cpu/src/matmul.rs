@@ -3,9 +3,11 @@
 //! kernel. Transposed operands are read through strides, so
 //! `trans_a` / `trans_b` cost nothing.
 
+use crate::{cpu_slice, store, CpuBackend};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use tensor::shape::MatmulSpec;
+use tensor::{MatmulOps, Result, Storage};
 
 /// Products with fewer multiply-adds than this run on one thread: below it, splitting one
 /// GEMM across rayon workers costs more than it saves (measured: a 128x500x10 product is
@@ -177,7 +179,7 @@ unsafe fn gemm_serial(
     );
 }
 
-/// `C[batch, m, n] = op(A) op(B)` (+ `bias[n]` on every row), as [`tensor::Backend::matmul`]
+/// `C[batch, m, n] = op(A) op(B)` (+ `bias[n]` on every row), as [`tensor::MatmulOps::matmul`]
 /// specifies: `A` is `[batch, m, k]` (or `[batch, k, m]` with `trans_a`), `B` is
 /// `[batch, k, n]` (or `[batch, n, k]` with `trans_b`).
 ///
@@ -227,6 +229,14 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, spec: &MatmulSpec) -> 
                 product(i, dst.as_mut_ptr().cast(), !per_product)
             })
         },
+    }
+}
+
+impl MatmulOps for CpuBackend {
+    fn matmul(&self, a: &Storage, b: &Storage, bias: Option<&Storage>, spec: &MatmulSpec) -> Result<Storage> {
+        let (a, b) = (cpu_slice(a, "matmul")?, cpu_slice(b, "matmul")?);
+        let bias = bias.map(|s| cpu_slice(s, "matmul")).transpose()?;
+        Ok(store(self.run(|| matmul(a, b, bias, spec))))
     }
 }
 

@@ -7,7 +7,9 @@
 
 use crate::buffers::zeroed_chunks;
 use crate::pool_2x2;
+use crate::{cpu_slice, store, CpuBackend};
 use tensor::shape::{Pool2dSpec, PoolKind};
+use tensor::{PoolOps, Result, Storage};
 
 /// Number of elements of the pooling input.
 pub fn input_len(spec: &Pool2dSpec) -> usize {
@@ -208,6 +210,26 @@ fn pool_backward_image(
                 }
             });
         }),
+    }
+}
+
+impl PoolOps for CpuBackend {
+    fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "pool2d")?;
+        Ok(store(self.run(|| pool2d(kind, x, spec))))
+    }
+
+    fn pool2d_backward(
+        &self,
+        kind: PoolKind,
+        x: &Storage,
+        y: &Storage,
+        dy: &Storage,
+        spec: &Pool2dSpec,
+    ) -> Result<Storage> {
+        let op = "pool2d_backward";
+        let (x, y, dy) = (cpu_slice(x, op)?, cpu_slice(y, op)?, cpu_slice(dy, op)?);
+        Ok(store(self.run(|| pool2d_backward(kind, x, y, dy, spec))))
     }
 }
 

@@ -5,9 +5,11 @@
 //! reduced axis whose results are combined in block order afterwards, so sums are
 //! bit-identical whatever the number of threads.
 
+use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
 use tensor::shape::ReduceSpec;
 use tensor::ReduceOp;
+use tensor::{ReduceOps, Result, Storage};
 
 /// Accumulators used by a contiguous row reduction: enough independent lanes for the
 /// compiler to keep a full vector register of partial sums (and to hide add latency).
@@ -217,6 +219,18 @@ pub fn argmax(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         out.iter_mut().enumerate().for_each(row);
     }
     out
+}
+
+impl ReduceOps for CpuBackend {
+    fn reduce(&self, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "reduce")?;
+        Ok(store(self.run(|| reduce(op, x, spec))))
+    }
+
+    fn argmax(&self, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
+        let x = cpu_slice(x, "argmax")?;
+        Ok(store(self.run(|| argmax(x, rows, cols))))
+    }
 }
 
 #[cfg(test)]

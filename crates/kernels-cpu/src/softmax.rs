@@ -4,7 +4,9 @@
 //! overflow nor lose the other entries. Rows are independent and split across threads when
 //! the tensor is large.
 
+use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
+use tensor::{Result, SoftmaxOps, Storage};
 
 /// Runs `f(row_index, out_row)` on each `cols`-wide row of `out`, in parallel when the tensor
 /// is large.
@@ -142,6 +144,38 @@ pub fn softmax_cross_entropy(
         }
     }
     (loss, probs)
+}
+
+impl SoftmaxOps for CpuBackend {
+    fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
+        let x = cpu_slice(x, "softmax")?;
+        Ok(store(self.run(|| softmax(x, rows, cols, log))))
+    }
+
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        dy: &Storage,
+        rows: usize,
+        cols: usize,
+        log: bool,
+    ) -> Result<Storage> {
+        let (y, dy) = (cpu_slice(y, "softmax_backward")?, cpu_slice(dy, "softmax_backward")?);
+        Ok(store(self.run(|| softmax_backward(y, dy, rows, cols, log))))
+    }
+
+    fn softmax_cross_entropy(
+        &self,
+        logits: &Storage,
+        labels: &Storage,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Storage, Storage)> {
+        let name = "softmax_cross_entropy";
+        let (logits, labels) = (cpu_slice(logits, name)?, cpu_slice(labels, name)?);
+        let (loss, probs) = self.run(|| softmax_cross_entropy(logits, labels, rows, cols));
+        Ok((store(loss), store(probs)))
+    }
 }
 
 #[cfg(test)]

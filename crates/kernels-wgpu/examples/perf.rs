@@ -7,6 +7,7 @@
 
 use kernels_wgpu::{GemmTile, WgpuBackend, WgpuOptions};
 use std::time::Instant;
+use tensor::backend::prelude::*;
 use tensor::shape::{Conv2dSpec, MatmulSpec, Pool2dSpec, Shape};
 use tensor::{Backend, BinaryOp, Padding, PoolKind, Result, Storage};
 

@@ -164,21 +164,3 @@ pub(crate) fn wgpu_storage<'a>(
         ))),
     }
 }
-
-/// [`wgpu_storage`] plus a check that it holds `expected` elements.
-pub(crate) fn input<'a>(
-    storage: &'a Storage,
-    context: &Arc<Context>,
-    op: &str,
-    what: &str,
-    expected: usize,
-) -> Result<&'a WgpuStorage> {
-    let s = wgpu_storage(storage, context, op)?;
-    if s.len != expected {
-        return Err(TensorError::Backend(format!(
-            "{op}: {what} has {} elements but the spec needs {expected}",
-            s.len
-        )));
-    }
-    Ok(s)
-}

@@ -3,7 +3,7 @@
 //! `shaders/` folder, one file per kernel family (see [`Shader`]).
 //!
 //! Execution model: every kernel is recorded into one pending command encoder (one ordered
-//! stream), which is submitted only when the host needs data ([`tensor::Backend::download`],
+//! stream), which is submitted only when the host needs data ([`tensor::MemoryOps::download`],
 //! [`WgpuBackend::sync`]), before an upload into a reused buffer, or when many commands have
 //! piled up. Nothing reads back inside an op. Per dispatch the CPU does little: consecutive
 //! kernels share one compute pass, their uniforms are slots of one buffer per submission
@@ -33,14 +33,7 @@ pub use shaders::Shader;
 
 use context::Context;
 use std::sync::Arc;
-use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused};
-use tensor::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
-    ReduceSpec,
-};
-use tensor::{
-    Backend, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, TensorError, UnaryOp,
-};
+use tensor::{Backend, Capabilities, MemoryOps, Result, Storage, TensorError};
 
 /// Construction options of a [`WgpuBackend`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,6 +170,22 @@ impl Backend for WgpuBackend {
         format!("wgpu ({}, {:?})", self.context.info.name, self.context.info.backend)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // A read submits the pending commands and waits for the GPU to finish them.
+            read_waits_for_queued_work: true,
+            loss_check_interval: LOSS_CHECK_INTERVAL,
+            fused_conv_pool: true,
+        }
+    }
+}
+
+/// Steps between a training loop's reads of the loss ([`Capabilities::loss_check_interval`]):
+/// each read drains the GPU's queue, and a hundred steps of queued work keep it busy while the
+/// host records more.
+pub const LOSS_CHECK_INTERVAL: usize = 100;
+
+impl MemoryOps for WgpuBackend {
     fn upload(&self, data: &[f32]) -> Result<Storage> {
         let storage = self.context.upload(data)?;
         self.context.store(storage)
@@ -189,130 +198,5 @@ impl Backend for WgpuBackend {
 
     fn fill(&self, len: usize, value: f32) -> Result<Storage> {
         ops::elementwise::fill(&self.context, len, value)
-    }
-
-    fn matmul(&self, a: &Storage, b: &Storage, bias: Option<&Storage>, spec: &MatmulSpec) -> Result<Storage> {
-        ops::matmul::matmul(&self.context, a, b, bias, spec)
-    }
-
-    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
-        ops::elementwise::unary(&self.context, op, x)
-    }
-
-    fn unary_backward(&self, op: UnaryOp, x: &Storage, y: &Storage, dy: &Storage) -> Result<Storage> {
-        ops::elementwise::unary_backward(&self.context, op, x, y, dy)
-    }
-
-    fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
-        ops::elementwise::binary(&self.context, op, a, b, spec)
-    }
-
-    fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
-        ops::elementwise::expand(&self.context, x, spec)
-    }
-
-    fn reduce(&self, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
-        ops::reduce::reduce(&self.context, op, x, spec)
-    }
-
-    fn argmax(&self, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
-        ops::reduce::argmax(&self.context, x, rows, cols)
-    }
-
-    fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
-        ops::softmax::softmax(&self.context, x, rows, cols, log)
-    }
-
-    fn softmax_backward(
-        &self,
-        y: &Storage,
-        dy: &Storage,
-        rows: usize,
-        cols: usize,
-        log: bool,
-    ) -> Result<Storage> {
-        ops::softmax::softmax_backward(&self.context, y, dy, rows, cols, log)
-    }
-
-    fn softmax_cross_entropy(
-        &self,
-        logits: &Storage,
-        labels: &Storage,
-        rows: usize,
-        cols: usize,
-    ) -> Result<(Storage, Storage)> {
-        ops::softmax::softmax_cross_entropy(&self.context, logits, labels, rows, cols)
-    }
-
-    fn conv2d(
-        &self,
-        x: &Storage,
-        filter: &Storage,
-        bias: Option<&Storage>,
-        spec: &Conv2dSpec,
-    ) -> Result<Storage> {
-        ops::conv2d::forward(&self.context, x, filter, bias, spec)
-    }
-
-    fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
-        ops::conv2d::backward_input(&self.context, dy, filter, spec)
-    }
-
-    fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
-        ops::conv2d::backward_filter(&self.context, x, dy, spec)
-    }
-
-    fn conv2d_max_pool(
-        &self,
-        x: &Storage,
-        filter: &Storage,
-        bias: Option<&Storage>,
-        spec: &ConvPoolSpec,
-    ) -> Result<(Storage, Storage)> {
-        if ops::conv2d::pools_in_registers(spec) {
-            ops::conv2d::conv_pool_forward(&self.context, x, filter, bias, spec)
-        } else {
-            conv2d_max_pool_unfused(self, x, filter, bias, spec)
-        }
-    }
-
-    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
-        // The same rule as the forward pass, so `saved` is what that branch wrote.
-        if ops::conv2d::pools_in_registers(args.spec) {
-            ops::conv2d::conv_pool_backward(&self.context, args)
-        } else {
-            conv2d_max_pool_backward_unfused(self, args)
-        }
-    }
-
-    fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
-        ops::pool::forward(&self.context, kind, x, spec)
-    }
-
-    fn pool2d_backward(
-        &self,
-        kind: PoolKind,
-        x: &Storage,
-        y: &Storage,
-        dy: &Storage,
-        spec: &Pool2dSpec,
-    ) -> Result<Storage> {
-        ops::pool::backward(&self.context, kind, x, y, dy, spec)
-    }
-
-    fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
-        ops::layout::concat(&self.context, parts, spec)
-    }
-
-    fn narrow(&self, x: &Storage, spec: &NarrowSpec) -> Result<Storage> {
-        ops::layout::narrow(&self.context, x, spec)
-    }
-
-    fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage> {
-        ops::layout::gather_rows(&self.context, x, row_len, indices)
-    }
-
-    fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage> {
-        ops::layout::dropout_mask(&self.context, len, rate, seed)
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use common::{assert_close, backend, backend_with, random};
 use kernels_cpu::CpuBackend;
 use kernels_wgpu::{GemmTile, WgpuBackend};
+use tensor::backend::prelude::*;
 use tensor::shape::{
     broadcast, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolWindow,
     ReduceSpec,
@@ -509,9 +510,9 @@ fn errors_are_values_not_panics() {
     let too_big = (p.gpu.limits().max_storage_buffer_binding_size / 4 + 1) as usize;
     let err = p.gpu.fill(too_big, 0.0).unwrap_err();
     assert!(err.to_string().contains("max_storage_buffer_binding_size"), "{err}");
-    // Wrong input length.
+    // (Lengths that do not fit a spec are the tensor layer's to refuse, once for every
+    // backend: `tensor/tests` checks its shape errors.)
     let x = p.gpu.upload(&[1.0, 2.0]).unwrap();
-    assert!(p.gpu.argmax(&x, 3, 1).is_err());
     // The backend still works afterwards.
     assert_eq!(p.gpu.download(&p.gpu.unary(UnaryOp::Neg, &x).unwrap()).unwrap(), vec![-1.0, -2.0]);
 }

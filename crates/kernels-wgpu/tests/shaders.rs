@@ -5,6 +5,7 @@ mod common;
 
 use kernels_wgpu::Shader;
 use std::collections::BTreeSet;
+use tensor::backend::prelude::*;
 use wgpu::naga;
 
 #[test]
@@ -35,7 +36,6 @@ fn every_shader_file_validates_with_naga() {
 fn every_entry_point_compiles_on_the_device() {
     let Some(backend) = common::backend() else { return };
     // Touch each kernel family once so pipeline creation runs on the driver.
-    use tensor::Backend;
     let x = backend.upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     backend.unary(tensor::UnaryOp::Exp, &x).unwrap();
     backend.softmax(&x, 2, 2, false).unwrap();

@@ -1,6 +1,7 @@
 //! On the wgpu backend: a lost device is an `Err` from `fit` (not a panic) and the last
 //! checkpoint stays good; TerminateOnNaN, which reads the loss only every
-//! `DEVICE_NAN_CHECK_INTERVAL` steps there, still names the first bad step.
+//! `loss_check_interval` steps there (the backend's capability: 100), still names the first bad
+//! step.
 
 #![cfg(feature = "wgpu")]
 

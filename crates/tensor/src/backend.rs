@@ -14,6 +14,14 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+/// Every op-family trait, to call a backend's kernels directly:
+/// `use tensor::backend::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        Backend, ConvOps, ElementwiseOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOps, SoftmaxOps,
+    };
+}
+
 /// A backend's buffer of f32 values. Backends downcast it to their own type with `as_any`.
 pub trait BackendStorage: Any + Send + Sync + Debug {
     /// Number of f32 elements.
@@ -30,7 +38,8 @@ pub trait BackendStorage: Any + Send + Sync + Debug {
 pub type Storage = Arc<dyn BackendStorage>;
 
 /// Elementwise functions of one input. Their derivatives are computed by
-/// [`Backend::unary_backward`] from the input `x`, the output `y` and the incoming gradient.
+/// [`ElementwiseOps::unary_backward`] from the input `x`, the output `y` and the incoming
+/// gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     /// `-x`
@@ -97,25 +106,59 @@ pub enum ReduceOp {
     Max,
 }
 
-/// A compute backend. One graph runs on any implementation unchanged; `kernels-cpu` and
-/// `kernels-wgpu` provide the two shipped ones. Shapes arrive fully resolved in the `*Spec`
-/// structs of [`crate::shape`]; a kernel may assume its inputs have the lengths a spec implies
-/// (the tensor layer checks them), but must return an error rather than panic on a resource
-/// failure.
-pub trait Backend: Send + Sync + Debug {
-    /// A short human-readable name, e.g. `"cpu"` or `"wgpu (NVIDIA H100, Vulkan)"`.
+/// A compute backend: the op families below, each written once per backend. One graph runs on
+/// any implementation unchanged; `kernels-cpu` and `kernels-wgpu` provide the two shipped ones.
+///
+/// Shapes arrive fully resolved in the `*Spec` structs of [`crate::shape`], and every storage
+/// has the length its spec implies: the tensor layer checks shapes once, before it dispatches
+/// (a caller of a backend directly must keep to that too). A kernel must return an error rather
+/// than panic on a resource failure (memory, a lost device).
+pub trait Backend:
+    MemoryOps
+    + ElementwiseOps
+    + ReduceOps
+    + SoftmaxOps
+    + MatmulOps
+    + ConvOps
+    + PoolOps
+    + LayoutOps
+    + Send
+    + Sync
+    + Debug
+{
+    /// A short human-readable name, e.g. `"cpu (2 threads)"` or `"wgpu (NVIDIA H100, Vulkan)"`.
     fn name(&self) -> String;
+    /// What the backend can do and how it is best driven (see [`Capabilities`]).
+    fn capabilities(&self) -> Capabilities;
+}
 
+/// What a training loop may ask of a backend instead of guessing from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether reading a value back ([`MemoryOps::download`]) waits for all the work queued
+    /// before it, as on a GPU; on the CPU a read is free.
+    pub read_waits_for_queued_work: bool,
+    /// Steps between reads of the loss that a training loop should use to watch for NaN:
+    /// 1 where reads are free, more where each read stalls the device's queue.
+    pub loss_check_interval: usize,
+    /// Whether [`ConvOps::conv2d_max_pool`] runs fused (no full-size convolution output) for
+    /// 2x2 windows that do not overlap; where it is `false`, the op still works, unfused.
+    pub fused_conv_pool: bool,
+}
+
+/// Device memory: upload, download, fill.
+pub trait MemoryOps {
     /// Copies host data to new device storage.
     fn upload(&self, data: &[f32]) -> Result<Storage>;
     /// Copies device storage back to the host.
     fn download(&self, storage: &Storage) -> Result<Vec<f32>>;
     /// New storage of `len` elements, all equal to `value`.
     fn fill(&self, len: usize, value: f32) -> Result<Storage>;
+}
 
-    /// `C = op(A) op(B)` (+ `bias` of length `n` added to every row of each product).
-    fn matmul(&self, a: &Storage, b: &Storage, bias: Option<&Storage>, spec: &MatmulSpec) -> Result<Storage>;
-
+/// Elementwise maps of one or two (broadcast) inputs. Forward and backward of each op:
+/// `tensor/src/ops/{unary,binary}.rs`.
+pub trait ElementwiseOps {
     /// `f(x)` elementwise.
     fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage>;
     /// `dy * f'(x)` elementwise, where `y = f(x)` is passed too so derivatives that are
@@ -124,24 +167,27 @@ pub trait Backend: Send + Sync + Debug {
     /// `a op b` with broadcasting; the output is contiguous with `spec.dims`.
     fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage>;
     /// `a + alpha * b` elementwise over two buffers of the same length: an SGD step
-    /// (`alpha = -learning_rate`) in one pass over memory instead of two. Rounds like
-    /// [`Backend::unary`] (`Affine`) then [`Backend::binary`] (`Add`), which is the default.
-    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
-        let scaled = self.unary(UnaryOp::Affine { scale: alpha, shift: 0.0 }, b)?;
-        let spec = BroadcastSpec { dims: vec![a.len()], a_strides: vec![1], b_strides: vec![1] };
-        self.binary(BinaryOp::Add, a, &scaled, &spec)
-    }
+    /// (`alpha = -learning_rate`) in one pass over memory. Must round like
+    /// [`ElementwiseOps::unary`] (`Affine`) then [`ElementwiseOps::binary`] (`Add`).
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage>;
     /// Materialises `x` read with `spec.a_strides` (0 on broadcast axes) into a contiguous
     /// output of `spec.dims`; `spec.b_strides` is ignored.
     fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage>;
+}
+
+/// Reductions over one axis: `tensor/src/ops/reduce.rs`.
+pub trait ReduceOps {
     /// Reduces `[outer, reduced, inner]` to `[outer, inner]`.
     fn reduce(&self, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage>;
     /// Index of the largest value of each row of `[rows, cols]` (the first one on ties), as f32.
     fn argmax(&self, x: &Storage, rows: usize, cols: usize) -> Result<Storage>;
+}
 
+/// Softmax and the fused softmax cross-entropy: `tensor/src/ops/softmax.rs`.
+pub trait SoftmaxOps {
     /// Softmax (or log-softmax when `log`) over each row of `[rows, cols]`, max-subtracted.
     fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage>;
-    /// Gradient of [`Backend::softmax`] from its output `y` and the incoming gradient `dy`.
+    /// Gradient of [`SoftmaxOps::softmax`] from its output `y` and the incoming gradient `dy`.
     fn softmax_backward(
         &self,
         y: &Storage,
@@ -160,7 +206,17 @@ pub trait Backend: Send + Sync + Debug {
         rows: usize,
         cols: usize,
     ) -> Result<(Storage, Storage)>;
+}
 
+/// Matrix products: `tensor/src/ops/matmul.rs`.
+pub trait MatmulOps {
+    /// `C = op(A) op(B)` (+ `bias` of length `n` added to every row of each product).
+    fn matmul(&self, a: &Storage, b: &Storage, bias: Option<&Storage>, spec: &MatmulSpec) -> Result<Storage>;
+}
+
+/// Convolutions, alone and fused with the max pooling after them: `tensor/src/ops/conv.rs`
+/// and `conv_pool.rs`.
+pub trait ConvOps {
     /// 2-D convolution, NHWC input and HWIO filter, plus an optional per-channel bias.
     fn conv2d(
         &self,
@@ -173,10 +229,29 @@ pub trait Backend: Send + Sync + Debug {
     fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, spec: &Conv2dSpec) -> Result<Storage>;
     /// Gradient of the convolution with respect to its filter (HWIO).
     fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage>;
+    /// Convolution (plus bias) followed by max pooling (and a ReLU where `spec.relu`), as one
+    /// op: the pooled output and what the backward pass needs ([`ConvPoolSaved`]). A backend
+    /// that cannot fuse a shape runs [`conv2d_max_pool_unfused`]; a fused kernel keeps each
+    /// window's winner and never writes the full-size output to memory (on an MNIST network's
+    /// first layer that output is 4x the pooled one and, written, read and differentiated,
+    /// dominates the layer's time).
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, ConvPoolSaved)>;
+    /// Gradients of [`ConvOps::conv2d_max_pool`], each only where `args.needs` asks; a
+    /// [`ConvPoolSaved::ConvOutput`] goes to [`conv2d_max_pool_backward_unfused`].
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads>;
+}
 
+/// Pooling: `tensor/src/ops/pool.rs`.
+pub trait PoolOps {
     /// 2-D pooling over NHWC input.
     fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage>;
-    /// Gradient of [`Backend::pool2d`]; max pooling sends each window's gradient to its first
+    /// Gradient of [`PoolOps::pool2d`]; max pooling sends each window's gradient to its first
     /// maximum.
     fn pool2d_backward(
         &self,
@@ -186,44 +261,36 @@ pub trait Backend: Send + Sync + Debug {
         dy: &Storage,
         spec: &Pool2dSpec,
     ) -> Result<Storage>;
+}
 
-    /// Convolution (plus bias) followed by max pooling (and a ReLU where `spec.relu`), as one
-    /// op: returns `(pooled, saved)`, where `saved` is whatever this backend's
-    /// [`Backend::conv2d_max_pool_backward`] needs.
-    /// The default runs [`Backend::conv2d`] then [`Backend::pool2d`] and saves the
-    /// convolution's output; a backend can instead keep each window's winner and never write
-    /// the full-size output to memory (on an MNIST network's first layer that output is 4x
-    /// the pooled one and, written, read and differentiated, dominates the layer's time).
-    fn conv2d_max_pool(
-        &self,
-        x: &Storage,
-        filter: &Storage,
-        bias: Option<&Storage>,
-        spec: &ConvPoolSpec,
-    ) -> Result<(Storage, Storage)> {
-        conv2d_max_pool_unfused(self, x, filter, bias, spec)
-    }
-    /// Gradients of [`Backend::conv2d_max_pool`], each only where `args.needs` asks.
-    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
-        conv2d_max_pool_backward_unfused(self, args)
-    }
-
+/// Moving data: joining, slicing, gathering rows, dropout masks: `tensor/src/ops/layout.rs`.
+pub trait LayoutOps {
     /// Concatenates parts `[outer, part_inner[i]]` into `[outer, sum]`.
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage>;
     /// Columns `offset..offset+len` of `[outer, inner]`.
     fn narrow(&self, x: &Storage, spec: &NarrowSpec) -> Result<Storage>;
     /// Rows `indices[i]` of `x` viewed as `[rows, row_len]`, stacked into
-    /// `[indices.len(), row_len]`. Lets a training loop keep the whole data set on the device
-    /// and send only the batch's indices each step. An index past the last row is an error.
+    /// `[indices.len(), row_len]` (every index is a row of `x`). Lets a training loop keep the
+    /// whole data set on the device and send only the batch's indices each step.
     fn gather_rows(&self, x: &Storage, row_len: usize, indices: &[u32]) -> Result<Storage>;
-
     /// Dropout scaling mask: element `i` is `1 / (1 - rate)` if
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend
     /// draws the same mask for the same seed.
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage>;
 }
 
-/// What [`Backend::conv2d_max_pool_backward`] receives.
+/// What a fused convolution + max pooling keeps for its backward pass; the variant says which
+/// path the forward pass took, so the backward pass need not work it out again.
+#[derive(Clone, Debug)]
+pub enum ConvPoolSaved {
+    /// The convolution's full output (the unfused path, [`conv2d_max_pool_unfused`]).
+    ConvOutput(Storage),
+    /// For each pooled output, which element of its window won (its index in scan order, in
+    /// the backend's own encoding): all a fused kernel keeps.
+    Winners(Storage),
+}
+
+/// What [`ConvOps::conv2d_max_pool_backward`] receives.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvPoolBackward<'a> {
     /// The convolution's input.
@@ -232,8 +299,8 @@ pub struct ConvPoolBackward<'a> {
     pub filter: &'a Storage,
     /// The pooled output of the forward pass.
     pub pooled: &'a Storage,
-    /// What the forward pass saved (backend-specific).
-    pub saved: &'a Storage,
+    /// What the forward pass saved.
+    pub saved: &'a ConvPoolSaved,
     /// Gradient of the loss with respect to the pooled output.
     pub dpooled: &'a Storage,
     /// The shapes.
@@ -253,26 +320,27 @@ pub struct ConvPoolGrads {
     pub bias: Option<Storage>,
 }
 
-/// [`Backend::conv2d_max_pool`] from the unfused kernels (the trait's default, and a fused
-/// backend's fallback for shapes its kernel does not take). Saves the convolution's output.
+/// [`ConvOps::conv2d_max_pool`] from the unfused kernels: what a backend runs for the shapes
+/// its fused kernel does not take. Saves the convolution's output.
 pub fn conv2d_max_pool_unfused<B: Backend + ?Sized>(
     backend: &B,
     x: &Storage,
     filter: &Storage,
     bias: Option<&Storage>,
     spec: &ConvPoolSpec,
-) -> Result<(Storage, Storage)> {
+) -> Result<(Storage, ConvPoolSaved)> {
     let y = backend.conv2d(x, filter, bias, &spec.conv)?;
     let pooled = backend.pool2d(PoolKind::Max, &y, &spec.pool)?;
     let pooled = if spec.relu { backend.unary(UnaryOp::Relu, &pooled)? } else { pooled };
-    Ok((pooled, y))
+    Ok((pooled, ConvPoolSaved::ConvOutput(y)))
 }
 
-/// [`Backend::conv2d_max_pool_backward`] from the unfused kernels, for a `saved` made by
-/// [`conv2d_max_pool_unfused`] (the convolution's output).
+/// [`ConvOps::conv2d_max_pool_backward`] from the unfused kernels, for the convolution's
+/// output `conv_output` that [`conv2d_max_pool_unfused`] saved.
 pub fn conv2d_max_pool_backward_unfused<B: Backend + ?Sized>(
     backend: &B,
     args: &ConvPoolBackward<'_>,
+    conv_output: &Storage,
 ) -> Result<ConvPoolGrads> {
     let (spec, [input, filter, bias]) = (&args.spec.conv, args.needs);
     // The ReLU passes gradient where its output is positive. (Max pooling's gradient finds
@@ -285,7 +353,7 @@ pub fn conv2d_max_pool_backward_unfused<B: Backend + ?Sized>(
     } else {
         args.dpooled
     };
-    let dy = backend.pool2d_backward(PoolKind::Max, args.saved, args.pooled, dpooled, &args.spec.pool)?;
+    let dy = backend.pool2d_backward(PoolKind::Max, conv_output, args.pooled, dpooled, &args.spec.pool)?;
     let sum_spec = ReduceSpec { outer: 1, reduced: spec.batch * spec.out_h * spec.out_w, inner: spec.out_c };
     Ok(ConvPoolGrads {
         input: input.then(|| backend.conv2d_backward_input(&dy, args.filter, spec)).transpose()?,

@@ -20,8 +20,10 @@ mod tensor;
 
 pub use autodiff::{is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use backend::{
-    Backend, BackendStorage, BinaryOp, ConvPoolBackward, ConvPoolGrads, ReduceOp, Storage, UnaryOp,
+    Backend, BackendStorage, BinaryOp, Capabilities, ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved,
+    ElementwiseOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOp, ReduceOps, SoftmaxOps, Storage,
+    UnaryOp,
 };
 pub use error::{Result, TensorError};
 pub use shape::{Padding, PoolKind, PoolWindow, Shape};
-pub use tensor::{Device, Tensor, TensorId};
+pub use tensor::{Device, DispatchHook, Tensor, TensorId};

@@ -7,38 +7,78 @@ use crate::shape::Shape;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A compute device: a shared handle to a [`Backend`]. Cloning is cheap; two handles are the
 /// same device when they share the backend instance.
 #[derive(Clone)]
-pub struct Device(Arc<dyn Backend>);
+pub struct Device {
+    backend: Arc<dyn Backend>,
+    hook: Option<Arc<dyn DispatchHook>>,
+}
+
+/// Sees every backend call that tensor ops make on a device (see [`Device::with_hook`]): the
+/// op's name (`"conv2d"`, `"unary_backward"`, ...), its shape or arguments as text, and how long
+/// the call took on the host. On a backend that queues work (a GPU) that is the time to record
+/// the call, not to run it. `cargo xtask profile-step` times the CPU's kernels this way.
+pub trait DispatchHook: Send + Sync {
+    /// One call has returned.
+    fn observe(&self, op: &'static str, detail: &dyn fmt::Display, elapsed: Duration);
+}
 
 impl Device {
     /// Wraps a backend.
     pub fn new(backend: impl Backend + 'static) -> Self {
-        Device(Arc::new(backend))
+        Self::from_arc(Arc::new(backend))
     }
     /// Wraps an already shared backend.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
-        Device(backend)
+        Device { backend, hook: None }
+    }
+    /// The same device, with every backend call that tensors on it make reported to `hook`
+    /// (tensors made on the returned handle carry it into the results of their ops).
+    pub fn with_hook(&self, hook: Arc<dyn DispatchHook>) -> Self {
+        Device { backend: self.backend.clone(), hook: Some(hook) }
     }
     /// The backend, to call kernels directly.
     pub fn backend(&self) -> &dyn Backend {
-        &*self.0
+        &*self.backend
     }
     /// The backend's name.
     pub fn name(&self) -> String {
-        self.0.name()
+        self.backend.name()
+    }
+    /// What the backend can do (see [`crate::backend::Capabilities`]).
+    pub fn capabilities(&self) -> crate::backend::Capabilities {
+        self.backend.capabilities()
     }
     /// Whether both handles refer to the same backend instance.
     pub fn same(&self, other: &Device) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.backend, &other.backend)
+    }
+    /// Runs one backend call for op `op` (`detail` describes its shape), through the hook
+    /// when the device has one: the one place tensor ops reach a backend.
+    pub(crate) fn call<R>(
+        &self,
+        op: &'static str,
+        detail: &dyn fmt::Display,
+        run: impl FnOnce(&dyn Backend) -> Result<R>,
+    ) -> Result<R> {
+        match &self.hook {
+            None => run(&*self.backend),
+            Some(hook) => {
+                let start = Instant::now();
+                let out = run(&*self.backend);
+                hook.observe(op, detail, start.elapsed());
+                out
+            }
+        }
     }
 }
 
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Device({})", self.0.name())
+        write!(f, "Device({})", self.backend.name())
     }
 }
 
@@ -105,14 +145,14 @@ impl Tensor {
         if data.len() != shape.numel() {
             return Err(TensorError::DataLength { expected: shape.numel(), got: data.len(), shape });
         }
-        let storage = device.backend().upload(data)?;
+        let storage = device.call("upload", &data.len(), |b| b.upload(data))?;
         Ok(Tensor::build(storage, shape, device.clone(), Track::None))
     }
 
     /// A tensor of `shape` filled with `value`.
     pub fn full(value: f32, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        let storage = device.backend().fill(shape.numel(), value)?;
+        let storage = device.call("fill", &shape.numel(), |b| b.fill(shape.numel(), value))?;
         Ok(Tensor::build(storage, shape, device.clone(), Track::None))
     }
 
@@ -192,13 +232,9 @@ impl Tensor {
     pub fn storage(&self) -> &Storage {
         &self.0.storage
     }
-    pub(crate) fn backend(&self) -> &dyn Backend {
-        self.0.device.backend()
-    }
-
     /// Copies the data to the host, row-major.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        self.backend().download(&self.0.storage)
+        self.device().call("download", &self.numel(), |b| b.download(&self.0.storage))
     }
 
     /// The value of a one-element tensor.

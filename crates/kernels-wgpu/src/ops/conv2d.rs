@@ -4,15 +4,17 @@
 //! (`conv2d_pool_store.wgsl`) and gradients that read dy through each window's winner.
 //! Every pipeline is specialised to its layer's shape (`override` constants).
 
-use super::elementwise::unary_backward;
 use super::reduce::reduce_buffer;
 use super::u32_param;
-use crate::buffers::{input, wgpu_storage};
+use crate::buffers::wgpu_storage;
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
 use crate::tile::Tile;
+use crate::WgpuBackend;
 use std::sync::Arc;
+use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused};
 use tensor::shape::{Conv2dSpec, ConvPoolSpec, ReduceSpec};
+use tensor::{ConvOps, ConvPoolSaved, ElementwiseOps};
 use tensor::{ConvPoolBackward, ConvPoolGrads, ReduceOp, Result, Storage, UnaryOp};
 
 /// A multiple of both GEMM tiles' contracted-axis step (`BK`, `BIG_K` in `gemm_core.wgsl`);
@@ -141,41 +143,6 @@ fn run(
     ctx.dispatch_specialized(shader, tile.entry(), &constants, &params, &bindings, groups)
 }
 
-/// Forward convolution plus optional bias.
-pub(crate) fn forward(
-    ctx: &Arc<Context>,
-    x: &Storage,
-    filter: &Storage,
-    bias: Option<&Storage>,
-    spec: &Conv2dSpec,
-) -> Result<Storage> {
-    let op = "conv2d";
-    let x = input(x, ctx, op, "input", spec.input_shape().numel())?;
-    let f = input(filter, ctx, op, "filter", spec.filter_shape().numel())?;
-    let bias = bias.map(|s| input(s, ctx, op, "bias", spec.out_c)).transpose()?;
-    let m = spec.batch * spec.out_h * spec.out_w;
-    let out = ctx.alloc(op, m * spec.out_c)?;
-    if m * spec.out_c > 0 {
-        let g = Gemm::unsplit(ctx, Mode::Forward, m, spec.out_c, spec.patch_len());
-        let bufs =
-            Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
-        run(ctx, op, &g, spec, None, &bufs)?;
-    }
-    ctx.store(out)
-}
-
-/// Gradient with respect to the input.
-pub(crate) fn backward_input(
-    ctx: &Arc<Context>,
-    dy: &Storage,
-    filter: &Storage,
-    spec: &Conv2dSpec,
-) -> Result<Storage> {
-    let op = "conv2d_backward_input";
-    let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
-    input_gradient(ctx, op, dy.buffer(), filter, spec, None)
-}
-
 fn input_gradient(
     ctx: &Arc<Context>,
     op: &str,
@@ -184,7 +151,7 @@ fn input_gradient(
     spec: &Conv2dSpec,
     pooling: Option<&Pooling<'_>>,
 ) -> Result<Storage> {
-    let f = input(filter, ctx, op, "filter", spec.filter_shape().numel())?;
+    let f = wgpu_storage(filter, ctx, op)?;
     let m = spec.batch * spec.in_h * spec.in_w;
     let out = ctx.alloc(op, m * spec.in_c)?;
     if m * spec.in_c > 0 {
@@ -196,18 +163,6 @@ fn input_gradient(
     ctx.store(out)
 }
 
-/// Gradient with respect to the filter (HWIO).
-pub(crate) fn backward_filter(
-    ctx: &Arc<Context>,
-    x: &Storage,
-    dy: &Storage,
-    spec: &Conv2dSpec,
-) -> Result<Storage> {
-    let op = "conv2d_backward_filter";
-    let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
-    filter_gradient(ctx, op, x, dy.buffer(), spec, None)
-}
-
 fn filter_gradient(
     ctx: &Arc<Context>,
     op: &str,
@@ -216,7 +171,7 @@ fn filter_gradient(
     spec: &Conv2dSpec,
     pooling: Option<&Pooling<'_>>,
 ) -> Result<Storage> {
-    let x = input(x, ctx, op, "input", spec.input_shape().numel())?;
+    let x = wgpu_storage(x, ctx, op)?;
     let (m, n) = (spec.patch_len(), spec.out_c);
     let k = spec.batch * spec.out_h * spec.out_w;
     // The tile for a product split many ways, and as many slices as fill TARGET_GROUPS
@@ -262,9 +217,9 @@ pub(crate) fn conv_pool_forward(
 ) -> Result<(Storage, Storage)> {
     let op = "conv2d_max_pool";
     let (conv, pool) = (&spec.conv, &spec.pool);
-    let x = input(x, ctx, op, "input", conv.input_shape().numel())?;
-    let f = input(filter, ctx, op, "filter", conv.filter_shape().numel())?;
-    let bias = bias.map(|s| input(s, ctx, op, "bias", conv.out_c)).transpose()?;
+    let x = wgpu_storage(x, ctx, op)?;
+    let f = wgpu_storage(filter, ctx, op)?;
+    let bias = bias.map(|s| wgpu_storage(s, ctx, op)).transpose()?;
     let len = pool.output_shape().numel();
     let pooled = ctx.alloc(op, len)?;
     let winners = ctx.alloc(op, len)?;
@@ -283,16 +238,19 @@ pub(crate) fn conv_pool_forward(
 /// Gradients of [`conv_pool_forward`]: dy is the pooled gradient at each window's winner
 /// (and where the ReLU passed it), read so by the gradient GEMMs; the bias gradient is the
 /// sum of those values.
-pub(crate) fn conv_pool_backward(ctx: &Arc<Context>, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+fn conv_pool_backward(
+    backend: &WgpuBackend,
+    args: &ConvPoolBackward<'_>,
+    winners: &Storage,
+) -> Result<ConvPoolGrads> {
+    let ctx = &backend.context;
     let op = "conv2d_max_pool_backward";
     let (conv, pool) = (&args.spec.conv, &args.spec.pool);
-    let len = pool.output_shape().numel();
-    input(args.pooled, ctx, op, "pooled", len)?;
-    let winners = input(args.saved, ctx, op, "winners", len)?;
+    let winners = wgpu_storage(winners, ctx, op)?;
     let masked;
-    let mut dy = input(args.dpooled, ctx, op, "dpooled", len)?;
+    let mut dy = wgpu_storage(args.dpooled, ctx, op)?;
     if args.spec.relu {
-        masked = unary_backward(ctx, UnaryOp::Relu, args.pooled, args.pooled, args.dpooled)?;
+        masked = backend.unary_backward(UnaryOp::Relu, args.pooled, args.pooled, args.dpooled)?;
         dy = wgpu_storage(&masked, ctx, op)?;
     }
     let pooling =
@@ -310,4 +268,67 @@ pub(crate) fn conv_pool_backward(ctx: &Arc<Context>, args: &ConvPoolBackward<'_>
             .then(|| reduce_buffer(ctx, ReduceOp::Sum, dy.buffer(), &sum).and_then(|s| ctx.store(s)))
             .transpose()?,
     })
+}
+
+impl ConvOps for WgpuBackend {
+    /// Forward convolution plus optional bias.
+    fn conv2d(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &Conv2dSpec,
+    ) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "conv2d";
+        let x = wgpu_storage(x, ctx, op)?;
+        let f = wgpu_storage(filter, ctx, op)?;
+        let bias = bias.map(|s| wgpu_storage(s, ctx, op)).transpose()?;
+        let m = spec.batch * spec.out_h * spec.out_w;
+        let out = ctx.alloc(op, m * spec.out_c)?;
+        if m * spec.out_c > 0 {
+            let g = Gemm::unsplit(ctx, Mode::Forward, m, spec.out_c, spec.patch_len());
+            let bufs =
+                Operands { a: x.buffer(), b: f.buffer(), bias: bias.map(|b| b.buffer()), out: out.buffer() };
+            run(ctx, op, &g, spec, None, &bufs)?;
+        }
+        ctx.store(out)
+    }
+
+    /// Gradient with respect to the input.
+    fn conv2d_backward_input(&self, dy: &Storage, filter: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "conv2d_backward_input";
+        let dy = wgpu_storage(dy, ctx, op)?;
+        input_gradient(ctx, op, dy.buffer(), filter, spec, None)
+    }
+
+    /// Gradient with respect to the filter (HWIO).
+    fn conv2d_backward_filter(&self, x: &Storage, dy: &Storage, spec: &Conv2dSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "conv2d_backward_filter";
+        let dy = wgpu_storage(dy, ctx, op)?;
+        filter_gradient(ctx, op, x, dy.buffer(), spec, None)
+    }
+
+    fn conv2d_max_pool(
+        &self,
+        x: &Storage,
+        filter: &Storage,
+        bias: Option<&Storage>,
+        spec: &ConvPoolSpec,
+    ) -> Result<(Storage, ConvPoolSaved)> {
+        if !pools_in_registers(spec) {
+            return conv2d_max_pool_unfused(self, x, filter, bias, spec);
+        }
+        let (pooled, winners) = conv_pool_forward(&self.context, x, filter, bias, spec)?;
+        Ok((pooled, ConvPoolSaved::Winners(winners)))
+    }
+
+    fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
+        match args.saved {
+            ConvPoolSaved::ConvOutput(y) => conv2d_max_pool_backward_unfused(self, args, y),
+            ConvPoolSaved::Winners(winners) => conv_pool_backward(self, args, winners),
+        }
+    }
 }

@@ -2,11 +2,13 @@
 //! (`shaders/elementwise.wgsl`).
 
 use super::u32_param;
-use crate::buffers::{input, wgpu_storage};
+use crate::buffers::wgpu_storage;
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
+use crate::WgpuBackend;
 use std::sync::Arc;
 use tensor::shape::BroadcastSpec;
+use tensor::ElementwiseOps;
 use tensor::{BinaryOp, Result, Storage, TensorError, UnaryOp};
 
 /// Broadcast dimensions the shader's uniform has room for.
@@ -64,48 +66,6 @@ pub(crate) fn fill(ctx: &Arc<Context>, len: usize, value: f32) -> Result<Storage
     ctx.store(out)
 }
 
-/// `op(x)` elementwise.
-pub(crate) fn unary(ctx: &Arc<Context>, op: UnaryOp, x: &Storage) -> Result<Storage> {
-    let x = wgpu_storage(x, ctx, "unary")?;
-    let n = x.len();
-    let out = ctx.alloc("unary", n)?;
-    if n > 0 {
-        let (code, f0, f1) = unary_code(op);
-        let p = params(u32_param("unary", "len", n)?, code, f0, f1);
-        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
-        ctx.dispatch(Shader::Elementwise, "unary", &p, &bindings, ctx.grid_1d(n as u64))?;
-    }
-    ctx.store(out)
-}
-
-/// `dy * op'(x)` elementwise.
-pub(crate) fn unary_backward(
-    ctx: &Arc<Context>,
-    op: UnaryOp,
-    x: &Storage,
-    y: &Storage,
-    dy: &Storage,
-) -> Result<Storage> {
-    let name = "unary_backward";
-    let x = wgpu_storage(x, ctx, name)?;
-    let n = x.len();
-    let y = input(y, ctx, name, "y", n)?;
-    let dy = input(dy, ctx, name, "dy", n)?;
-    let out = ctx.alloc(name, n)?;
-    if n > 0 {
-        let (code, f0, f1) = unary_code(op);
-        let p = params(u32_param(name, "len", n)?, code, f0, f1);
-        let bindings = [
-            (1, x.buffer(), Access::Read),
-            (2, y.buffer(), Access::Read),
-            (3, dy.buffer(), Access::Read),
-            (4, out.buffer(), Access::Write),
-        ];
-        ctx.dispatch(Shader::Elementwise, name, &p, &bindings, ctx.grid_1d(n as u64))?;
-    }
-    ctx.store(out)
-}
-
 /// Writes the broadcast geometry into the uniform.
 fn set_geometry(op: &str, p: &mut [u32; PARAM_WORDS], spec: &BroadcastSpec) -> Result<()> {
     let rank = spec.dims.len();
@@ -123,46 +83,89 @@ fn set_geometry(op: &str, p: &mut [u32; PARAM_WORDS], spec: &BroadcastSpec) -> R
     Ok(())
 }
 
-/// `a op b` with broadcasting.
-pub(crate) fn binary(
-    ctx: &Arc<Context>,
-    op: BinaryOp,
-    a: &Storage,
-    b: &Storage,
-    spec: &BroadcastSpec,
-) -> Result<Storage> {
-    let a = wgpu_storage(a, ctx, "binary")?;
-    let b = wgpu_storage(b, ctx, "binary")?;
-    spec.check_reads("binary", "a", a.len(), false)?;
-    spec.check_reads("binary", "b", b.len(), true)?;
-    let n = spec.numel();
-    let out = ctx.alloc("binary", n)?;
-    if n > 0 {
-        let mut p = params(u32_param("binary", "len", n)?, binary_code(op), 0.0, 0.0);
-        set_geometry("binary", &mut p, spec)?;
-        let bindings =
-            [(1, a.buffer(), Access::Read), (2, b.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
-        ctx.dispatch(Shader::Elementwise, "binary", &p, &bindings, ctx.grid_1d(n as u64))?;
+impl ElementwiseOps for WgpuBackend {
+    /// `op(x)` elementwise.
+    fn unary(&self, op: UnaryOp, x: &Storage) -> Result<Storage> {
+        let ctx = &self.context;
+        let x = wgpu_storage(x, ctx, "unary")?;
+        let n = x.len();
+        let out = ctx.alloc("unary", n)?;
+        if n > 0 {
+            let (code, f0, f1) = unary_code(op);
+            let p = params(u32_param("unary", "len", n)?, code, f0, f1);
+            let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+            ctx.dispatch(Shader::Elementwise, "unary", &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
     }
-    ctx.store(out)
-}
 
-/// Materialises `x` read with `spec.a_strides` into a contiguous output of `spec.dims`.
-pub(crate) fn expand(ctx: &Arc<Context>, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
-    let x = wgpu_storage(x, ctx, "expand")?;
-    spec.check_reads("expand", "x", x.len(), false)?;
-    let n = spec.numel();
-    let out = ctx.alloc("expand", n)?;
-    if n > 0 {
-        let mut p = params(u32_param("expand", "len", n)?, 0, 0.0, 0.0);
-        let spec = BroadcastSpec {
-            dims: spec.dims.clone(),
-            a_strides: spec.a_strides.clone(),
-            b_strides: vec![0; spec.dims.len()],
-        };
-        set_geometry("expand", &mut p, &spec)?;
-        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
-        ctx.dispatch(Shader::Elementwise, "expand", &p, &bindings, ctx.grid_1d(n as u64))?;
+    /// `dy * op'(x)` elementwise.
+    fn unary_backward(&self, op: UnaryOp, x: &Storage, y: &Storage, dy: &Storage) -> Result<Storage> {
+        let ctx = &self.context;
+        let name = "unary_backward";
+        let x = wgpu_storage(x, ctx, name)?;
+        let n = x.len();
+        let y = wgpu_storage(y, ctx, name)?;
+        let dy = wgpu_storage(dy, ctx, name)?;
+        let out = ctx.alloc(name, n)?;
+        if n > 0 {
+            let (code, f0, f1) = unary_code(op);
+            let p = params(u32_param(name, "len", n)?, code, f0, f1);
+            let bindings = [
+                (1, x.buffer(), Access::Read),
+                (2, y.buffer(), Access::Read),
+                (3, dy.buffer(), Access::Read),
+                (4, out.buffer(), Access::Write),
+            ];
+            ctx.dispatch(Shader::Elementwise, name, &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
     }
-    ctx.store(out)
+
+    /// `a op b` with broadcasting.
+    fn binary(&self, op: BinaryOp, a: &Storage, b: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let a = wgpu_storage(a, ctx, "binary")?;
+        let b = wgpu_storage(b, ctx, "binary")?;
+        let n = spec.numel();
+        let out = ctx.alloc("binary", n)?;
+        if n > 0 {
+            let mut p = params(u32_param("binary", "len", n)?, binary_code(op), 0.0, 0.0);
+            set_geometry("binary", &mut p, spec)?;
+            let bindings = [
+                (1, a.buffer(), Access::Read),
+                (2, b.buffer(), Access::Read),
+                (4, out.buffer(), Access::Write),
+            ];
+            ctx.dispatch(Shader::Elementwise, "binary", &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
+    }
+
+    /// Materialises `x` read with `spec.a_strides` into a contiguous output of `spec.dims`.
+    fn expand(&self, x: &Storage, spec: &BroadcastSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let x = wgpu_storage(x, ctx, "expand")?;
+        let n = spec.numel();
+        let out = ctx.alloc("expand", n)?;
+        if n > 0 {
+            let mut p = params(u32_param("expand", "len", n)?, 0, 0.0, 0.0);
+            let spec = BroadcastSpec {
+                dims: spec.dims.clone(),
+                a_strides: spec.a_strides.clone(),
+                b_strides: vec![0; spec.dims.len()],
+            };
+            set_geometry("expand", &mut p, &spec)?;
+            let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+            ctx.dispatch(Shader::Elementwise, "expand", &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
+    }
+
+    /// As the trait's contract says: rounds like `unary` (`Affine`) then `binary` (`Add`).
+    fn scaled_add(&self, a: &Storage, b: &Storage, alpha: f32) -> Result<Storage> {
+        let scaled = self.unary(UnaryOp::Affine { scale: alpha, shift: 0.0 }, b)?;
+        let spec = BroadcastSpec { dims: vec![a.len()], a_strides: vec![1], b_strides: vec![1] };
+        self.binary(BinaryOp::Add, a, &scaled, &spec)
+    }
 }

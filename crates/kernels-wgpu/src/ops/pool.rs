@@ -1,11 +1,12 @@
 //! Max / average / L2 pooling and their gradients (`shaders/pool.wgsl`).
 
 use super::u32_param;
-use crate::buffers::input;
-use crate::context::{Access, Context};
+use crate::buffers::wgpu_storage;
+use crate::context::Access;
 use crate::shaders::Shader;
-use std::sync::Arc;
+use crate::WgpuBackend;
 use tensor::shape::{Pool2dSpec, PoolKind};
+use tensor::PoolOps;
 use tensor::{Result, Storage};
 
 fn input_len(spec: &Pool2dSpec) -> usize {
@@ -39,44 +40,48 @@ fn params(op: &str, n: usize, kind: PoolKind, s: &Pool2dSpec) -> Result<[u32; 16
     ])
 }
 
-/// Pools NHWC `x`.
-pub(crate) fn forward(ctx: &Arc<Context>, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
-    let op = "pool2d";
-    let x = input(x, ctx, op, "input", input_len(spec))?;
-    let n = spec.output_shape().numel();
-    let out = ctx.alloc(op, n)?;
-    if n > 0 {
-        let p = params(op, n, kind, spec)?;
-        let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
-        ctx.dispatch(Shader::Pool, "pool_forward", &p, &bindings, ctx.grid_1d(n as u64))?;
+impl PoolOps for WgpuBackend {
+    /// Pools NHWC `x`.
+    fn pool2d(&self, kind: PoolKind, x: &Storage, spec: &Pool2dSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "pool2d";
+        let x = wgpu_storage(x, ctx, op)?;
+        let n = spec.output_shape().numel();
+        let out = ctx.alloc(op, n)?;
+        if n > 0 {
+            let p = params(op, n, kind, spec)?;
+            let bindings = [(1, x.buffer(), Access::Read), (4, out.buffer(), Access::Write)];
+            ctx.dispatch(Shader::Pool, "pool_forward", &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
     }
-    ctx.store(out)
-}
 
-/// Gradient of the pooling with respect to its input.
-pub(crate) fn backward(
-    ctx: &Arc<Context>,
-    kind: PoolKind,
-    x: &Storage,
-    y: &Storage,
-    dy: &Storage,
-    spec: &Pool2dSpec,
-) -> Result<Storage> {
-    let op = "pool2d_backward";
-    let n = input_len(spec);
-    let x = input(x, ctx, op, "input", n)?;
-    let y = input(y, ctx, op, "y", spec.output_shape().numel())?;
-    let dy = input(dy, ctx, op, "dy", spec.output_shape().numel())?;
-    let out = ctx.alloc(op, n)?;
-    if n > 0 {
-        let p = params(op, n, kind, spec)?;
-        let bindings = [
-            (1, x.buffer(), Access::Read),
-            (2, y.buffer(), Access::Read),
-            (3, dy.buffer(), Access::Read),
-            (4, out.buffer(), Access::Write),
-        ];
-        ctx.dispatch(Shader::Pool, "pool_backward", &p, &bindings, ctx.grid_1d(n as u64))?;
+    /// Gradient of the pooling with respect to its input.
+    fn pool2d_backward(
+        &self,
+        kind: PoolKind,
+        x: &Storage,
+        y: &Storage,
+        dy: &Storage,
+        spec: &Pool2dSpec,
+    ) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "pool2d_backward";
+        let n = input_len(spec);
+        let x = wgpu_storage(x, ctx, op)?;
+        let y = wgpu_storage(y, ctx, op)?;
+        let dy = wgpu_storage(dy, ctx, op)?;
+        let out = ctx.alloc(op, n)?;
+        if n > 0 {
+            let p = params(op, n, kind, spec)?;
+            let bindings = [
+                (1, x.buffer(), Access::Read),
+                (2, y.buffer(), Access::Read),
+                (3, dy.buffer(), Access::Read),
+                (4, out.buffer(), Access::Write),
+            ];
+            ctx.dispatch(Shader::Pool, "pool_backward", &p, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
     }
-    ctx.store(out)
 }

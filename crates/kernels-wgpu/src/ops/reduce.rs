@@ -2,11 +2,13 @@
 //! (`shaders/reduce.wgsl`).
 
 use super::u32_param;
-use crate::buffers::{input, WgpuStorage};
+use crate::buffers::{wgpu_storage, WgpuStorage};
 use crate::context::{Access, Context};
 use crate::shaders::Shader;
+use crate::WgpuBackend;
 use std::sync::Arc;
 use tensor::shape::ReduceSpec;
+use tensor::ReduceOps;
 use tensor::{ReduceOp, Result, Storage};
 
 /// Invocations below which a column reduction splits its reduced axis into chunks, so a
@@ -90,22 +92,26 @@ pub(crate) fn reduce_buffer(
     Ok(out)
 }
 
-/// Reduces `[outer, reduced, inner]` to `[outer, inner]`.
-pub(crate) fn reduce(ctx: &Arc<Context>, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
-    let x = input(x, ctx, "reduce", "x", spec.outer * spec.reduced * spec.inner)?;
-    let out = reduce_buffer(ctx, op, x.buffer(), spec)?;
-    ctx.store(out)
-}
-
-/// Index of the first largest value of each row of `[rows, cols]`, as f32.
-pub(crate) fn argmax(ctx: &Arc<Context>, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
-    let name = "argmax";
-    let x = input(x, ctx, name, "x", rows * cols)?;
-    let out = ctx.alloc(name, rows)?;
-    if rows > 0 {
-        let params = [u32_param(name, "rows", rows)?, u32_param(name, "cols", cols)?, 1, 1, 0, 1, 0, 0];
-        let bindings = [(1, x.buffer(), Access::Read), (2, out.buffer(), Access::Write)];
-        ctx.dispatch(Shader::Reduce, name, &params, &bindings, ctx.grid_groups(rows as u64))?;
+impl ReduceOps for WgpuBackend {
+    /// Reduces `[outer, reduced, inner]` to `[outer, inner]`.
+    fn reduce(&self, op: ReduceOp, x: &Storage, spec: &ReduceSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let x = wgpu_storage(x, ctx, "reduce")?;
+        let out = reduce_buffer(ctx, op, x.buffer(), spec)?;
+        ctx.store(out)
     }
-    ctx.store(out)
+
+    /// Index of the first largest value of each row of `[rows, cols]`, as f32.
+    fn argmax(&self, x: &Storage, rows: usize, cols: usize) -> Result<Storage> {
+        let ctx = &self.context;
+        let name = "argmax";
+        let x = wgpu_storage(x, ctx, name)?;
+        let out = ctx.alloc(name, rows)?;
+        if rows > 0 {
+            let params = [u32_param(name, "rows", rows)?, u32_param(name, "cols", cols)?, 1, 1, 0, 1, 0, 0];
+            let bindings = [(1, x.buffer(), Access::Read), (2, out.buffer(), Access::Write)];
+            ctx.dispatch(Shader::Reduce, name, &params, &bindings, ctx.grid_groups(rows as u64))?;
+        }
+        ctx.store(out)
+    }
 }

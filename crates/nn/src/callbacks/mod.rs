@@ -24,4 +24,4 @@ pub use early_stopping::EarlyStopping;
 pub use lambda::LambdaCallback;
 pub use learning_rate::{LearningRateScheduler, ReduceLROnPlateau};
 pub use monitor::MonitorMode;
-pub use terminate_on_nan::{TerminateOnNaN, DEVICE_NAN_CHECK_INTERVAL};
+pub use terminate_on_nan::TerminateOnNaN;

@@ -5,20 +5,16 @@ use tensor::{Device, Tensor};
 use super::callback::{BatchLogs, Callback, CallbackContext};
 use crate::error::{Error, Result};
 
-/// Steps between loss checks on a device whose values must be copied back (a GPU): reading the
-/// loss makes the host wait until the device has finished every queued step, so checking each
-/// step would stall the pipeline. Checks are also made at the end of each epoch.
-pub const DEVICE_NAN_CHECK_INTERVAL: usize = 100;
-
 /// Stops training at the first batch whose loss is NaN or infinite, as Keras'
 /// `TerminateOnNaN`: by default it prints `Batch 16: Invalid loss, terminating training` and
 /// stops training (`fit` returns its `History`); with [`raise_error`](Self::raise_error) `fit`
 /// fails with [`Error::NonFiniteLoss`] naming the epoch and batch instead (what
 /// [`FitOptions::terminate_on_nan`](crate::FitOptions::terminate_on_nan), on by default, adds).
 ///
-/// On the CPU the loss is read after every step (a read costs nothing there); elsewhere the
-/// epoch's running loss sum is read every [`DEVICE_NAN_CHECK_INTERVAL`] steps and at the end of
-/// each epoch, and only when it is not finite are the losses of the steps since the last check
+/// On the CPU the loss is read after every step (a read costs nothing there); on a backend
+/// whose reads wait for queued work, the epoch's running loss sum is read every
+/// [`loss_check_interval`](tensor::Capabilities) steps the backend asks for (100 on wgpu) and
+/// at the end of each epoch, and only when it is not finite are the losses of the steps since the last check
 /// read one by one, so the first bad step is still the one named.
 pub struct TerminateOnNaN {
     raise_error: bool,
@@ -102,14 +98,10 @@ impl Callback for TerminateOnNaN {
     }
 }
 
-/// Every step on the CPU, every [`DEVICE_NAN_CHECK_INTERVAL`] steps elsewhere.
+/// What the backend asks for: every step where reads are free (the CPU), every 100 steps on the
+/// wgpu backend, where each read drains the GPU's queue.
 fn check_interval(device: &Device) -> usize {
-    // The CPU backend's name is "cpu (N threads)"; its values live in host memory.
-    if device.name().starts_with("cpu") {
-        1
-    } else {
-        DEVICE_NAN_CHECK_INTERVAL
-    }
+    device.capabilities().loss_check_interval.max(1)
 }
 
 #[cfg(test)]

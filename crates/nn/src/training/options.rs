@@ -38,8 +38,8 @@ pub struct FitOptions {
     /// Stop with [`Error::NonFiniteLoss`] at the first step whose loss is NaN or infinite
     /// (Keras' [`TerminateOnNaN`](crate::callbacks::TerminateOnNaN) with `raise_error`; default
     /// on). The loss is read after every step on the CPU, and every
-    /// [`DEVICE_NAN_CHECK_INTERVAL`](crate::callbacks::DEVICE_NAN_CHECK_INTERVAL) steps and at
-    /// the end of each epoch on a GPU (a read waits for the GPU), the error still naming the
+    /// [`loss_check_interval`](tensor::Capabilities) steps (100) and at the end of each epoch on
+    /// a GPU (a read waits for the GPU), the error still naming the
     /// first bad step. Off, an epoch whose mean loss is not finite still ends training, naming
     /// its last step.
     pub terminate_on_nan: bool,

@@ -18,7 +18,9 @@ impl Tensor {
     ) -> Result<Tensor> {
         self.same_device(rhs, name)?;
         let (shape, spec) = broadcast(self.shape(), rhs.shape())?;
-        let storage = self.backend().binary(op, self.storage(), rhs.storage(), &spec)?;
+        let storage = self.device().call("binary", &format_args!("{op:?} {spec}"), |b| {
+            b.binary(op, self.storage(), rhs.storage(), &spec)
+        })?;
         Ok(Tensor::from_op(storage, shape, self.device(), &[self, rhs], name, backward))
     }
 
@@ -44,7 +46,9 @@ impl Tensor {
                 rhs: rhs.shape().clone(),
             });
         }
-        let storage = self.backend().scaled_add(self.storage(), rhs.storage(), alpha)?;
+        let storage = self
+            .device()
+            .call("scaled_add", &self.numel(), |b| b.scaled_add(self.storage(), rhs.storage(), alpha))?;
         Ok(Tensor::from_op(
             storage,
             self.shape().clone(),
@@ -125,7 +129,9 @@ impl Tensor {
     fn comparison(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         self.same_device(rhs, "comparison")?;
         let (shape, spec) = broadcast(self.shape(), rhs.shape())?;
-        let storage = self.backend().binary(op, self.storage(), rhs.storage(), &spec)?;
+        let storage = self.device().call("binary", &format_args!("{op:?} {spec}"), |b| {
+            b.binary(op, self.storage(), rhs.storage(), &spec)
+        })?;
         Tensor::from_storage(storage, shape, self.device())
     }
 

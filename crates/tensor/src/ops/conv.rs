@@ -39,21 +39,26 @@ impl Tensor {
         self.same_device(filter, "conv2d")?;
         let spec = Conv2dSpec::new(self.shape(), filter.shape(), strides, padding)?;
         self.check_conv_bias(filter, bias, spec.out_c, ("conv2d", "conv2d (bias must be [filters])"))?;
-        let storage =
-            self.backend().conv2d(self.storage(), filter.storage(), bias.map(|b| b.storage()), &spec)?;
+        let bias_storage = bias.map(|b| b.storage());
+        let storage = self
+            .device()
+            .call("conv2d", &spec, |b| b.conv2d(self.storage(), filter.storage(), bias_storage, &spec))?;
         let mut inputs = vec![self, filter];
         inputs.extend(bias);
         Ok(Tensor::from_op(storage, spec.output_shape(), self.device(), &inputs, "conv2d", move |ctx| {
             let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
             let dy = ctx.grad;
-            let backend = x.backend();
             let mut grads = vec![
                 grad_if(ctx.needs[0], || {
-                    let dx = backend.conv2d_backward_input(dy.storage(), w.storage(), &spec)?;
+                    let dx = x.device().call("conv2d_backward_input", &spec, |b| {
+                        b.conv2d_backward_input(dy.storage(), w.storage(), &spec)
+                    })?;
                     Tensor::from_storage(dx, spec.input_shape(), x.device())
                 })?,
                 grad_if(ctx.needs[1], || {
-                    let dw = backend.conv2d_backward_filter(x.storage(), dy.storage(), &spec)?;
+                    let dw = x.device().call("conv2d_backward_filter", &spec, |b| {
+                        b.conv2d_backward_filter(x.storage(), dy.storage(), &spec)
+                    })?;
                     Tensor::from_storage(dw, spec.filter_shape(), x.device())
                 })?,
             ];

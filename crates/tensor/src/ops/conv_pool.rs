@@ -1,5 +1,5 @@
 //! Convolution followed by max pooling, as one differentiable op, so that a backend can fuse
-//! them (see [`crate::Backend::conv2d_max_pool`]).
+//! them (see [`crate::ConvOps::conv2d_max_pool`]).
 
 use crate::backend::ConvPoolBackward;
 use crate::error::Result;
@@ -42,19 +42,18 @@ impl Tensor {
         self.same_device(filter, "conv2d_max_pool")?;
         let ops = ("conv2d_max_pool", "conv2d_max_pool (bias must be [filters])");
         self.check_conv_bias(filter, bias, spec.conv.out_c, ops)?;
-        let (pooled, saved) = self.backend().conv2d_max_pool(
-            self.storage(),
-            filter.storage(),
-            bias.map(|b| b.storage()),
-            &spec,
-        )?;
+        let op = if spec.relu { "conv2d_relu_max_pool" } else { "conv2d_max_pool" };
+        let bias_storage = bias.map(|b| b.storage());
+        let (pooled, saved) = self
+            .device()
+            .call(op, &spec, |b| b.conv2d_max_pool(self.storage(), filter.storage(), bias_storage, &spec))?;
         let mut inputs = vec![self, filter];
         inputs.extend(bias);
         let shape = spec.pool.output_shape();
         Ok(Tensor::from_op(pooled, shape, self.device(), &inputs, "conv2d_max_pool", move |ctx| {
             let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
             let needs = [ctx.needs[0], ctx.needs[1], ctx.needs.get(2).copied().unwrap_or(false)];
-            let grads = x.backend().conv2d_max_pool_backward(&ConvPoolBackward {
+            let args = ConvPoolBackward {
                 x: x.storage(),
                 filter: w.storage(),
                 pooled: ctx.output.storage(),
@@ -62,7 +61,9 @@ impl Tensor {
                 dpooled: ctx.grad.storage(),
                 spec: &spec,
                 needs,
-            })?;
+            };
+            let op = if spec.relu { "conv2d_relu_max_pool_backward" } else { "conv2d_max_pool_backward" };
+            let grads = x.device().call(op, &spec, |b| b.conv2d_max_pool_backward(&args))?;
             let wrap = |storage: Option<_>, shape: Shape| {
                 storage.map(|s| Tensor::from_storage(s, shape, x.device())).transpose()
             };

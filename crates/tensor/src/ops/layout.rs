@@ -40,7 +40,10 @@ impl Tensor {
         if row_len == 0 || indices.is_empty() {
             return Tensor::zeros(dims, self.device());
         }
-        let storage = self.backend().gather_rows(self.storage(), row_len, indices)?;
+        let storage =
+            self.device().call("gather_rows", &format_args!("{}x{row_len}", indices.len()), |b| {
+                b.gather_rows(self.storage(), row_len, indices)
+            })?;
         Tensor::from_storage(storage, dims, self.device())
     }
 
@@ -80,7 +83,8 @@ impl Tensor {
         }
         let (outer, _, _) = first.shape().split_at_axis(axis);
         let storages: Vec<_> = parts.iter().map(|p| p.storage()).collect();
-        let storage = first.backend().concat(&storages, &ConcatSpec { outer, part_inner })?;
+        let spec = ConcatSpec { outer, part_inner };
+        let storage = first.device().call("concat", &spec, |b| b.concat(&storages, &spec))?;
         Ok(Tensor::from_op(storage, out_dims, first.device(), parts, "concat", move |ctx| {
             let mut start = 0;
             let mut grads = Vec::with_capacity(lengths.len());
@@ -104,7 +108,7 @@ impl Tensor {
             )));
         }
         let spec = NarrowSpec { outer, inner: axis_len * inner, offset: start * inner, len: len * inner };
-        let storage = self.backend().narrow(self.storage(), &spec)?;
+        let storage = self.device().call("narrow", &spec, |b| b.narrow(self.storage(), &spec))?;
         let mut out_dims = self.dims().to_vec();
         out_dims[axis] = len;
         Ok(Tensor::from_op(storage, out_dims, self.device(), &[self], "narrow", move |ctx| {
@@ -138,7 +142,9 @@ impl Tensor {
         if rate == 0.0 {
             return Ok(self.clone());
         }
-        let mask = self.backend().dropout_mask(self.numel(), rate, seed)?;
+        let mask = self
+            .device()
+            .call("dropout_mask", &self.numel(), |b| b.dropout_mask(self.numel(), rate, seed))?;
         let mask = Tensor::from_storage(mask, self.shape().clone(), self.device())?;
         self.mul(&mask)
     }

@@ -33,7 +33,8 @@ impl Tensor {
     pub fn matmul_ex(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         self.same_device(rhs, "matmul")?;
         let (spec, out) = matmul_spec(self.shape(), rhs.shape(), trans_a, trans_b)?;
-        let storage = self.backend().matmul(self.storage(), rhs.storage(), None, &spec)?;
+        let storage =
+            self.device().call("matmul", &spec, |b| b.matmul(self.storage(), rhs.storage(), None, &spec))?;
         Ok(Tensor::from_op(storage, out, self.device(), &[self, rhs], "matmul", move |ctx| {
             let [a, b] = ctx.inputs else { unreachable!() };
             Ok(vec![
@@ -56,7 +57,9 @@ impl Tensor {
                 rhs: bias.shape().clone(),
             });
         }
-        let storage = self.backend().matmul(self.storage(), weight.storage(), Some(bias.storage()), &spec)?;
+        let storage = self.device().call("matmul+bias", &spec, |b| {
+            b.matmul(self.storage(), weight.storage(), Some(bias.storage()), &spec)
+        })?;
         Ok(Tensor::from_op(storage, out, self.device(), &[self, weight, bias], "linear", |ctx| {
             let [x, w, b] = ctx.inputs else { unreachable!() };
             Ok(vec![

@@ -14,16 +14,14 @@ impl Tensor {
         padding: Padding,
     ) -> Result<Tensor> {
         let spec = Pool2dSpec::new(self.shape(), pool, strides, padding)?;
-        let storage = self.backend().pool2d(kind, self.storage(), &spec)?;
+        let storage = self
+            .device()
+            .call("pool2d", &format_args!("{kind:?} {spec}"), |b| b.pool2d(kind, self.storage(), &spec))?;
         Ok(Tensor::from_op(storage, spec.output_shape(), self.device(), &[self], "pool2d", move |ctx| {
             let x = &ctx.inputs[0];
-            let dx = x.backend().pool2d_backward(
-                kind,
-                x.storage(),
-                ctx.output.storage(),
-                ctx.grad.storage(),
-                &spec,
-            )?;
+            let dx = x.device().call("pool2d_backward", &format_args!("{kind:?} {spec}"), |b| {
+                b.pool2d_backward(kind, x.storage(), ctx.output.storage(), ctx.grad.storage(), &spec)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
         }))
     }

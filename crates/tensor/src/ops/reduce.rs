@@ -17,7 +17,9 @@ impl Tensor {
         };
         let mut out_dims = dims.to_vec();
         out_dims[axes].iter_mut().for_each(|d| *d = 1);
-        let storage = self.backend().reduce(op, self.storage(), &spec)?;
+        let storage = self
+            .device()
+            .call("reduce", &format_args!("{op:?} {spec}"), |b| b.reduce(op, self.storage(), &spec))?;
         if op == ReduceOp::Max {
             return Tensor::from_storage(storage, out_dims, self.device());
         }
@@ -72,7 +74,9 @@ impl Tensor {
             return Err(TensorError::InvalidAxis { axis: -1, shape: self.shape().clone() });
         }
         let (rows, cols) = self.shape().rows_cols();
-        let storage = self.backend().argmax(self.storage(), rows, cols)?;
+        let storage = self
+            .device()
+            .call("argmax", &format_args!("{rows}x{cols}"), |b| b.argmax(self.storage(), rows, cols))?;
         Tensor::from_storage(storage, drop_axis(self.dims(), self.rank() - 1), self.device())
     }
 
@@ -89,7 +93,7 @@ impl Tensor {
                 rhs: shape.clone(),
             });
         }
-        let storage = self.backend().expand(self.storage(), &spec)?;
+        let storage = self.device().call("expand", &spec, |b| b.expand(self.storage(), &spec))?;
         Ok(Tensor::from_op(storage, out, self.device(), &[self], "broadcast_to", |ctx| {
             Ok(vec![Some(ctx.grad.sum_to_shape(ctx.inputs[0].shape())?)])
         }))

@@ -11,11 +11,15 @@ impl Tensor {
             return Err(TensorError::InvalidAxis { axis: -1, shape: self.shape().clone() });
         }
         let (rows, cols) = self.shape().rows_cols();
-        let storage = self.backend().softmax(self.storage(), rows, cols, log)?;
+        let storage = self.device().call("softmax", &format_args!("{rows}x{cols}"), |b| {
+            b.softmax(self.storage(), rows, cols, log)
+        })?;
         let name = if log { "log_softmax" } else { "softmax" };
         Ok(Tensor::from_op(storage, self.shape().clone(), self.device(), &[self], name, move |ctx| {
             let y = ctx.output;
-            let dx = y.backend().softmax_backward(y.storage(), ctx.grad.storage(), rows, cols, log)?;
+            let dx = y.device().call("softmax_backward", &format_args!("{rows}x{cols}"), |b| {
+                b.softmax_backward(y.storage(), ctx.grad.storage(), rows, cols, log)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, y.shape().clone(), y.device())?)])
         }))
     }
@@ -46,7 +50,9 @@ impl Tensor {
         }
         let (rows, cols) = self.shape().rows_cols();
         let (loss, probs) =
-            self.backend().softmax_cross_entropy(self.storage(), labels.storage(), rows, cols)?;
+            self.device().call("softmax_cross_entropy", &format_args!("{rows}x{cols}"), |b| {
+                b.softmax_cross_entropy(self.storage(), labels.storage(), rows, cols)
+            })?;
         let probs = Tensor::from_storage(probs, self.shape().clone(), self.device())?;
         let mut row_shape = self.dims().to_vec();
         row_shape.pop();

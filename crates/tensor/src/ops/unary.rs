@@ -8,10 +8,14 @@ use crate::tensor::Tensor;
 impl Tensor {
     /// Applies `op` elementwise.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        let storage = self.backend().unary(op, self.storage())?;
+        let storage = self
+            .device()
+            .call("unary", &format_args!("{op:?} {}", self.numel()), |b| b.unary(op, self.storage()))?;
         Ok(Tensor::from_op(storage, self.shape().clone(), self.device(), &[self], "unary", move |ctx| {
             let x = &ctx.inputs[0];
-            let dx = x.backend().unary_backward(op, x.storage(), ctx.output.storage(), ctx.grad.storage())?;
+            let dx = x.device().call("unary_backward", &format_args!("{op:?} {}", x.numel()), |b| {
+                b.unary_backward(op, x.storage(), ctx.output.storage(), ctx.grad.storage())
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, x.shape().clone(), x.device())?)])
         }))
     }

@@ -2,6 +2,8 @@
 //! convolution and pooling geometry. Kernels receive fully resolved specs from here,
 //! so no backend ever recomputes (or disagrees about) an output size or a padding.
 
+mod describe;
+
 use crate::error::{Result, TensorError};
 use std::fmt;
 
@@ -461,7 +463,7 @@ pub struct PoolWindow {
 }
 
 /// A convolution followed by max pooling of its output, and optionally a ReLU of the pooled
-/// values, all resolved (see [`Backend::conv2d_max_pool`](crate::Backend::conv2d_max_pool)).
+/// values, all resolved (see [`ConvOps::conv2d_max_pool`](crate::ConvOps::conv2d_max_pool)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvPoolSpec {
     /// The convolution.
