@@ -56,6 +56,7 @@ fn unary_value(op: u32, x: f32) -> f32 {
         case 7u: { return x * x; }
         case 8u: { return abs(x); }
         case 9u: { return x * params.f0 + params.f1; }
+        case 11u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
         default: { return min(max(x, params.f0), params.f1); }
     }
 }
@@ -92,6 +93,7 @@ fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         case 7u: { d = 2.0 * x * g; }
         case 8u: { d = select(select(0.0, -g, x < 0.0), g, x > 0.0); }
         case 9u: { d = g * params.f0; }
+        case 11u: { d = g / (1.0 + exp(-x)); }
         default: { d = select(0.0, g, params.f0 < x && x < params.f1); }
     }
     out[i] = d;

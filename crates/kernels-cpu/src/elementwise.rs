@@ -95,6 +95,7 @@ pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
         UnaryOp::Square => map(x, |x| x * x),
         UnaryOp::Abs => map(x, f32::abs),
         UnaryOp::Affine { scale, shift } => map(x, |x| x * scale + shift),
+        UnaryOp::Softplus => map(x, |x| x.max(0.0) + fast_math::exp(-x.abs()).ln_1p()),
         // Not `f32::clamp`, which panics when min > max.
         UnaryOp::Clamp { min, max } => map(x, |x| x.max(min).min(max)),
     }
@@ -122,6 +123,7 @@ pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32>
             }
         }),
         UnaryOp::Affine { scale, .. } => map3(x, y, dy, |_, _, g| g * scale),
+        UnaryOp::Softplus => map3(x, y, dy, |x, _, g| g * fast_math::sigmoid(x)),
         UnaryOp::Clamp { min, max } => map3(x, y, dy, |x, _, g| if min < x && x < max { g } else { 0.0 }),
     }
 }

@@ -18,6 +18,8 @@ pub enum Activation {
     Sigmoid,
     /// Softmax over the last axis.
     Softmax,
+    /// `ln(1 + exp(x))`.
+    Softplus,
 }
 
 impl Activation {
@@ -29,6 +31,7 @@ impl Activation {
             Activation::Tanh => x.tanh()?,
             Activation::Sigmoid => x.sigmoid()?,
             Activation::Softmax => x.softmax()?,
+            Activation::Softplus => x.softplus()?,
         })
     }
 
@@ -40,6 +43,7 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
             Activation::Softmax => "softmax",
+            Activation::Softplus => "softplus",
         }
     }
 }
@@ -53,6 +57,7 @@ impl std::str::FromStr for Activation {
             "tanh" => Activation::Tanh,
             "sigmoid" => Activation::Sigmoid,
             "softmax" => Activation::Softmax,
+            "softplus" => Activation::Softplus,
             other => return Err(Error::Build(format!("unknown activation '{other}'"))),
         })
     }

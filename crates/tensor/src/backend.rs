@@ -67,6 +67,9 @@ pub enum UnaryOp {
         /// Added after scaling.
         shift: f32,
     },
+    /// `ln(1 + exp(x))`, computed as `max(x, 0) + ln(1 + exp(-|x|))` so it neither overflows
+    /// nor loses the small values; its derivative is `sigmoid(x)`.
+    Softplus,
     /// `min(max(x, min), max)`; the gradient passes only strictly inside the range.
     Clamp {
         /// Lower bound.

@@ -12,6 +12,8 @@
 
 pub mod autodiff;
 pub mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 mod ops;
 pub mod random;

@@ -31,6 +31,7 @@ fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
         UnaryOp::Abs => (8, 0.0, 0.0),
         UnaryOp::Affine { scale, shift } => (9, scale, shift),
         UnaryOp::Clamp { min, max } => (10, min, max),
+        UnaryOp::Softplus => (11, 0.0, 0.0),
     }
 }
 

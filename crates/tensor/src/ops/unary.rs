@@ -28,6 +28,10 @@ impl Tensor {
     pub fn relu(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Relu)
     }
+    /// `ln(1 + exp(self))`, Keras' `softplus`.
+    pub fn softplus(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Softplus)
+    }
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Tanh)

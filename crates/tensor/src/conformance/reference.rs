@@ -104,10 +104,14 @@ pub fn conv2d(
     y
 }
 
+/// The pooling of [`pool2d`].
 #[derive(Clone, Copy)]
 pub enum Pool {
+    /// Largest value of the window.
     Max,
+    /// Mean of the window (padding not counted).
     Avg,
+    /// `sqrt(sum(x^2))` over the window.
     L2,
 }
 

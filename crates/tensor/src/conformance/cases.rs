@@ -1,29 +1,23 @@
-//! Every differentiable op: forward against the f64 reference, backward against central
-//! finite differences of that reference. Shapes are deliberately odd (batch 3, 7x9 images,
-//! 5 channels, stride 2, `same` padding) so no kernel tiling hides an off-by-one.
+//! The suite's cases, one per op family (see the module's documentation).
 
-mod common;
+use super::reference::{self as r, Pool};
+use super::{constant_in, input, input_in, Case, Checker};
+use crate::{Padding, PoolWindow, Tensor};
 
-use common::reference::{self as r, Pool};
-use common::{check_op, constant_in, input, input_in};
-use tensor::{Padding, PoolWindow, Tensor};
-
-#[test]
-fn broadcast_arithmetic() {
+fn broadcast_arithmetic(c: &Checker<'_>) {
     let (a, b) = ([3, 1, 5], [4, 1]);
     let ins = [input(&a), input(&b)];
     let bc = |v: &[Vec<f64>], f: fn(f64, f64) -> f64| r::broadcast_binary(&v[0], &a, &v[1], &b, f);
-    check_op("add", 1, &ins, |t| t[0].add(&t[1]), |v| bc(v, |x, y| x + y));
-    check_op("sub", 2, &ins, |t| t[0].sub(&t[1]), |v| bc(v, |x, y| x - y));
-    check_op("mul", 3, &ins, |t| t[0].mul(&t[1]), |v| bc(v, |x, y| x * y));
+    c.check_op("add", 1, &ins, |t| t[0].add(&t[1]), |v| bc(v, |x, y| x + y));
+    c.check_op("sub", 2, &ins, |t| t[0].sub(&t[1]), |v| bc(v, |x, y| x - y));
+    c.check_op("mul", 3, &ins, |t| t[0].mul(&t[1]), |v| bc(v, |x, y| x * y));
     let div_ins = [input(&a), input_in(&b, 0.5, 2.0)];
-    check_op("div", 4, &div_ins, |t| t[0].div(&t[1]), |v| bc(v, |x, y| x / y));
+    c.check_op("div", 4, &div_ins, |t| t[0].div(&t[1]), |v| bc(v, |x, y| x / y));
 }
 
-#[test]
-fn bias_broadcast_over_nhwc() {
+fn bias_broadcast_over_nhwc(c: &Checker<'_>) {
     let (x, b) = ([3, 7, 9, 5], [5]);
-    check_op(
+    c.check_op(
         "add bias",
         5,
         &[input(&x), input(&b)],
@@ -32,18 +26,17 @@ fn bias_broadcast_over_nhwc() {
     );
 }
 
-#[test]
-fn maximum_and_minimum() {
+fn maximum_and_minimum(c: &Checker<'_>) {
     let (a, b) = ([3, 4], [4]);
     let ins = [input(&a), input(&b)];
-    check_op(
+    c.check_op(
         "maximum",
         6,
         &ins,
         |t| t[0].maximum(&t[1]),
         |v| r::broadcast_binary(&v[0], &a, &v[1], &b, f64::max),
     );
-    check_op(
+    c.check_op(
         "minimum",
         7,
         &ins,
@@ -52,13 +45,12 @@ fn maximum_and_minimum() {
     );
 }
 
-#[test]
-fn unary_functions() {
+fn unary_functions(c: &Checker<'_>) {
     let s = [3, 7, 5];
-    type F = fn(&Tensor) -> tensor::Result<Tensor>;
+    type F = fn(&Tensor) -> crate::Result<Tensor>;
     /// (name, op, f64 reference, input range low, high)
     type Case = (&'static str, F, fn(f64) -> f64, f64, f64);
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         ("relu", Tensor::relu, |x| x.max(0.0), -1.0, 1.0),
         ("tanh", Tensor::tanh, f64::tanh, -2.0, 2.0),
         ("sigmoid", Tensor::sigmoid, |x| 1.0 / (1.0 + (-x).exp()), -3.0, 3.0),
@@ -69,9 +61,10 @@ fn unary_functions() {
         ("abs", Tensor::abs, f64::abs, -1.0, 1.0),
         ("neg", Tensor::neg, |x| -x, -1.0, 1.0),
         ("clamp", |t| t.clamp(-0.5, 0.25), |x| x.clamp(-0.5, 0.25), -1.0, 1.0),
+        ("softplus", Tensor::softplus, |x| x.exp().ln_1p(), -4.0, 4.0),
     ];
     for (i, (name, op, f, lo, hi)) in cases.into_iter().enumerate() {
-        check_op(
+        c.check_op(
             name,
             10 + i as u64,
             &[input_in(&s, lo, hi)],
@@ -79,7 +72,7 @@ fn unary_functions() {
             |v| v[0].iter().map(|&x| f(x)).collect(),
         );
     }
-    check_op(
+    c.check_op(
         "affine",
         30,
         &[input(&s)],
@@ -88,14 +81,13 @@ fn unary_functions() {
     );
 }
 
-#[test]
-fn matmul_all_transpositions() {
+fn matmul_all_transpositions(c: &Checker<'_>) {
     let (m, k, n) = (5, 7, 3);
     for (i, (ta, tb)) in [(false, false), (true, false), (false, true), (true, true)].into_iter().enumerate()
     {
         let a = if ta { [k, m] } else { [m, k] };
         let b = if tb { [n, k] } else { [k, n] };
-        check_op(
+        c.check_op(
             &format!("matmul ta={ta} tb={tb}"),
             40 + i as u64,
             &[input(&a), input(&b)],
@@ -105,9 +97,8 @@ fn matmul_all_transpositions() {
     }
 }
 
-#[test]
-fn batched_matmul() {
-    check_op(
+fn batched_matmul(c: &Checker<'_>) {
+    c.check_op(
         "batched matmul",
         45,
         &[input(&[2, 3, 4]), input(&[2, 4, 5])],
@@ -120,9 +111,8 @@ fn batched_matmul() {
     );
 }
 
-#[test]
-fn linear_layer() {
-    check_op(
+fn linear_layer(c: &Checker<'_>) {
+    c.check_op(
         "linear",
         46,
         &[input(&[5, 7]), input(&[7, 3]), input(&[3])],
@@ -134,27 +124,26 @@ fn linear_layer() {
     );
 }
 
-#[test]
-fn reductions() {
+fn reductions(c: &Checker<'_>) {
     let d = [3, 4, 5];
-    check_op("sum_all", 50, &[input(&d)], |t| t[0].sum_all(), |v| vec![v[0].iter().sum()]);
-    check_op("mean_all", 51, &[input(&d)], |t| t[0].mean_all(), |v| vec![v[0].iter().sum::<f64>() / 60.0]);
-    check_op("sum_axis 1", 52, &[input(&d)], |t| t[0].sum_axis(1, false), |v| r::sum_axis(&v[0], &d, 1));
-    check_op(
+    c.check_op("sum_all", 50, &[input(&d)], |t| t[0].sum_all(), |v| vec![v[0].iter().sum()]);
+    c.check_op("mean_all", 51, &[input(&d)], |t| t[0].mean_all(), |v| vec![v[0].iter().sum::<f64>() / 60.0]);
+    c.check_op("sum_axis 1", 52, &[input(&d)], |t| t[0].sum_axis(1, false), |v| r::sum_axis(&v[0], &d, 1));
+    c.check_op(
         "sum_axis 0 keepdim",
         53,
         &[input(&d)],
         |t| t[0].sum_axis(0, true),
         |v| r::sum_axis(&v[0], &d, 0),
     );
-    check_op(
+    c.check_op(
         "mean_axis -1",
         54,
         &[input(&d)],
         |t| t[0].mean_axis(-1, false),
         |v| r::sum_axis(&v[0], &d, 2).iter().map(|s| s / 5.0).collect(),
     );
-    check_op(
+    c.check_op(
         "broadcast_to",
         55,
         &[input(&[4, 1])],
@@ -163,11 +152,16 @@ fn reductions() {
     );
 }
 
-#[test]
-fn softmax_family() {
+fn softmax_family(c: &Checker<'_>) {
     let d = [4, 7];
-    check_op("softmax", 60, &[input_in(&d, -3.0, 3.0)], |t| t[0].softmax(), |v| r::softmax(&v[0], 7, false));
-    check_op(
+    c.check_op(
+        "softmax",
+        60,
+        &[input_in(&d, -3.0, 3.0)],
+        |t| t[0].softmax(),
+        |v| r::softmax(&v[0], 7, false),
+    );
+    c.check_op(
         "log_softmax",
         61,
         &[input_in(&d, -3.0, 3.0)],
@@ -175,7 +169,7 @@ fn softmax_family() {
         |v| r::softmax(&v[0], 7, true),
     );
     // Soft labels, differentiable too, and a 3-d input (rows = 2 * 3).
-    check_op(
+    c.check_op(
         "softmax_cross_entropy",
         62,
         &[input_in(&[2, 3, 7], -3.0, 3.0), input_in(&[2, 3, 7], 0.0, 1.0)],
@@ -184,23 +178,43 @@ fn softmax_family() {
     );
 }
 
-#[test]
-fn softmax_cross_entropy_is_stable_for_huge_logits() {
-    let dev = common::device();
-    let logits = Tensor::from_vec(vec![1e4, 0.0, -1e4, 3.0, 3.0, 3.0], [2, 3], &dev).unwrap();
-    let labels = Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [2, 3], &dev).unwrap();
-    let loss = logits.softmax_cross_entropy(&labels).unwrap().to_vec().unwrap();
-    assert_eq!(loss[0], 1e4);
-    assert!((loss[1] - 3f32.ln()).abs() < 1e-6, "{}", loss[1]);
+fn softmax_cross_entropy_is_stable_for_huge_logits(c: &Checker<'_>) {
+    let dev = c.device();
+    let logits = Tensor::from_vec(vec![1e4, 0.0, -1e4, 3.0, 3.0, 3.0], [2, 3], dev);
+    let labels = Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [2, 3], dev);
+    let loss = match (logits, labels) {
+        (Ok(logits), Ok(labels)) => logits.softmax_cross_entropy(&labels).and_then(|l| l.to_vec()),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match loss {
+        Ok(loss) => {
+            c.expect("huge logits", loss[0] == 1e4, || {
+                format!("loss {} for a logit 1e4 below the label's", loss[0])
+            });
+            let ln3 = 3f32.ln();
+            c.expect("equal logits", (loss[1] - ln3).abs() < 1e-6, || {
+                format!("loss {} instead of ln 3", loss[1])
+            });
+        }
+        Err(e) => c.expect("huge logits", false, || e.to_string()),
+    }
 }
 
-fn conv_case(seed: u64, x: [usize; 4], f: [usize; 4], strides: (usize, usize), padding: Padding, bias: bool) {
+fn conv_case(
+    c: &Checker<'_>,
+    seed: u64,
+    x: [usize; 4],
+    f: [usize; 4],
+    strides: (usize, usize),
+    padding: Padding,
+    bias: bool,
+) {
     let same = padding == Padding::Same;
     let mut ins = vec![input(&x), input(&f)];
     if bias {
         ins.push(input(&[f[3]]));
     }
-    check_op(
+    c.check_op(
         &format!("conv2d x={x:?} f={f:?} strides={strides:?} {padding:?} bias={bias}"),
         seed,
         &ins,
@@ -209,32 +223,35 @@ fn conv_case(seed: u64, x: [usize; 4], f: [usize; 4], strides: (usize, usize), p
     );
 }
 
-#[test]
-fn conv2d_same_stride2_odd_shapes() {
-    conv_case(70, [3, 7, 9, 5], [3, 2, 5, 4], (2, 2), Padding::Same, true);
+fn conv2d_same_stride2_odd_shapes(c: &Checker<'_>) {
+    conv_case(c, 70, [3, 7, 9, 5], [3, 2, 5, 4], (2, 2), Padding::Same, true);
 }
 
-#[test]
-fn conv2d_valid_stride1() {
-    conv_case(71, [2, 8, 6, 3], [3, 3, 3, 6], (1, 1), Padding::Valid, false);
+fn conv2d_valid_stride1(c: &Checker<'_>) {
+    conv_case(c, 71, [2, 8, 6, 3], [3, 3, 3, 6], (1, 1), Padding::Valid, false);
 }
 
-#[test]
-fn conv2d_mnist_first_layer_shape() {
+fn conv2d_mnist_first_layer_shape(c: &Checker<'_>) {
     // One input channel, 5x5 kernel, as in the lecture's first layer (small batch).
-    conv_case(72, [2, 12, 11, 1], [5, 5, 1, 4], (1, 1), Padding::Valid, true);
+    conv_case(c, 72, [2, 12, 11, 1], [5, 5, 1, 4], (1, 1), Padding::Valid, true);
 }
 
-#[test]
-fn conv2d_same_mixed_strides() {
-    conv_case(73, [3, 7, 9, 2], [4, 3, 2, 3], (1, 3), Padding::Same, true);
+fn conv2d_same_mixed_strides(c: &Checker<'_>) {
+    conv_case(c, 73, [3, 7, 9, 2], [4, 3, 2, 3], (1, 3), Padding::Same, true);
 }
 
-fn pool_case(seed: u64, kind: Pool, pool: (usize, usize), strides: (usize, usize), padding: Padding) {
+fn pool_case(
+    c: &Checker<'_>,
+    seed: u64,
+    kind: Pool,
+    pool: (usize, usize),
+    strides: (usize, usize),
+    padding: Padding,
+) {
     let x = [3, 7, 9, 5];
     let same = padding == Padding::Same;
     let (lo, hi) = if matches!(kind, Pool::L2) { (0.1, 1.0) } else { (-1.0, 1.0) };
-    check_op(
+    c.check_op(
         &format!("pool {pool:?} strides={strides:?} {padding:?}"),
         seed,
         &[input_in(&x, lo, hi)],
@@ -247,38 +264,36 @@ fn pool_case(seed: u64, kind: Pool, pool: (usize, usize), strides: (usize, usize
     );
 }
 
-#[test]
-fn pooling() {
+fn pooling(c: &Checker<'_>) {
     let mut seed = 80;
     for kind in [Pool::Max, Pool::Avg, Pool::L2] {
-        pool_case(seed, kind, (2, 2), (2, 2), Padding::Same);
-        pool_case(seed + 1, kind, (2, 2), (2, 2), Padding::Valid);
+        pool_case(c, seed, kind, (2, 2), (2, 2), Padding::Same);
+        pool_case(c, seed + 1, kind, (2, 2), (2, 2), Padding::Valid);
         // Overlapping windows: gradients of shared inputs must add up.
-        pool_case(seed + 2, kind, (3, 3), (2, 1), Padding::Valid);
-        pool_case(seed + 3, kind, (3, 2), (2, 2), Padding::Same);
+        pool_case(c, seed + 2, kind, (3, 3), (2, 1), Padding::Valid);
+        pool_case(c, seed + 3, kind, (3, 2), (2, 2), Padding::Same);
         seed += 4;
     }
 }
 
-#[test]
-fn concat_and_narrow() {
+fn concat_and_narrow(c: &Checker<'_>) {
     let (a, b) = ([3, 2, 4], [3, 5, 4]);
-    check_op(
+    c.check_op(
         "concat axis 1",
         100,
         &[input(&a), input(&b)],
         |t| Tensor::concat(&[&t[0], &t[1]], 1),
         |v| r::concat(&[&v[0], &v[1]], &[a.to_vec(), b.to_vec()], 1),
     );
-    let (c, d) = ([3, 2], [3, 5]);
-    check_op(
+    let (p, q) = ([3, 2], [3, 5]);
+    c.check_op(
         "concat last axis",
         101,
-        &[input(&c), input(&d), input(&c)],
+        &[input(&p), input(&q), input(&p)],
         |t| Tensor::concat(&[&t[0], &t[1], &t[2]], -1),
-        |v| r::concat(&[&v[0], &v[1], &v[2]], &[c.to_vec(), d.to_vec(), c.to_vec()], 1),
+        |v| r::concat(&[&v[0], &v[1], &v[2]], &[p.to_vec(), q.to_vec(), p.to_vec()], 1),
     );
-    check_op(
+    c.check_op(
         "narrow",
         102,
         &[input(&[3, 7, 2])],
@@ -287,16 +302,15 @@ fn concat_and_narrow() {
     );
 }
 
-#[test]
-fn reshape_and_flatten() {
-    check_op(
+fn reshape_and_flatten(c: &Checker<'_>) {
+    c.check_op(
         "flatten",
         110,
         &[input(&[3, 2, 5])],
         |t| t[0].flatten()?.mul(&t[0].flatten()?),
         |v| v[0].iter().map(|x| x * x).collect(),
     );
-    check_op(
+    c.check_op(
         "reshape",
         111,
         &[input(&[6, 5])],
@@ -305,10 +319,9 @@ fn reshape_and_flatten() {
     );
 }
 
-#[test]
-fn dropout_gradient_is_its_mask() {
+fn dropout_gradient_is_its_mask(c: &Checker<'_>) {
     let (rate, seed) = (0.3, 99);
-    check_op(
+    c.check_op(
         "dropout",
         120,
         &[input(&[4, 25])],
@@ -317,7 +330,7 @@ fn dropout_gradient_is_its_mask() {
             v[0].iter()
                 .enumerate()
                 .map(|(i, x)| {
-                    if tensor::random::uniform(seed, i as u32) >= rate {
+                    if crate::random::uniform(seed, i as u32) >= rate {
                         x / (1.0 - rate as f64)
                     } else {
                         0.0
@@ -328,10 +341,9 @@ fn dropout_gradient_is_its_mask() {
     );
 }
 
-#[test]
-fn tensor_used_twice_accumulates() {
+fn tensor_used_twice_accumulates(c: &Checker<'_>) {
     // y = x * x + x * w - x: x feeds three ops.
-    check_op(
+    c.check_op(
         "reuse",
         130,
         &[input(&[4, 3]), input(&[3]), constant_in(&[4, 3], -1.0, 1.0)],
@@ -340,12 +352,11 @@ fn tensor_used_twice_accumulates() {
     );
 }
 
-#[test]
-fn small_cnn_end_to_end() {
+fn small_cnn_end_to_end(c: &Checker<'_>) {
     // conv -> relu -> maxpool -> flatten -> linear -> tanh -> linear -> softmax-xent -> mean
     let x = [3, 8, 7, 2];
     let f = [3, 3, 2, 4];
-    check_op(
+    c.check_op(
         "cnn",
         140,
         &[
@@ -384,8 +395,7 @@ fn small_cnn_end_to_end() {
 /// followed by max pooling (and ReLU): shapes
 /// the CPU backend fuses (one input channel, disjoint 2x2 windows; several channels; a 3x2
 /// window) and ones it hands to the unfused kernels (overlapping windows, `same` padding).
-#[test]
-fn conv2d_max_pool_matches_conv_then_pool() {
+fn conv2d_max_pool_matches_conv_then_pool(c: &Checker<'_>) {
     let cases = [
         // (x, filter, conv strides, conv padding, pool, pool strides, pool padding)
         ([2, 12, 12, 1], [5, 5, 1, 4], (1, 1), Padding::Valid, (2, 2), (2, 2), Padding::Valid),
@@ -416,7 +426,7 @@ fn conv2d_max_pool_matches_conv_then_pool() {
             if bias {
                 ins.push(input(&[f[3]]));
             }
-            check_op(
+            c.check_op(
                 &format!("conv2d_max_pool case {i} bias={bias} x variable={x_is_variable} relu={relu}"),
                 90 + i as u64,
                 &ins,
@@ -443,18 +453,51 @@ fn conv2d_max_pool_matches_conv_then_pool() {
     }
 }
 
-#[test]
-fn add_scaled() {
+fn add_scaled(c: &Checker<'_>) {
     let s = [3, 7, 5];
-    check_op(
+    c.check_op(
         "add_scaled",
         95,
         &[input(&s), input(&s)],
         |t| t[0].add_scaled(&t[1], -0.37),
         |v| v[0].iter().zip(&v[1]).map(|(a, b)| a - 0.37 * b).collect(),
     );
-    let dev = common::device();
-    let a = Tensor::from_vec(vec![1.0; 6], [2, 3], &dev).unwrap();
-    let b = Tensor::from_vec(vec![1.0; 6], [3, 2], &dev).unwrap();
-    assert!(a.add_scaled(&b, 1.0).is_err(), "shapes must be equal, not broadcast");
+    let dev = c.device();
+    let refused =
+        match (Tensor::from_vec(vec![1.0; 6], [2, 3], dev), Tensor::from_vec(vec![1.0; 6], [3, 2], dev)) {
+            (Ok(a), Ok(b)) => a.add_scaled(&b, 1.0).is_err(),
+            _ => false,
+        };
+    c.expect("add_scaled shapes", refused, || {
+        "shapes [2, 3] and [3, 2] must be refused, not broadcast".into()
+    });
 }
+
+/// Every case, in order.
+pub(super) const ALL: &[Case] = &[
+    Case { name: "broadcast_arithmetic", run: broadcast_arithmetic },
+    Case { name: "bias_broadcast_over_nhwc", run: bias_broadcast_over_nhwc },
+    Case { name: "maximum_and_minimum", run: maximum_and_minimum },
+    Case { name: "unary_functions", run: unary_functions },
+    Case { name: "matmul_all_transpositions", run: matmul_all_transpositions },
+    Case { name: "batched_matmul", run: batched_matmul },
+    Case { name: "linear_layer", run: linear_layer },
+    Case { name: "reductions", run: reductions },
+    Case { name: "softmax_family", run: softmax_family },
+    Case {
+        name: "softmax_cross_entropy_is_stable_for_huge_logits",
+        run: softmax_cross_entropy_is_stable_for_huge_logits,
+    },
+    Case { name: "conv2d_same_stride2_odd_shapes", run: conv2d_same_stride2_odd_shapes },
+    Case { name: "conv2d_valid_stride1", run: conv2d_valid_stride1 },
+    Case { name: "conv2d_mnist_first_layer_shape", run: conv2d_mnist_first_layer_shape },
+    Case { name: "conv2d_same_mixed_strides", run: conv2d_same_mixed_strides },
+    Case { name: "pooling", run: pooling },
+    Case { name: "concat_and_narrow", run: concat_and_narrow },
+    Case { name: "reshape_and_flatten", run: reshape_and_flatten },
+    Case { name: "dropout_gradient_is_its_mask", run: dropout_gradient_is_its_mask },
+    Case { name: "tensor_used_twice_accumulates", run: tensor_used_twice_accumulates },
+    Case { name: "small_cnn_end_to_end", run: small_cnn_end_to_end },
+    Case { name: "conv2d_max_pool_matches_conv_then_pool", run: conv2d_max_pool_matches_conv_then_pool },
+    Case { name: "add_scaled", run: add_scaled },
+];
