@@ -61,14 +61,7 @@ impl Prepared {
     }
 }
 
-/// A lecture model (`nn::zoo::by_name`) on `device`, compiled with the lecture's settings:
-/// categorical cross-entropy, SGD with lr 0.01, accuracy.
+/// A lecture model on `device`, compiled with the lecture's settings (`nn::zoo::lecture_compiled`).
 pub fn lecture_model(name: &str, device: &nn::Device, seed: u64) -> Result<nn::Model, String> {
-    let mut model = nn::zoo::by_name(name, device, seed)
-        .and_then(nn::Sequential::into_model)
-        .map_err(|e| e.to_string())?;
-    model
-        .compile(nn::Loss::CategoricalCrossentropy, nn::Sgd::new(0.01), &[nn::Metric::Accuracy])
-        .map_err(|e| e.to_string())?;
-    Ok(model)
+    nn::zoo::lecture_compiled(name, device, seed).map_err(|e| e.to_string())
 }

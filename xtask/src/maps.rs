@@ -107,7 +107,7 @@ mod tests {
         let layouts =
             [(0, 1, 1, 112), (1, 10, 2, 60), (2, 10, 2, 96), (3, 10, 2, 96), (4, 10, 4, 90), (5, 10, 4, 95)];
         for (n, across, down, side) in layouts {
-            let (w, h, pixels) = crate::predict::read_png_gray(&written[n]).unwrap();
+            let (w, h, pixels) = nn::datasets::image::read_png_gray(&written[n]).unwrap();
             let gap = if n == 0 { 0 } else { 2 };
             let want = (across * (side + gap) + gap, down * (side + gap) + gap);
             assert_eq!((w, h), want, "{}", names[n]);

@@ -26,6 +26,22 @@ fn lecture_model(name: &str, functional: bool, device: &nn::Device, seed: u64) -
     model.map_err(|e| e.to_string())
 }
 
+/// What `--report FILE.json` writes.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    model: &'a str,
+    backend: String,
+    epochs: usize,
+    epoch_seconds: &'a [f64],
+    train_loss: &'a [f32],
+    train_accuracy: &'a [f32],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_accuracy: Option<&'a [f32]>,
+    test_loss: f32,
+    test_accuracy: f32,
+    wrong: usize,
+}
+
 pub fn summary(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(argv, &["model"], &["functional"])?;
     let name = args.value("model").unwrap_or("model5");
@@ -71,7 +87,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let min_accuracy: Option<f32> = args.optional("min-accuracy")?;
     let patience: Option<usize> = args.optional("early-stopping")?;
     let optimizer: Optimizer = match args.value("optimizer").unwrap_or("sgd") {
-        "sgd" => Sgd::new(args.get("lr", 0.01f32)?).into(),
+        "sgd" => Sgd::new(args.get("lr", nn::zoo::LECTURE_LEARNING_RATE)?).into(),
         "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
         other => return Err(format!("--optimizer: unknown optimizer '{other}' (sgd or adam)")),
     };
@@ -170,27 +186,20 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     println!("test accuracy: {test_accuracy:.4} ({wrong}/{} wrong)", x_test.len());
 
     if let Some(path) = args.value("report") {
-        let list = |v: &[f32]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
-        let secs = history.epoch_seconds.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
-        let mut fields = vec![
-            ("model", format!("\"{name}\"")),
-            ("backend", format!("\"{}\"", device.name().replace('"', "'"))),
-            ("epochs", epochs.to_string()),
-            ("epoch_seconds", format!("[{secs}]")),
-            ("train_loss", format!("[{}]", list(history.get("loss").unwrap_or(&[])))),
-            ("train_accuracy", format!("[{}]", list(history.get("accuracy").unwrap_or(&[])))),
-        ];
-        if let Some(val) = history.get("val_accuracy") {
-            fields.push(("val_accuracy", format!("[{}]", list(val))));
-        }
-        fields.extend([
-            ("test_loss", test_loss.to_string()),
-            ("test_accuracy", test_accuracy.to_string()),
-            ("wrong", wrong.to_string()),
-        ]);
-        let body = fields.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect::<Vec<_>>().join(",\n");
-        std::fs::write(path, format!("{{\n{body}\n}}\n"))
-            .map_err(|e| format!("cannot write report {path}: {e}"))?;
+        let report = Report {
+            model: &name,
+            backend: device.name(),
+            epochs,
+            epoch_seconds: &history.epoch_seconds,
+            train_loss: history.get("loss").unwrap_or(&[]),
+            train_accuracy: history.get("accuracy").unwrap_or(&[]),
+            val_accuracy: history.get("val_accuracy"),
+            test_loss,
+            test_accuracy,
+            wrong,
+        };
+        let text = serde_json::to_string_pretty(&report).map_err(|e| format!("--report: {e}"))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write report {path}: {e}"))?;
     }
     if let Some(min) = min_accuracy {
         if test_accuracy < min {

@@ -21,6 +21,13 @@ pub enum Error {
     Dataset(DatasetError),
     /// Weights or a model could not be saved or loaded.
     Saving(SavingError),
+    /// A file given as input (an image) could not be read or used.
+    Input {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A file (a history, a plot, an image) could not be written.
     Output {
         /// The file.
@@ -50,6 +57,7 @@ impl fmt::Display for Error {
             Error::Data(msg) => write!(f, "bad data: {msg}"),
             Error::Dataset(e) => write!(f, "{e}"),
             Error::Saving(e) => write!(f, "{e}"),
+            Error::Input { path, message } => write!(f, "{}: {message}", path.display()),
             Error::Output { path, message } => write!(f, "cannot write {}: {message}", path.display()),
             Error::NonFiniteLoss { epoch, step, loss } => {
                 write!(f, "epoch {epoch}, batch {step}: invalid loss ({loss}), terminating training")

@@ -11,7 +11,10 @@ use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
 use crate::functional::{Apply, Input, MergeLayer, Model, Multiply, Shared};
 use crate::layers::{Conv2D, Dense, Flatten, Layer, MaxPooling2D};
+use crate::losses::Loss;
 use crate::model::Sequential;
+use crate::optimizers::Sgd;
+use crate::training::Metric;
 
 /// The layers of a lecture model, the first declaring the input shape.
 fn lecture_layers(name: &str, hidden: usize) -> Result<Vec<Box<dyn Layer>>> {
@@ -87,6 +90,23 @@ pub fn functional_by_name(name: &str, device: &Device, seed: u64) -> Result<Mode
         x = Shared::from_box(layer).apply(&x)?;
     }
     Model::with_device(&[&input], &[&x], device, seed)
+}
+
+/// The lecture's `compile`: categorical cross-entropy, plain SGD with learning rate 0.01,
+/// accuracy.
+pub fn compile_as_lecture(model: &mut Model) -> Result<()> {
+    model.compile(Loss::CategoricalCrossentropy, Sgd::new(LECTURE_LEARNING_RATE), &[Metric::Accuracy])
+}
+
+/// The lecture's SGD learning rate.
+pub const LECTURE_LEARNING_RATE: f32 = 0.01;
+
+/// A lecture model (`model1`, `model4`, `model5`) as a `Sequential` built into a [`Model`],
+/// compiled as the lecture compiles it ([`compile_as_lecture`]).
+pub fn lecture_compiled(name: &str, device: &Device, seed: u64) -> Result<Model> {
+    let mut model = by_name(name, device, seed)?.into_model()?;
+    compile_as_lecture(&mut model)?;
+    Ok(model)
 }
 
 /// The per-sample input shape a lecture model takes.

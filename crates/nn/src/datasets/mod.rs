@@ -1,4 +1,5 @@
-//! Datasets, as Keras' `keras.datasets`: [`mnist::load_data`] and [`fashion_mnist::load_data`].
+//! Datasets, as Keras' `keras.datasets`: [`mnist::load_data`] and [`fashion_mnist::load_data`];
+//! and a user's own picture of a digit as MNIST's ([`image::mnist_digit`]).
 //!
 //! Both read the four IDX files of the MNIST format (raw or gzipped) from the first folder that
 //! holds all four (see [`search_dirs`]), and download them when none does.
@@ -7,6 +8,7 @@ pub mod download;
 mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod image;
 pub mod mnist;
 
 use std::ffi::OsStr;
