@@ -212,6 +212,30 @@ pub(crate) fn zeroed_chunk_pairs<T>(
     unsafe { build_chunk_pairs(len, chunk, init, zero_then_fill) }
 }
 
+/// Upper bound on the number of partial sums (of a filter or bias gradient) taken in
+/// parallel and added at the end: enough tasks to balance many cores, few enough that adding
+/// them is cheap.
+pub const MAX_FILTER_PARTIALS: usize = 16;
+
+/// Runs `fill(images, partial)` for slots of consecutive images (or rows) of a `batch` in parallel,
+/// each with its own zeroed `partial_len` partial gradient, and returns the partials in slot
+/// order. The slots are a function of the batch size only, so sums over them taken in order
+/// do not depend on the number of threads.
+pub(crate) fn slot_partials(
+    batch: usize,
+    partial_len: usize,
+    fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let slots = batch.clamp(1, MAX_FILTER_PARTIALS);
+    let images_per_slot = batch.div_ceil(slots);
+    let mut partials = vec![0.0; slots * partial_len];
+    partials.par_chunks_mut(partial_len.max(1)).enumerate().for_each(|(slot, partial)| {
+        let first = slot * images_per_slot;
+        fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
+    });
+    partials
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,12 +15,13 @@
 //!   order. Nothing depends on the thread count, so the result is bit-identical on any pool.
 
 use crate::buffers::{with_scratch, zeroed_chunks};
+use crate::dispatch::{self, Conv, ConvPool};
 use crate::matmul::{gemm_into, MatrixRef};
 use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
 use tensor::shape::Conv2dSpec;
 use tensor::shape::ConvPoolSpec;
-use tensor::{ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved, Result, Storage};
+use tensor::{ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved, Result, Storage, TensorError};
 
 /// Target size, in f32, of one tile's im2col matrix (256 KiB: comfortably inside L2).
 const TILE_SCRATCH_FLOATS: usize = 64 * 1024;
@@ -29,10 +30,7 @@ const TILE_SCRATCH_FLOATS: usize = 64 * 1024;
 /// the whole filter, which must be amortised over enough rows.
 const MIN_TILE_ROWS: usize = 64;
 
-/// Upper bound on the number of partial filter gradients summed at the end of
-/// [`conv2d_backward_filter`]: enough tasks to balance many cores, few enough that summing
-/// them is cheap.
-pub const MAX_FILTER_PARTIALS: usize = 16;
+pub use crate::buffers::MAX_FILTER_PARTIALS;
 
 /// Rows (output pixels) per tile; depends on the spec only, never on the thread count.
 fn tile_rows(spec: &Conv2dSpec) -> usize {
@@ -180,11 +178,11 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
 pub fn conv2d_forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
     assert_lengths(spec, Some(x.len()), Some(filter.len()), None);
     assert!(bias.is_none_or(|b| b.len() >= spec.out_c), "conv2d: bias too short");
-    #[cfg(target_arch = "x86_64")]
-    if let Some(out) = crate::conv2d_direct::forward(x, filter, bias, spec) {
-        return out;
+    match dispatch::conv2d_forward(spec) {
+        #[cfg(target_arch = "x86_64")]
+        Conv::Direct(build) => crate::conv2d_direct::forward(build, x, filter, bias, spec),
+        Conv::Im2col => forward_im2col(x, filter, bias, spec),
     }
-    forward_im2col(x, filter, bias, spec)
 }
 
 /// [`conv2d_forward`] by im2col + GEMM, for any spec.
@@ -271,11 +269,11 @@ pub fn conv2d_backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> V
 /// If `x` or `dy` is shorter than the spec implies.
 pub fn conv2d_backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
     assert_lengths(spec, Some(x.len()), None, Some(dy.len()));
-    #[cfg(target_arch = "x86_64")]
-    if let Some(dw) = crate::conv2d_direct::backward_filter(x, dy, spec) {
-        return dw;
+    match dispatch::conv2d_filter_gradient(spec) {
+        #[cfg(target_arch = "x86_64")]
+        Conv::Direct(build) => crate::conv2d_direct::backward_filter(build, x, dy, spec),
+        Conv::Im2col => backward_filter_im2col(x, dy, spec),
     }
-    backward_filter_im2col(x, dy, spec)
 }
 
 /// [`conv2d_backward_filter`] by im2col + GEMM, for any spec.
@@ -364,15 +362,20 @@ impl ConvOps for CpuBackend {
         bias: Option<&Storage>,
         spec: &ConvPoolSpec,
     ) -> Result<(Storage, ConvPoolSaved)> {
+        let plan = dispatch::conv2d_max_pool(spec);
+        if plan == ConvPool::Unfused {
+            return tensor::backend::conv2d_max_pool_unfused(self, x, filter, bias, spec);
+        }
         #[cfg(target_arch = "x86_64")]
-        if crate::conv2d_pool::fuses(spec) {
+        {
             let op = "conv2d_max_pool";
             let (x, filter) = (cpu_slice(x, op)?, cpu_slice(filter, op)?);
             let bias = bias.map(|s| cpu_slice(s, op)).transpose()?;
-            let (pooled, winners) = self.run(|| crate::conv2d_pool::forward(x, filter, bias, spec));
-            return Ok((store(pooled), ConvPoolSaved::Winners(store(winners))));
+            let (pooled, winners) = self.run(|| crate::conv2d_pool::forward(plan, x, filter, bias, spec));
+            Ok((store(pooled), ConvPoolSaved::Winners(store(winners))))
         }
-        tensor::backend::conv2d_max_pool_unfused(self, x, filter, bias, spec)
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("only x86-64 builds fuse")
     }
 
     fn conv2d_max_pool_backward(&self, args: &ConvPoolBackward<'_>) -> Result<ConvPoolGrads> {
@@ -382,20 +385,21 @@ impl ConvOps for CpuBackend {
             }
             ConvPoolSaved::Winners(winners) => winners,
         };
+        let op = "conv2d_max_pool_backward";
         #[cfg(target_arch = "x86_64")]
-        {
-            let op = "conv2d_max_pool_backward";
+        if let Some(plan) = dispatch::conv2d_max_pool_backward(args.spec) {
             let (x, filter) = (cpu_slice(args.x, op)?, cpu_slice(args.filter, op)?);
             let (winners, dpooled) = (cpu_slice(winners, op)?, cpu_slice(args.dpooled, op)?);
-            let [dx, dw, db] =
-                self.run(|| crate::conv2d_pool::backward(x, filter, winners, dpooled, args.spec, args.needs));
-            Ok(ConvPoolGrads { input: dx.map(store), filter: dw.map(store), bias: db.map(store) })
+            let [dx, dw, db] = self.run(|| {
+                crate::conv2d_pool::backward(plan, x, filter, winners, dpooled, args.spec, args.needs)
+            });
+            return Ok(ConvPoolGrads { input: dx.map(store), filter: dw.map(store), bias: db.map(store) });
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = winners;
-            unreachable!("only x86-64 builds save winners")
-        }
+        let _ = winners;
+        Err(TensorError::Backend(format!(
+            "{op}: winners were saved for {:?}, a layer this CPU backend does not fuse",
+            args.spec.conv.input_shape()
+        )))
     }
 }
 

@@ -29,31 +29,11 @@
 
 use crate::conv2d_direct::{self, DirectFilterGradient, DirectForward, PooledBackward};
 use crate::conv2d_winograd::WinogradPool;
+use crate::dispatch::{ConvPool, ConvPoolBackward, PooledFilterGradient};
+use crate::isa::Build;
+use crate::winners::NO_WINNER;
 use std::mem::MaybeUninit;
 use tensor::shape::ConvPoolSpec;
-
-/// Largest window: a winner's index is kept as an f32, exact up to 2^24.
-const MAX_WINDOW: usize = 1 << 24;
-
-/// The winner of a window whose value a ReLU cut to 0: it matches no element, so its
-/// gradient reaches nothing (see `conv2d_direct::pooled_backward`).
-pub(crate) const NO_WINNER: f32 = -1.0;
-
-/// Whether [`forward`] / [`backward`] handle `spec` on this CPU (otherwise the backend runs
-/// the unfused kernels, and its `saved` storage is the convolution's output).
-pub(crate) fn fuses(spec: &ConvPoolSpec) -> bool {
-    spec.windows_disjoint()
-        && spec.pool.pool_h * spec.pool.pool_w <= MAX_WINDOW
-        && spec.pool.out_h * spec.pool.out_w > 0
-        && conv2d_direct::forward_available(&spec.conv)
-}
-
-/// The Winograd kernels, where they take `spec` and it has several input channels: a first
-/// layer's single channel leaves their products one multiply-add deep, and the direct
-/// kernels pool it in registers.
-fn winograd(spec: &ConvPoolSpec) -> Option<WinogradPool<'_>> {
-    (spec.conv.in_c > 1).then(|| WinogradPool::new(spec)).flatten()
-}
 
 /// Pooled values per image.
 fn pooled_len(spec: &ConvPoolSpec) -> usize {
@@ -65,21 +45,34 @@ pub(crate) fn saved_len(spec: &ConvPoolSpec) -> usize {
     spec.conv.batch * pooled_len(spec)
 }
 
-/// `(pooled, winners)`; `spec` must satisfy [`fuses`].
+/// `(pooled, winners)` by the fused kernel `plan` names (from `crate::dispatch`; not
+/// [`ConvPool::Unfused`]).
 pub(crate) fn forward(
+    plan: ConvPool,
     x: &[f32],
     filter: &[f32],
     bias: Option<&[f32]>,
     spec: &ConvPoolSpec,
 ) -> (Vec<f32>, Vec<f32>) {
-    if conv2d_direct::batch_lanes::applies(spec) {
-        return conv2d_direct::batch_lanes::forward(x, filter, bias, spec);
+    match plan {
+        ConvPool::Unfused => panic!("conv2d_pool::forward runs fused kernels only"),
+        ConvPool::BatchLanes => conv2d_direct::batch_lanes::forward(x, filter, bias, spec),
+        ConvPool::Winograd => WinogradPool::new(spec).forward(x, filter, bias),
+        ConvPool::Direct { build, in_registers } => direct(build, in_registers, x, filter, bias, spec),
     }
-    if let Some(winograd) = winograd(spec) {
-        return winograd.forward(x, filter, bias);
-    }
+}
+
+/// [`forward`] by the direct convolution kernel, pooling in registers or from scratch.
+fn direct(
+    build: Build,
+    in_registers: bool,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    spec: &ConvPoolSpec,
+) -> (Vec<f32>, Vec<f32>) {
     let conv = &spec.conv;
-    let kernel = DirectForward::new(filter, bias, conv).expect("fuses() checked the direct kernel");
+    let kernel = DirectForward::new(build, filter, bias, conv);
     let image_in = conv.in_h * conv.in_w * conv.in_c;
     let image_pooled = pooled_len(spec);
     // The scratch output has whole registers of channels per pixel, so the pooling loops
@@ -88,7 +81,7 @@ pub(crate) fn forward(
     let width = kernel.padded_channels();
     let offsets = window_offsets(spec, width);
     debug_assert_eq!(saved_len(spec), conv.batch * image_pooled);
-    let in_registers = kernel.pools_in_registers(spec);
+    assert!(!in_registers || kernel.pools_in_registers(spec), "no in-register pooling for this layer");
     // The convolution's output goes through scratch only when it is not pooled in registers.
     let y_len = if in_registers { 0 } else { conv.out_h * conv.out_w * width };
     let scratch = || (vec![0.0; kernel.padded_len()], vec![MaybeUninit::<f32>::uninit(); y_len]);
@@ -151,7 +144,7 @@ fn expand_image_avx2(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets:
 
 /// [`expand_image`], in the widest build this CPU runs.
 fn expand(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], dy: &mut [f32]) {
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::isa::features().avx2 {
         // SAFETY: the CPU has AVX2.
         unsafe { expand_image_avx2(dpooled, won, spec, offsets, dy) }
     } else {
@@ -160,13 +153,15 @@ fn expand(dpooled: &[f32], won: &[f32], spec: &ConvPoolSpec, offsets: &[usize], 
 }
 
 /// Gradients of [`forward`] with respect to the input, filter and bias, each where `needs`
-/// asks; `spec` must satisfy [`fuses`] and `winners` come from [`forward`].
+/// asks, by the kernels `plan` names (from `crate::dispatch`); `winners` come from
+/// [`forward`].
 ///
 /// The input gradient, and the filter gradient of layers with several input channels, visit
 /// only the winners ([`PooledBackward`]). A first layer's filter gradient (one input
-/// channel, so a patch row of only `kernel_w` values) is faster dense: its output gradient is
-/// rebuilt one image at a time for the direct filter-gradient kernel.
+/// channel, so a patch row of only `kernel_w` values) is faster dense: window by window, or
+/// from its output gradient rebuilt one image at a time.
 pub(crate) fn backward(
+    plan: ConvPoolBackward,
     x: &[f32],
     filter: &[f32],
     winners: &[f32],
@@ -174,22 +169,30 @@ pub(crate) fn backward(
     spec: &ConvPoolSpec,
     [need_input, need_filter, need_bias]: [bool; 3],
 ) -> [Option<Vec<f32>>; 3] {
-    let sparse = PooledBackward::new(spec).expect("fuses() checked the windows and the CPU");
-    let dense_filter = DirectFilterGradient::new(&spec.conv);
+    let sparse = PooledBackward::new(plan.winners, spec);
     [
         need_input.then(|| sparse.input_gradient(filter, dpooled, winners)),
-        need_filter.then(|| match &dense_filter {
-            Some(kernel) => filter_gradient(kernel, x, dpooled, winners, spec),
-            None => sparse.filter_gradient(x, dpooled, winners),
+        need_filter.then(|| match plan.filter {
+            PooledFilterGradient::Winners => sparse.filter_gradient(x, dpooled, winners),
+            PooledFilterGradient::WindowByWindow(build) => {
+                let kernel = DirectFilterGradient::new(build, &spec.conv);
+                filter_gradient(&kernel, true, x, dpooled, winners, spec)
+            }
+            PooledFilterGradient::Rebuilt(build) => {
+                let kernel = DirectFilterGradient::new(build, &spec.conv);
+                filter_gradient(&kernel, false, x, dpooled, winners, spec)
+            }
         }),
         need_bias.then(|| bias_gradient(dpooled, winners, spec.conv.out_c)),
     ]
 }
 
-/// The filter gradient, image by image: from the pooled gradient directly where the
-/// in-register kernel takes the layer, else from its output gradient rebuilt in scratch.
+/// The filter gradient, image by image: from the pooled gradient directly where
+/// `in_registers` (the window-by-window kernel), else from its output gradient rebuilt in
+/// scratch.
 fn filter_gradient(
     kernel: &DirectFilterGradient<'_>,
+    in_registers: bool,
     x: &[f32],
     dpooled: &[f32],
     won: &[f32],
@@ -199,7 +202,6 @@ fn filter_gradient(
     let image_in = conv.in_h * conv.in_w * conv.in_c;
     let image_pooled = pooled_len(spec);
     let offsets = window_offsets(spec, conv.out_c);
-    let in_registers = kernel.pools_in_registers(spec);
     let partials = kernel.partials(|images, partial| {
         let mut padded = vec![0.0; kernel.padded_len()];
         let mut dy = vec![0.0; if in_registers { 0 } else { conv.out_h * conv.out_w * conv.out_c }];
@@ -220,11 +222,11 @@ fn filter_gradient(
 
 /// Sum of the pooled gradient per channel: each pooled value's gradient reaches exactly one
 /// convolution output (none for [`NO_WINNER`]), and the bias gradient is the sum of those.
-/// Fixed slots of rows ([`conv2d_direct::slot_partials`]) are summed in parallel, then added
+/// Fixed slots of rows ([`crate::buffers::slot_partials`]) are summed in parallel, then added
 /// in order: the result does not depend on the number of threads.
 fn bias_gradient(dpooled: &[f32], won: &[f32], channels: usize) -> Vec<f32> {
     let rows = dpooled.len() / channels.max(1);
-    let partials = conv2d_direct::slot_partials(rows, channels, |rows, db| {
+    let partials = crate::buffers::slot_partials(rows, channels, |rows, db| {
         let range = rows.start * channels..rows.end * channels;
         let (dpooled, won) = (&dpooled[range.clone()], &won[range]);
         for (row, won) in dpooled.chunks_exact(channels).zip(won.chunks_exact(channels)) {
@@ -273,10 +275,12 @@ mod tests {
         let layers = [([5, 28, 28, 1], [5, 5, 1, 20], (2, 2)), ([3, 12, 12, 20], [3, 3, 20, 40], (2, 2))];
         for ((x, f, pool), relu) in layers.into_iter().flat_map(|layer| [(layer, false), (layer, true)]) {
             let spec = if relu { spec(x, f, pool).with_relu() } else { spec(x, f, pool) };
-            if !fuses(&spec) {
-                assert!(!std::arch::is_x86_feature_detected!("avx2"), "a CPU with AVX2 fuses these layers");
+            let plan = crate::dispatch::conv2d_max_pool(&spec);
+            if plan == ConvPool::Unfused {
+                assert!(!crate::isa::features().avx2, "a CPU with AVX2 fuses these layers");
                 continue;
             }
+            let backward_plan = crate::dispatch::conv2d_max_pool_backward(&spec).unwrap();
             let conv = &spec.conv;
             let (xs, w, b) = (
                 random(conv.input_shape().numel(), &mut rng),
@@ -289,8 +293,8 @@ mod tests {
                 want = crate::elementwise::unary(UnaryOp::Relu, &want);
                 assert!(want.contains(&0.0) && want.iter().any(|&v| v > 0.0));
             }
-            let (pooled, winners) = forward(&xs, &w, Some(&b), &spec);
-            if winograd(&spec).is_some() {
+            let (pooled, winners) = forward(plan, &xs, &w, Some(&b), &spec);
+            if plan == ConvPool::Winograd {
                 // Winograd's transforms round differently (`conv2d_winograd`'s tests check
                 // its winners); the gradients below follow the unfused winners, the same here.
                 assert_close(&format!("relu {relu} pooled"), &pooled, &want, 1e-4);
@@ -311,7 +315,8 @@ mod tests {
             let sum = ReduceSpec { outer: 1, reduced: dy.len() / conv.out_c, inner: conv.out_c };
             let db = crate::reduce::reduce(ReduceOp::Sum, &dy, &sum);
             for needs in [[false, true, true], [true, true, true]] {
-                let [got_dx, got_dw, got_db] = backward(&xs, &w, &winners, &dpooled, &spec, needs);
+                let [got_dx, got_dw, got_db] =
+                    backward(backward_plan, &xs, &w, &winners, &dpooled, &spec, needs);
                 assert_eq!(got_dx.is_some(), needs[0]);
                 if let Some(got) = got_dx {
                     assert_close("input gradient", &got, &dx, 1e-5);
@@ -329,45 +334,26 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(32);
         for (x, f) in [([37, 28, 28, 1], [5, 5, 1, 20]), ([19, 12, 12, 20], [3, 3, 20, 40])] {
             let spec = spec(x, f, (2, 2)).with_relu();
-            if !fuses(&spec) {
+            let plan = crate::dispatch::conv2d_max_pool(&spec);
+            if plan == ConvPool::Unfused {
                 continue;
             }
+            let backward_plan = crate::dispatch::conv2d_max_pool_backward(&spec).unwrap();
             let conv = &spec.conv;
             let xs = random(conv.input_shape().numel(), &mut rng);
             let w = random(conv.filter_shape().numel(), &mut rng);
-            let (pooled, winners) = forward(&xs, &w, None, &spec);
+            let (pooled, winners) = forward(plan, &xs, &w, None, &spec);
             let dpooled = random(pooled.len(), &mut rng);
             let run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let grads = pool.install(|| backward(&xs, &w, &winners, &dpooled, &spec, [true, true, true]));
+                let grads = pool.install(|| {
+                    backward(backward_plan, &xs, &w, &winners, &dpooled, &spec, [true, true, true])
+                });
                 grads.map(|g| g.unwrap().into_iter().map(f32::to_bits).collect::<Vec<_>>())
             };
             let one = run(1);
             assert_eq!(one, run(2), "{x:?}");
             assert_eq!(one, run(3), "{x:?}");
         }
-    }
-
-    #[test]
-    fn only_disjoint_windows_inside_the_output_fuse() {
-        // Overlapping windows (stride 1) and windows that would need padding do not.
-        let overlapping = ConvPoolSpec::new(
-            &Shape::new([1, 8, 8, 1]),
-            &Shape::new([3, 3, 1, 4]),
-            (1, 1),
-            Padding::Valid,
-            PoolWindow { size: (2, 2), strides: (1, 1), padding: Padding::Valid },
-        )
-        .unwrap();
-        assert!(!fuses(&overlapping));
-        let padded = ConvPoolSpec::new(
-            &Shape::new([1, 7, 7, 1]),
-            &Shape::new([3, 3, 1, 4]),
-            (1, 1),
-            Padding::Valid,
-            PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Same },
-        )
-        .unwrap();
-        assert!(!fuses(&padded));
     }
 }

@@ -138,7 +138,7 @@ fn dropout_chunk(keys: (u32, u32), rate: f32, keep: f32, first: u32, out: &mut [
         ) {
             body(keys, rate, keep, first, out)
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::isa::features().avx2 {
             // SAFETY: the CPU supports AVX2.
             return unsafe { body_avx2(keys, rate, keep, first, out) };
         }

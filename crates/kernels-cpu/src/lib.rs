@@ -30,16 +30,21 @@ mod conv2d_direct;
 mod conv2d_pool;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_winograd;
+mod dispatch;
 pub mod elementwise;
 mod fast_math;
+mod isa;
 pub mod layout;
 pub mod matmul;
 #[cfg(target_arch = "x86_64")]
 mod matmul_narrow;
+mod matrix;
 pub mod pool;
 mod pool_2x2;
 pub mod reduce;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod winners;
 
 pub use buffers::{cached_bytes, clear_buffer_cache};
 

@@ -3,6 +3,7 @@
 //! kernel. Transposed operands are read through strides, so
 //! `trans_a` / `trans_b` cost nothing.
 
+pub use crate::matrix::MatrixRef;
 use crate::{cpu_slice, store, CpuBackend};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -17,34 +18,6 @@ pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 /// A batch of small products is spread over threads, one product per task, from this many
 /// multiply-adds in total: independent tasks are much cheaper to share than one GEMM.
 const BATCH_PARALLEL_MIN_MACS: usize = 1 << 18;
-
-/// A row-major matrix operand: base slice plus element strides (row, column).
-#[derive(Clone, Copy, Debug)]
-pub struct MatrixRef<'a> {
-    /// The elements; must cover every offset the strides reach.
-    pub data: &'a [f32],
-    /// Distance between consecutive rows.
-    pub row_stride: usize,
-    /// Distance between consecutive columns.
-    pub col_stride: usize,
-}
-
-impl<'a> MatrixRef<'a> {
-    /// A contiguous `[rows, cols]` matrix.
-    pub fn row_major(data: &'a [f32], cols: usize) -> Self {
-        MatrixRef { data, row_stride: cols, col_stride: 1 }
-    }
-    /// The transpose of a contiguous `[cols, rows]` matrix, i.e. a `[rows, cols]` view of it.
-    pub fn transposed(data: &'a [f32], rows: usize) -> Self {
-        MatrixRef { data, row_stride: 1, col_stride: rows }
-    }
-    /// Whether element `(rows - 1, cols - 1)` lies inside `data`.
-    fn covers(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
 
 /// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]` on the calling thread, or spread over rayon's
 /// threads when `parallel` and the product is big. `dst` is contiguous row-major; with
@@ -150,8 +123,8 @@ unsafe fn gemm_serial(
 ) {
     debug_assert!(lhs.covers(m, k) && rhs.covers(k, n));
     #[cfg(target_arch = "x86_64")]
-    if crate::matmul_narrow::applies(&lhs, &rhs, k, n) {
-        // SAFETY: `applies` holds; the operands cover their shapes (checked by the callers)
+    if crate::dispatch::gemm(&lhs, &rhs, k, n) == crate::dispatch::Gemm::Narrow {
+        // SAFETY: the dispatcher checked AVX-512F and `matmul_narrow::takes`; the operands cover their shapes (checked by the callers)
         // and `dst` is as this function requires.
         unsafe { crate::matmul_narrow::gemm(dst, dst_row_stride, lhs, rhs, (m, k, n), accumulate) };
         return;

@@ -7,7 +7,7 @@
 //! FMAs, no spills: on the project's Xeon that is the cores' load rate, about three quarters
 //! of their FMA peak.
 
-use crate::matmul::MatrixRef;
+use crate::matrix::MatrixRef;
 use std::arch::x86_64::*;
 
 /// Rows of `C` per micro-tile. With `NV = 7` registers of columns that is 21 accumulators,
@@ -24,23 +24,19 @@ const KC: usize = 64;
 /// The most columns this kernel takes (wider products go to the `gemm` crate).
 pub(crate) const MAX_N: usize = 128;
 
-/// Whether [`gemm`] runs `lhs` (`m x k`) times `rhs` (`k x n`). Only for a transposed `A`
-/// (a weight gradient's `X^T`): with a row-major `A` (a dense layer's forward pass) the `gemm` crate is as fast (measured: the
-/// forward's share of a model4 step 16.2-16.4% with `gemm`, 17.2-17.9% with this kernel; the
-/// weight gradient's 17.8-19.4% and 15.3-16.4%).
-pub(crate) fn applies(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usize) -> bool {
-    lhs.col_stride != 1
-        && rhs.col_stride == 1
-        && (1..=MAX_N).contains(&n)
-        && k >= 8
-        && std::arch::is_x86_feature_detected!("avx512f")
+/// Whether [`gemm`] computes `lhs` (`m x k`) times `rhs` (`k x n`) (on a CPU with AVX-512F,
+/// which `crate::dispatch` checks). Only for a transposed `A` (a weight gradient's `X^T`):
+/// with a row-major `A` (a dense layer's forward pass) the `gemm` crate is as fast
+/// (`docs/performance.md`, "The backend seam").
+pub(crate) fn takes(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usize) -> bool {
+    lhs.col_stride != 1 && rhs.col_stride == 1 && (1..=MAX_N).contains(&n) && k >= 8
 }
 
 /// `C (+)= A B` for `A` `m x k` (any strides), `B` `k x n` (contiguous columns), `C` `m x n`
 /// (rows `ldc` apart), overwritten unless `accumulate`.
 ///
 /// # Safety
-/// The CPU must have AVX-512F and `B`'s columns must be contiguous (which [`applies`]
+/// The CPU must have AVX-512F and `B`'s columns must be contiguous (which [`takes`]
 /// checks); the operands must cover their shapes; `c` must be valid for reads and writes of
 /// `m` rows of `n` elements `ldc` apart and not alias the operands.
 #[target_feature(enable = "avx512f")]
@@ -181,7 +177,7 @@ mod tests {
     /// blocks, with and without accumulation, against an f64 reference.
     #[test]
     fn matches_reference_on_odd_shapes() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !crate::isa::features().avx512f {
             return;
         }
         let mut rng = StdRng::seed_from_u64(7);

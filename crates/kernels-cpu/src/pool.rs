@@ -6,6 +6,7 @@
 //! Images are independent, so large batches are split across threads by image.
 
 use crate::buffers::zeroed_chunks;
+use crate::dispatch::{self, MaxPool};
 use crate::pool_2x2;
 use crate::{cpu_slice, store, CpuBackend};
 use tensor::shape::{Pool2dSpec, PoolKind};
@@ -91,7 +92,7 @@ fn window_max(x: &[f32], spec: &Pool2dSpec, rows: (usize, usize), cols: (usize, 
 /// If `x` is shorter than the spec implies.
 pub fn pool2d(kind: PoolKind, x: &[f32], spec: &Pool2dSpec) -> Vec<f32> {
     assert!(x.len() >= input_len(spec), "pool2d: input too short");
-    if kind == PoolKind::Max && pool_2x2::applies(spec) {
+    if kind == PoolKind::Max && dispatch::max_pool(spec) == MaxPool::TwoByTwo {
         return pool_2x2::max_pool(x, spec, worth_parallel(spec));
     }
     let c = spec.channels;
@@ -116,7 +117,7 @@ pub fn pool2d_backward(kind: PoolKind, x: &[f32], y: &[f32], dy: &[f32], spec: &
     let image_out = spec.out_h * spec.out_w * c;
     assert!(x.len() >= input_len(spec), "pool2d_backward: input too short");
     assert!(y.len().min(dy.len()) >= spec.batch * image_out, "pool2d_backward: y/dy too short");
-    if kind == PoolKind::Max && pool_2x2::applies(spec) {
+    if kind == PoolKind::Max && dispatch::max_pool(spec) == MaxPool::TwoByTwo {
         return pool_2x2::max_pool_backward(x, dy, spec, worth_parallel(spec));
     }
     let windows = Windows::new(spec);

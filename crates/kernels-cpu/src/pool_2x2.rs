@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 use tensor::shape::Pool2dSpec;
 
 /// Whether [`max_pool`] / [`max_pool_backward`] handle `spec`.
-pub fn applies(spec: &Pool2dSpec) -> bool {
+pub fn takes(spec: &Pool2dSpec) -> bool {
     (spec.pool_h, spec.pool_w, spec.stride_h, spec.stride_w) == (2, 2, 2, 2)
         && (spec.pad_top, spec.pad_left) == (0, 0)
         && spec.in_h == 2 * spec.out_h
@@ -24,14 +24,14 @@ pub fn applies(spec: &Pool2dSpec) -> bool {
 
 /// Max-pools `x` (`[batch, 2*out_h, 2*out_w, c]`) to `[batch, out_h, out_w, c]`.
 pub fn max_pool(x: &[f32], spec: &Pool2dSpec, parallel: bool) -> Vec<f32> {
-    debug_assert!(applies(spec));
+    debug_assert!(takes(spec));
     let c = spec.channels;
     let (image_in, image_out) = (spec.in_h * spec.in_w * c, spec.out_h * spec.out_w * c);
     assert!(x.len() >= spec.batch * image_in, "max_pool: input too short");
     let fill = |image: usize, y: &mut [MaybeUninit<f32>]| {
         let x = &x[image * image_in..(image + 1) * image_in];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::isa::features().avx2 {
             // SAFETY: the CPU has AVX2.
             return unsafe { forward_image_avx2(x, y, spec) };
         }
@@ -44,7 +44,7 @@ pub fn max_pool(x: &[f32], spec: &Pool2dSpec, parallel: bool) -> Vec<f32> {
 /// Gradient of [`max_pool`] with respect to its input, from the forward input `x` and the
 /// output gradient `dy`.
 pub fn max_pool_backward(x: &[f32], dy: &[f32], spec: &Pool2dSpec, parallel: bool) -> Vec<f32> {
-    debug_assert!(applies(spec));
+    debug_assert!(takes(spec));
     let c = spec.channels;
     let (image_in, image_out) = (spec.in_h * spec.in_w * c, spec.out_h * spec.out_w * c);
     assert!(x.len() >= spec.batch * image_in, "max_pool_backward: input too short");
@@ -53,7 +53,7 @@ pub fn max_pool_backward(x: &[f32], dy: &[f32], spec: &Pool2dSpec, parallel: boo
         let x = &x[image * image_in..(image + 1) * image_in];
         let dy = &dy[image * image_out..(image + 1) * image_out];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::isa::features().avx2 {
             // SAFETY: the CPU has AVX2.
             return unsafe { backward_image_avx2(x, dy, dx, spec) };
         }

@@ -4,12 +4,9 @@
 use super::kernels::{
     check_filter, check_forward, check_pool, filter_taps_all, forward_rows, max_pool_image,
 };
-use super::simd::{Avx2, Simd};
+use super::simd::Avx2;
 use std::mem::MaybeUninit;
 use tensor::shape::{Conv2dSpec, ConvPoolSpec};
-
-/// Output channels per register.
-pub(super) const LANES: usize = Avx2::LANES;
 
 /// One output image (pixels `out_stride` apart) from the padded image, the packed filter `[taps, blocks * 8]` and the
 /// padded bias.

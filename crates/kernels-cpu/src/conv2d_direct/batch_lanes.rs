@@ -30,27 +30,27 @@ const LANES: usize = Avx512::LANES;
 /// Channels per pass over a window: 4 outputs each, 20 accumulators.
 const CHANNEL_BLOCK: usize = 5;
 
-/// Whether this kernel computes `spec` on this CPU: one input channel, stride 1, disjoint
-/// 2x2 windows, AVX-512F, and a batch that fills most of a group.
-pub(crate) fn applies(spec: &ConvPoolSpec) -> bool {
+/// Whether this kernel computes `spec` (on a CPU with AVX-512F): one input channel, stride
+/// 1, disjoint 2x2 windows, and a batch that fills most of a group.
+pub(crate) fn takes(spec: &ConvPoolSpec) -> bool {
     let (conv, pool) = (&spec.conv, &spec.pool);
     conv.in_c == 1
         && conv.batch >= LANES
         && conv.out_c > 0
         && pool.out_h * pool.out_w > 0
         && two_by_two_windows(spec)
-        && std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// `(pooled, winners)` of the whole batch (NHWC, like `conv2d_pool::forward`); `spec` must
-/// satisfy [`applies`].
+/// satisfy [`takes`], on a CPU with AVX-512F.
 pub(crate) fn forward(
     x: &[f32],
     filter: &[f32],
     bias: Option<&[f32]>,
     spec: &ConvPoolSpec,
 ) -> (Vec<f32>, Vec<f32>) {
-    assert!(applies(spec), "the batch-lane kernel does not take this layer");
+    assert!(takes(spec), "the batch-lane kernel does not take this layer");
+    assert!(crate::isa::Build::Avx512.runs_here(), "the batch-lane kernel needs AVX-512F");
     let conv = &spec.conv;
     let (ph, pw) = padded_dims(conv);
     let image_in = conv.in_h * conv.in_w;
@@ -74,7 +74,7 @@ pub(crate) fn forward(
                     padded.fill(0.0);
                 }
             }
-            // SAFETY: `applies` checked AVX-512F; the kernels check their bounds, and
+            // SAFETY: AVX-512F was checked above; the kernels check their bounds, and
             // `deinterleave` writes every element of `pooled` and `won`.
             unsafe {
                 interleave(padded, ph * pw, interleaved);
@@ -143,7 +143,7 @@ unsafe fn channels<const C: usize>(
     let (out_c, row) = (conv.out_c, pw * LANES);
     let offsets = [0, LANES, row, row + LANES];
     let ks = [Avx512::splat(1.0), Avx512::splat(2.0), Avx512::splat(3.0)];
-    let none = Avx512::splat(crate::conv2d_pool::NO_WINNER);
+    let none = Avx512::splat(crate::winners::NO_WINNER);
     for wy in 0..pool.out_h {
         for wx in 0..pool.out_w {
             let mut acc = [[Avx512::zero(); C]; 4];
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn transposes_16x16_blocks() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !crate::isa::features().avx512f {
             return;
         }
         // 37 rows of 16 lanes: two whole blocks and 5 rows left; 11 images of 16 written.
@@ -327,7 +327,7 @@ mod tests {
     /// several channel blocks (and a partial one), padding and windows that leave a margin.
     #[test]
     fn matches_the_channel_lane_kernel_bit_for_bit() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !crate::isa::features().avx512f {
             return;
         }
         let mut rng = StdRng::seed_from_u64(61);
@@ -346,7 +346,7 @@ mod tests {
             if relu {
                 spec = spec.with_relu();
             }
-            assert!(applies(&spec));
+            assert!(takes(&spec));
             let random = |n: usize, rng: &mut StdRng| {
                 (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>()
             };
@@ -355,7 +355,7 @@ mod tests {
             let bias = random(out_c, &mut rng);
             let bias = relu.then_some(bias.as_slice());
             let (pooled, won) = forward(&x, &filter, bias, &spec);
-            let kernel = DirectForward::new(&filter, bias, &spec.conv).unwrap();
+            let kernel = DirectForward::new(crate::isa::Build::Avx512, &filter, bias, &spec.conv);
             assert!(kernel.pools_in_registers(&spec));
             let image_in = h * w;
             let image_pooled = spec.pool.out_h * spec.pool.out_w * out_c;

@@ -333,7 +333,7 @@ pub(super) unsafe fn max_pool_image<S: Simd, const BLOCKS: usize>(
                 }
             }
             if spec.relu {
-                let none = S::splat(crate::conv2d_pool::NO_WINNER);
+                let none = S::splat(crate::winners::NO_WINNER);
                 for b in 0..BLOCKS {
                     (max[b], arg[b]) = S::relu_step(max[b], arg[b], none);
                 }

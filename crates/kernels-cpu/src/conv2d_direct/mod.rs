@@ -27,77 +27,38 @@
 //! AVX2 and FMA (detected at run time); elsewhere [`crate::conv2d`] uses its general im2col +
 //! GEMM path.
 
-use crate::buffers::build_chunks;
+use crate::buffers::{build_chunks, slot_partials};
+use crate::isa::Build;
+
+// The builds' lane counts are the kernels' register widths.
+const _: () = assert!(
+    Build::Avx2.lanes() == <simd::Avx2 as simd::Simd>::LANES
+        && Build::Avx512.lanes() == <simd::Avx512 as simd::Simd>::LANES
+);
 pub(crate) mod batch_lanes;
 pub(crate) use pooled_backward::PooledBackward;
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::{Conv2dSpec, ConvPoolSpec};
 
 /// The AVX2 kernels take one input channel and up to 32 filters (4 registers).
 const MAX_OUT_C_AVX2: usize = 32;
 
-/// With several input channels only the AVX-512 forward kernel is used, and only while the
-/// channels are few: on model5's second layer (20 -> 40 channels, 3x3) it is a little faster
-/// than im2col + GEMM, while the direct filter gradient (and the input gradient as a
-/// transposed forward convolution) measured at half GEMM's speed.
-const MAX_IN_C_AVX512: usize = 64;
-
-/// Which computation a kernel is asked for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    Forward,
-    FilterGradient,
-}
-
-/// Which build of the kernels runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    /// AVX2 + FMA: 8 channels per register.
-    Avx2,
-    /// AVX-512F: 16 channels per register.
-    Avx512,
-}
-
-impl Isa {
-    /// The widest build this CPU runs, if any.
-    fn detect() -> Option<Isa> {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            Some(Isa::Avx512)
-        } else if cpu_has_avx2_fma() {
-            Some(Isa::Avx2)
-        } else {
-            None
+/// Whether `build`'s kernels compute this convolution (forward and filter gradient): what
+/// they can do, not whether they are the fastest choice (that is `crate::dispatch`'s).
+pub(crate) fn takes(build: Build, spec: &Conv2dSpec) -> bool {
+    let nonempty = spec.batch * spec.out_h * spec.out_w * spec.in_c * spec.out_c > 0;
+    nonempty
+        && match build {
+            Build::Avx2 => spec.in_c == 1 && spec.out_c <= MAX_OUT_C_AVX2,
+            Build::Avx512 => spec.out_c <= avx512::MAX_BLOCKS * avx512::LANES,
         }
-    }
-
-    /// Output channels per register.
-    fn lanes(self) -> usize {
-        match self {
-            Isa::Avx2 => avx2::LANES,
-            Isa::Avx512 => avx512::LANES,
-        }
-    }
 }
 
-/// The build that runs `pass` of this convolution on this CPU, if any.
-fn isa_for(spec: &Conv2dSpec, pass: Pass) -> Option<Isa> {
-    if spec.batch * spec.out_h * spec.out_w * spec.in_c * spec.out_c == 0 {
-        return None;
-    }
-    Isa::detect().filter(|&isa| isa_fits(isa, spec, pass))
-}
-
-fn isa_fits(isa: Isa, spec: &Conv2dSpec, pass: Pass) -> bool {
-    let channels_fit = spec.in_c == 1 || (pass == Pass::Forward && spec.in_c <= MAX_IN_C_AVX512);
-    match isa {
-        Isa::Avx2 => spec.in_c == 1 && spec.out_c <= MAX_OUT_C_AVX2,
-        Isa::Avx512 => channels_fit && spec.out_c <= avx512::MAX_BLOCKS * avx512::LANES,
-    }
-}
-
-fn cpu_has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+/// Asserts what every entry point's unsafe calls rely on: `build` runs on this CPU and its
+/// kernels take `spec`.
+fn check_build(build: Build, spec: &Conv2dSpec) {
+    assert!(build.runs_here(), "the {build:?} kernels need an instruction set this CPU lacks");
+    assert!(takes(build, spec), "the {build:?} direct kernels do not take this convolution");
 }
 
 /// Height and width of an image padded so that every window lies inside it (the padded
@@ -133,23 +94,15 @@ fn pack_rows(rows: &[f32], row_len: usize, width: usize) -> Vec<f32> {
     packed
 }
 
-/// Whether a direct forward kernel handles `spec` on this CPU.
-pub(crate) fn forward_available(spec: &Conv2dSpec) -> bool {
-    isa_for(spec, Pass::Forward).is_some()
-}
-
-/// Convolution forward, or `None` when no direct kernel handles `spec` on this CPU.
+/// Convolution forward with `build`'s kernels (which must take `spec`, see [`takes`]).
 pub(crate) fn forward(
+    build: Build,
     x: &[f32],
     filter: &[f32],
     bias: Option<&[f32]>,
     spec: &Conv2dSpec,
-) -> Option<Vec<f32>> {
-    Some(forward_with(isa_for(spec, Pass::Forward)?, x, filter, bias, spec))
-}
-
-fn forward_with(isa: Isa, x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
-    let kernel = DirectForward::with_isa(isa, filter, bias, spec);
+) -> Vec<f32> {
+    let kernel = DirectForward::new(build, filter, bias, spec);
     let image_in = spec.in_h * spec.in_w * spec.in_c;
     let image_out = spec.out_h * spec.out_w * spec.out_c;
     let run_image = |image: usize, y: &mut [MaybeUninit<f32>]| {
@@ -164,19 +117,16 @@ fn forward_with(isa: Isa, x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec:
 /// The forward kernel prepared for one convolution (filter rows padded to whole registers,
 /// bias padded), run image by image; what the fused convolution + pooling builds on.
 pub(crate) struct DirectForward<'s> {
-    isa: Isa,
+    isa: Build,
     spec: &'s Conv2dSpec,
     weights: Vec<f32>,
     bias: Vec<f32>,
 }
 
 impl<'s> DirectForward<'s> {
-    /// `None` when no direct kernel handles `spec` on this CPU.
-    pub(crate) fn new(filter: &[f32], bias: Option<&[f32]>, spec: &'s Conv2dSpec) -> Option<Self> {
-        Some(Self::with_isa(isa_for(spec, Pass::Forward)?, filter, bias, spec))
-    }
-
-    fn with_isa(isa: Isa, filter: &[f32], bias: Option<&[f32]>, spec: &'s Conv2dSpec) -> Self {
+    /// `build` must run on this CPU and take `spec` (see [`takes`]).
+    pub(crate) fn new(isa: Build, filter: &[f32], bias: Option<&[f32]>, spec: &'s Conv2dSpec) -> Self {
+        check_build(isa, spec);
         let width = spec.out_c.div_ceil(isa.lanes()) * isa.lanes();
         let weights = pack_rows(filter, spec.out_c, width);
         let mut bias_padded = vec![0.0; width];
@@ -215,8 +165,8 @@ impl<'s> DirectForward<'s> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => avx2::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
-                Isa::Avx512 => avx512::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
+                Build::Avx2 => avx2::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
+                Build::Avx512 => avx512::forward_image(padded, pw, weights, bias, self.spec, (y, stride)),
             }
         };
     }
@@ -226,7 +176,7 @@ impl DirectForward<'_> {
     /// Whether [`DirectForward::max_pool_2x2_image`] computes `spec` (a first layer's
     /// convolution, then 2x2 max pooling).
     pub(crate) fn pools_in_registers(&self, spec: &ConvPoolSpec) -> bool {
-        spec.conv == *self.spec && pool_tiles::applies(spec, self.isa.lanes())
+        spec.conv == *self.spec && pool_tiles::takes(spec, self.isa.lanes())
     }
 
     /// One image's convolution and max pooling without writing the convolution's output:
@@ -247,8 +197,8 @@ impl DirectForward<'_> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => pool_tiles::image_avx2(padded, pw, filter, spec, out, won),
-                Isa::Avx512 => pool_tiles::image_avx512(padded, pw, filter, spec, out, won),
+                Build::Avx2 => pool_tiles::image_avx2(padded, pw, filter, spec, out, won),
+                Build::Avx512 => pool_tiles::image_avx512(padded, pw, filter, spec, out, won),
             }
         }
     }
@@ -268,40 +218,17 @@ impl DirectForward<'_> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => avx2::max_pool_image_padded(y, spec, offsets, out, won),
-                Isa::Avx512 => avx512::max_pool_image_padded(y, spec, offsets, out, won),
+                Build::Avx2 => avx2::max_pool_image_padded(y, spec, offsets, out, won),
+                Build::Avx512 => avx512::max_pool_image_padded(y, spec, offsets, out, won),
             }
         }
     }
 }
 
-/// Runs `fill(images, partial)` for slots of consecutive images (or rows) of a `batch` in parallel,
-/// each with its own zeroed `partial_len` partial gradient, and returns the partials in slot
-/// order. The slots are a function of the batch size only, so sums over them taken in order
-/// do not depend on the number of threads.
-pub(crate) fn slot_partials(
-    batch: usize,
-    partial_len: usize,
-    fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let slots = batch.clamp(1, crate::conv2d::MAX_FILTER_PARTIALS);
-    let images_per_slot = batch.div_ceil(slots);
-    let mut partials = vec![0.0; slots * partial_len];
-    partials.par_chunks_mut(partial_len.max(1)).enumerate().for_each(|(slot, partial)| {
-        let first = slot * images_per_slot;
-        fill(first.min(batch)..(first + images_per_slot).min(batch), partial)
-    });
-    partials
-}
-
-/// Filter gradient, or `None` when no direct kernel handles `spec` on this CPU.
+/// Filter gradient with `build`'s kernels (which must take `spec`, see [`takes`]).
 /// Bit-identical whatever the number of threads.
-pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Option<Vec<f32>> {
-    Some(backward_filter_with(isa_for(spec, Pass::FilterGradient)?, x, dy, spec))
-}
-
-fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
-    let kernel = DirectFilterGradient { isa, spec };
+pub(crate) fn backward_filter(build: Build, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
+    let kernel = DirectFilterGradient::new(build, spec);
     let image_in = spec.in_h * spec.in_w * spec.in_c;
     let image_out = spec.out_h * spec.out_w * spec.out_c;
     let partials = kernel.partials(|slot_images, partial| {
@@ -317,14 +244,15 @@ fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> V
 /// The filter-gradient kernel for one convolution, run image by image into per-slot partial
 /// sums; what a fused kernel builds on.
 pub(crate) struct DirectFilterGradient<'s> {
-    isa: Isa,
+    isa: Build,
     spec: &'s Conv2dSpec,
 }
 
 impl<'s> DirectFilterGradient<'s> {
-    /// `None` when no direct kernel handles `spec` on this CPU.
-    pub(crate) fn new(spec: &'s Conv2dSpec) -> Option<Self> {
-        Some(DirectFilterGradient { isa: isa_for(spec, Pass::FilterGradient)?, spec })
+    /// `build` must run on this CPU and take `spec` (see [`takes`]).
+    pub(crate) fn new(isa: Build, spec: &'s Conv2dSpec) -> Self {
+        check_build(isa, spec);
+        DirectFilterGradient { isa, spec }
     }
 
     fn width(&self) -> usize {
@@ -356,8 +284,8 @@ impl<'s> DirectFilterGradient<'s> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => avx2::filter_gradient_image(padded, pw, dy, self.spec, partial),
-                Isa::Avx512 => avx512::filter_gradient_image(padded, pw, dy, self.spec, partial),
+                Build::Avx2 => avx2::filter_gradient_image(padded, pw, dy, self.spec, partial),
+                Build::Avx512 => avx512::filter_gradient_image(padded, pw, dy, self.spec, partial),
             }
         };
     }
@@ -365,7 +293,7 @@ impl<'s> DirectFilterGradient<'s> {
     /// Whether [`DirectFilterGradient::max_pool_2x2_image`] computes `spec` (a first layer's
     /// convolution, then 2x2 max pooling).
     pub(crate) fn pools_in_registers(&self, spec: &ConvPoolSpec) -> bool {
-        spec.conv == *self.spec && window_gradient::gradient_applies(spec, self.isa.lanes())
+        spec.conv == *self.spec && window_gradient::gradient_takes(spec, self.isa.lanes())
     }
 
     /// Adds one image's filter gradient to `partial` from its pooled gradient and winners
@@ -386,8 +314,8 @@ impl<'s> DirectFilterGradient<'s> {
         // SAFETY: `isa` was detected on this CPU; the kernels assert the buffers' sizes.
         unsafe {
             match self.isa {
-                Isa::Avx2 => window_gradient::filter_gradient_avx2(padded, pw, spec, pooled, partial),
-                Isa::Avx512 => window_gradient::filter_gradient_avx512(padded, pw, spec, pooled, partial),
+                Build::Avx2 => window_gradient::filter_gradient_avx2(padded, pw, spec, pooled, partial),
+                Build::Avx512 => window_gradient::filter_gradient_avx512(padded, pw, spec, pooled, partial),
             }
         }
     }
@@ -410,10 +338,10 @@ impl<'s> DirectFilterGradient<'s> {
 mod avx2;
 mod avx512;
 mod kernels;
-mod pool_tiles;
+pub(crate) mod pool_tiles;
 mod pooled_backward;
 pub(crate) mod simd;
-mod window_gradient;
+pub(crate) mod window_gradient;
 
 #[cfg(test)]
 mod tests {
@@ -462,15 +390,8 @@ mod tests {
     /// in `conv2d`) for every number of register blocks, partial blocks, strides and padding.
     /// The builds this CPU can run for `spec` (none: nothing to compare, the general path is
     /// used).
-    fn isas(spec: &Conv2dSpec) -> Vec<Isa> {
-        let mut isas = Vec::new();
-        if cpu_has_avx2_fma() && isa_fits(Isa::Avx2, spec, Pass::Forward) {
-            isas.push(Isa::Avx2);
-        }
-        if Isa::detect() == Some(Isa::Avx512) && isa_fits(Isa::Avx512, spec, Pass::Forward) {
-            isas.push(Isa::Avx512);
-        }
-        isas
+    fn isas(spec: &Conv2dSpec) -> Vec<Build> {
+        [Build::Avx2, Build::Avx512].into_iter().filter(|&b| b.runs_here() && takes(b, spec)).collect()
     }
 
     /// The direct kernels agree with im2col + GEMM (itself checked against a naive reference
@@ -509,35 +430,18 @@ mod tests {
             let dy = random(spec.output_shape().numel(), &mut rng);
             for isa in isas(&spec) {
                 for bias in [None, Some(bias.as_slice())] {
-                    let got = forward_with(isa, &x, &filter, bias, &spec);
+                    let got = forward(isa, &x, &filter, bias, &spec);
                     assert_close(&got, &forward_im2col(&x, &filter, bias, &spec));
                 }
-                let got = backward_filter_with(isa, &x, &dy, &spec);
+                let got = backward_filter(isa, &x, &dy, &spec);
                 assert_close(&got, &backward_filter_im2col(&x, &dy, &spec));
             }
         }
     }
 
     #[test]
-    fn avx512_runs_model5_shapes_where_the_cpu_has_it() {
-        let spec = Conv2dSpec::new(
-            &Shape::new([2, 12, 12, 20]),
-            &Shape::new([3, 3, 20, 40]),
-            (1, 1),
-            Padding::Valid,
-        )
-        .unwrap();
-        if Isa::detect() == Some(Isa::Avx512) {
-            assert_eq!(isa_for(&spec, Pass::Forward), Some(Isa::Avx512));
-            assert_eq!(isa_for(&spec, Pass::FilterGradient), None);
-        }
-    }
-
-    #[test]
     fn filter_gradient_is_bit_identical_across_thread_counts() {
-        if Isa::detect().is_none() {
-            return;
-        }
+        let Some(build) = Build::widest() else { return };
         let spec =
             Conv2dSpec::new(&Shape::new([50, 28, 28, 1]), &Shape::new([5, 5, 1, 20]), (1, 1), Padding::Valid)
                 .unwrap();
@@ -546,7 +450,7 @@ mod tests {
         let dy = random(spec.output_shape().numel(), &mut rng);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let dw = pool.install(|| backward_filter(&x, &dy, &spec).unwrap());
+            let dw = pool.install(|| backward_filter(build, &x, &dy, &spec));
             dw.into_iter().map(f32::to_bits).collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(2));

@@ -45,8 +45,9 @@ pub(super) fn two_by_two_windows(spec: &ConvPoolSpec) -> bool {
         && spec.windows_disjoint()
 }
 
-/// Whether this kernel computes `spec` with `lanes`-wide registers.
-pub(super) fn applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
+/// Whether this kernel computes `spec` with `lanes`-wide registers (a first layer's
+/// convolution, then disjoint 2x2 windows; the tile must fit the registers).
+pub(crate) fn takes(spec: &ConvPoolSpec, lanes: usize) -> bool {
     let (conv, pool) = (&spec.conv, &spec.pool);
     two_by_two_windows(spec)
         && tile_columns(lanes, conv.out_c.div_ceil(lanes), conv.in_c)
@@ -85,7 +86,7 @@ fn check<S: Simd>(
     won: &[f32],
 ) -> usize {
     let conv = &spec.conv;
-    assert!(applies(spec, S::LANES));
+    assert!(takes(spec, S::LANES));
     let blocks = check_image::<S>(padded, pw, spec, [out, won]);
     assert!(weights.len() >= conv.kernel_h * conv.kernel_w * conv.in_c * blocks * S::LANES);
     assert!(bias.len() >= blocks * S::LANES);
@@ -113,7 +114,7 @@ pub(super) unsafe fn image_avx512(
         (1, false) => tile_rows::<Avx512, 1, 2, false>(padded, pw, weights, bias, spec, (o, w)),
         (2, false) => tile_rows::<Avx512, 2, 2, false>(padded, pw, weights, bias, spec, (o, w)),
         (3, false) => tile_rows::<Avx512, 3, 2, false>(padded, pw, weights, bias, spec, (o, w)),
-        _ => unreachable!("checked by applies"),
+        _ => unreachable!("checked by takes"),
     }
 }
 
@@ -132,7 +133,7 @@ pub(super) unsafe fn image_avx2(
         1 => tile_rows::<Avx2, 1, 6, true>(padded, pw, weights, bias, spec, (o, w)),
         2 => tile_rows::<Avx2, 2, 2, true>(padded, pw, weights, bias, spec, (o, w)),
         3 => tile_rows::<Avx2, 3, 2, true>(padded, pw, weights, bias, spec, (o, w)),
-        _ => unreachable!("checked by applies (one input channel on AVX2)"),
+        _ => unreachable!("checked by takes (one input channel on AVX2)"),
     }
 }
 
@@ -200,7 +201,7 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize, const UNIT: bool
     let c = conv.out_c;
     let mask = S::mask(c - (BLOCKS - 1) * S::LANES);
     let ks = [S::splat(1.0), S::splat(2.0), S::splat(3.0)];
-    let none = S::splat(crate::conv2d_pool::NO_WINNER);
+    let none = S::splat(crate::winners::NO_WINNER);
     for j in 0..COLS / 2 {
         let o = ((oy / 2) * pool.out_w + ox / 2 + j) * c;
         for b in 0..BLOCKS {
@@ -227,7 +228,7 @@ unsafe fn tile<S: Simd, const BLOCKS: usize, const COLS: usize, const UNIT: bool
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::tests::reference_winners;
-    use super::super::{isa_fits, DirectForward, Isa, Pass};
+    use super::super::{takes as direct_takes, Build, DirectForward};
     use crate::conv2d::conv2d_forward;
     use crate::pool::pool2d;
     use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -282,18 +283,16 @@ pub(super) mod tests {
             if relu {
                 // Cut values lose their winner.
                 for (v, w) in want.iter_mut().zip(&mut want_won) {
-                    (*v, *w) = if *v > 0.0 { (*v, *w) } else { (0.0, crate::conv2d_pool::NO_WINNER) };
+                    (*v, *w) = if *v > 0.0 { (*v, *w) } else { (0.0, crate::winners::NO_WINNER) };
                 }
             }
             let image_in = h * w * in_c;
             let image_pooled = want.len() / batch;
-            for isa in [Isa::Avx512, Isa::Avx2] {
-                if Isa::detect().is_none_or(|best| best == Isa::Avx2 && isa == Isa::Avx512)
-                    || !isa_fits(isa, conv, Pass::Forward)
-                {
+            for isa in [Build::Avx512, Build::Avx2] {
+                if !isa.runs_here() || !direct_takes(isa, conv) {
                     continue;
                 }
-                let kernel = DirectForward::with_isa(isa, &filter, Some(&bias), conv);
+                let kernel = DirectForward::new(isa, &filter, Some(&bias), conv);
                 if !kernel.pools_in_registers(&spec) {
                     continue;
                 }
@@ -315,7 +314,7 @@ pub(super) mod tests {
                 assert_eq!(won, want_won, "{isa:?} {input:?} {kh}x{kw}x{out_c} relu {relu} winners");
             }
         }
-        if Isa::detect() == Some(Isa::Avx512) {
+        if Build::widest() == Some(Build::Avx512) {
             assert!(ran >= 2 * (CASES.len() + 4), "the in-register kernel ran on only {ran} cases");
         }
     }

@@ -20,7 +20,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd::{Avx2, Avx512, Simd};
-use super::{pad_image, padded_dims, slot_partials, Isa};
+use super::{pad_image, padded_dims};
+use crate::buffers::slot_partials;
+use crate::isa::Build;
 use crate::layout::write_run;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -78,7 +80,7 @@ macro_rules! by_block {
 
 /// The backward kernels prepared for one fused convolution + pooling.
 pub(crate) struct PooledBackward<'s> {
-    isa: Isa,
+    isa: Build,
     spec: &'s ConvPoolSpec,
     /// Per register segment of a patch: its offset from the patch's first value in the padded
     /// image, and how many of its lanes are used. A patch row of `kernel_w * in_c` values
@@ -95,15 +97,13 @@ pub(crate) struct PooledBackward<'s> {
 }
 
 impl<'s> PooledBackward<'s> {
-    /// `None` when this CPU has neither AVX-512 nor AVX2 + FMA, or the windows overlap.
-    pub(crate) fn new(spec: &'s ConvPoolSpec) -> Option<Self> {
-        Self::with_isa(Isa::detect()?, spec)
-    }
-
-    fn with_isa(isa: Isa, spec: &'s ConvPoolSpec) -> Option<Self> {
-        if !spec.windows_disjoint() || spec.pool.pool_h * spec.pool.pool_w == 0 {
-            return None;
-        }
+    /// The kernels in `isa` (which must run on this CPU) for disjoint windows.
+    pub(crate) fn new(isa: Build, spec: &'s ConvPoolSpec) -> Self {
+        assert!(isa.runs_here(), "the {isa:?} kernels need an instruction set this CPU lacks");
+        assert!(
+            spec.windows_disjoint() && spec.pool.pool_h * spec.pool.pool_w > 0,
+            "the winners-only gradient takes disjoint windows"
+        );
         let (conv, pool) = (&spec.conv, &spec.pool);
         let lanes = isa.lanes();
         let (_, pw) = padded_dims(conv);
@@ -121,7 +121,7 @@ impl<'s> PooledBackward<'s> {
             .flat_map(|wy| (0..pool.out_w).map(move |wx| patch(wy * pool.stride_h, wx * pool.stride_w)))
             .collect();
         let elements = (0..pool.pool_h).flat_map(|r| (0..pool.pool_w).map(move |s| patch(r, s))).collect();
-        Some(PooledBackward { isa, spec, segments, segments_per_row, row_stride: pw * c, corners, elements })
+        PooledBackward { isa, spec, segments, segments_per_row, row_stride: pw * c, corners, elements }
     }
 
     /// Floats per image of the padded scratch image (input, or input gradient).
@@ -184,8 +184,8 @@ impl<'s> PooledBackward<'s> {
         // SAFETY: `isa` was detected on this CPU; `check` bounds every access.
         unsafe {
             match self.isa {
-                Isa::Avx512 => filter_image_avx512(self, padded, dpooled, won, partial),
-                Isa::Avx2 => filter_image_avx2(self, padded, dpooled, won, partial),
+                Build::Avx512 => filter_image_avx512(self, padded, dpooled, won, partial),
+                Build::Avx2 => filter_image_avx2(self, padded, dpooled, won, partial),
             }
         }
     }
@@ -256,8 +256,8 @@ impl<'s> PooledBackward<'s> {
         // channels index `dpooled`'s rows and `rows` (asserted above).
         unsafe {
             match self.isa {
-                Isa::Avx512 => input_image_avx512(self, rows, dpooled, won, padded),
-                Isa::Avx2 => input_image_avx2(self, rows, dpooled, won, padded),
+                Build::Avx512 => input_image_avx512(self, rows, dpooled, won, padded),
+                Build::Avx2 => input_image_avx2(self, rows, dpooled, won, padded),
             }
         }
     }
@@ -515,14 +515,14 @@ mod tests {
             let want_dx = conv2d_backward_input(&dy, &filter, conv);
             let want_dw = conv2d_backward_filter(&x, &dy, conv);
             let mut isas = vec![];
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
+            if crate::isa::features().avx512f {
+                isas.push(Build::Avx512);
             }
-            if super::super::cpu_has_avx2_fma() {
-                isas.push(Isa::Avx2);
+            if crate::isa::features().avx2_fma {
+                isas.push(Build::Avx2);
             }
             for isa in isas {
-                let kernel = PooledBackward::with_isa(isa, &spec).unwrap();
+                let kernel = PooledBackward::new(isa, &spec);
                 let case = format!("{isa:?} {input:?} {kh}x{kw}x{out_c} {stride:?} {padding:?} {pool:?}");
                 assert_close(
                     &format!("{case} dx"),

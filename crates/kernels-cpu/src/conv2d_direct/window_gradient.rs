@@ -68,7 +68,7 @@ fn gradient_taps(lanes: usize, blocks: usize) -> Option<usize> {
 
 /// Whether [`filter_gradient_avx512`] / [`filter_gradient_avx2`] compute `spec`'s filter
 /// gradient with `lanes`-wide registers.
-pub(super) fn gradient_applies(spec: &ConvPoolSpec, lanes: usize) -> bool {
+pub(crate) fn gradient_takes(spec: &ConvPoolSpec, lanes: usize) -> bool {
     let conv = &spec.conv;
     conv.in_c == 1 && two_by_two_windows(spec) && gradient_taps(lanes, conv.out_c.div_ceil(lanes)).is_some()
 }
@@ -83,7 +83,7 @@ fn check_gradient<S: Simd>(
     partial: &[f32],
 ) -> usize {
     let conv = &spec.conv;
-    assert!(gradient_applies(spec, S::LANES));
+    assert!(gradient_takes(spec, S::LANES));
     let blocks = check_image::<S>(padded, pw, spec, [dpooled, won]);
     assert!(partial.len() >= conv.kernel_h * conv.kernel_w * blocks * S::LANES);
     blocks
@@ -103,7 +103,7 @@ pub(super) unsafe fn filter_gradient_avx2(
     match check_gradient::<Avx2>(padded, pw, spec, dpooled, won, partial) {
         1 => gradient_passes::<Avx2, 1, 6>(padded, pw, spec, (dpooled, won), partial),
         2 => gradient_passes::<Avx2, 2, 2>(padded, pw, spec, (dpooled, won), partial),
-        _ => unreachable!("checked by gradient_applies"),
+        _ => unreachable!("checked by gradient_takes"),
     }
 }
 
@@ -197,7 +197,7 @@ pub(super) unsafe fn filter_gradient_avx512(
         1 => permute_passes::<1, 20>(padded, pw, spec, &windows, partial),
         2 => permute_passes::<2, 5>(padded, pw, spec, &windows, partial),
         3 => permute_passes::<3, 6>(padded, pw, spec, &windows, partial),
-        _ => unreachable!("checked by gradient_applies"),
+        _ => unreachable!("checked by gradient_takes"),
     }
 }
 
@@ -301,7 +301,7 @@ unsafe fn pair(p: *const f32) -> __m512 {
 mod tests {
     use super::super::pool_tiles::tests::CASES;
     use super::super::tests::reference_winners;
-    use super::super::{DirectFilterGradient, Isa};
+    use super::super::{Build, DirectFilterGradient};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use tensor::shape::{ConvPoolSpec, PoolWindow};
     use tensor::{Padding, Shape};
@@ -329,7 +329,7 @@ mod tests {
             let dpooled: Vec<f32> = (0..won.len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             if relu {
                 // Cut every third window.
-                won.iter_mut().step_by(3).for_each(|w| *w = crate::conv2d_pool::NO_WINNER);
+                won.iter_mut().step_by(3).for_each(|w| *w = crate::winners::NO_WINNER);
             }
             // The output gradient: each window's gradient at its winner.
             let pool = &spec.pool;
@@ -346,8 +346,8 @@ mod tests {
             }
             let want = crate::conv2d::conv2d_backward_filter(&x, &dy, conv);
             let mut by_isa = Vec::new();
-            for isa in [Isa::Avx512, Isa::Avx2] {
-                if Isa::detect().is_none_or(|best| best == Isa::Avx2 && isa == Isa::Avx512) {
+            for isa in [Build::Avx512, Build::Avx2] {
+                if Build::widest().is_none_or(|best| best == Build::Avx2 && isa == Build::Avx512) {
                     continue;
                 }
                 let kernel = DirectFilterGradient { isa, spec: conv };
@@ -384,7 +384,7 @@ mod tests {
                 assert_eq!(avx512, avx2, "{input:?} {kh}x{kw}x{out_c} relu {relu}: AVX-512 vs AVX2");
             }
         }
-        if Isa::detect() == Some(Isa::Avx512) {
+        if Build::widest() == Some(Build::Avx512) {
             assert!(ran >= 2 * CASES.len(), "the in-register gradient ran on only {ran} cases");
         }
     }

@@ -192,7 +192,7 @@ pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias:
     assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
     assert!(c <= planes.lanes && out.pooled.len() >= count * c && out.winners.len() >= count * c);
     let ks = [Avx512::splat(1.0), Avx512::splat(2.0), Avx512::splat(3.0)];
-    let none = Avx512::splat(crate::conv2d_pool::NO_WINNER);
+    let none = Avx512::splat(crate::winners::NO_WINNER);
     for tile in 0..count {
         for lane in (0..c).step_by(LANES) {
             let mask = Avx512::mask((c - lane).min(LANES));

@@ -43,17 +43,23 @@ pub(crate) struct WinogradPool<'s> {
 }
 
 impl<'s> WinogradPool<'s> {
-    /// `None` unless this CPU has AVX-512F and `spec` is a 3x3, stride-1 convolution with at
-    /// most 64 filters, pooled over disjoint 2x2 windows.
-    pub(crate) fn new(spec: &'s ConvPoolSpec) -> Option<Self> {
+    /// Whether these kernels compute `spec` (on a CPU with AVX-512F): a 3x3, stride-1
+    /// convolution with at most 64 filters, pooled over disjoint 2x2 windows.
+    pub(crate) fn takes(spec: &ConvPoolSpec) -> bool {
         let (conv, pool) = (&spec.conv, &spec.pool);
-        let shape_fits = (conv.kernel_h, conv.kernel_w, conv.stride_h, conv.stride_w) == (3, 3, 1, 1)
+        (conv.kernel_h, conv.kernel_w, conv.stride_h, conv.stride_w) == (3, 3, 1, 1)
             && (pool.pool_h, pool.pool_w) == (2, 2)
             && spec.windows_disjoint()
             && conv.batch * conv.in_c * pool.out_h * pool.out_w > 0
-            && (1..=MAX_OUT_VECTORS * LANES).contains(&conv.out_c);
-        (shape_fits && std::arch::is_x86_feature_detected!("avx512f"))
-            .then(|| WinogradPool { spec, out_vectors: conv.out_c.div_ceil(LANES) })
+            && (1..=MAX_OUT_VECTORS * LANES).contains(&conv.out_c)
+    }
+
+    /// The kernels prepared for `spec`, which they must take ([`WinogradPool::takes`]), on a
+    /// CPU with AVX-512F.
+    pub(crate) fn new(spec: &'s ConvPoolSpec) -> Self {
+        assert!(Self::takes(spec), "the Winograd kernels do not take this layer");
+        assert!(crate::isa::Build::Avx512.runs_here(), "the Winograd kernels need AVX-512F");
+        WinogradPool { spec, out_vectors: spec.conv.out_c.div_ceil(LANES) }
     }
 
     /// Tiles (pooling windows) per image.

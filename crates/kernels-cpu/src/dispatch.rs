@@ -1,0 +1,301 @@
+//! Which CPU kernel runs for which shape and instruction set: the one table.
+//!
+//! Every op with more than one kernel asks here, once per call, and gets a plan naming the
+//! kernel and its build ([`Build`], from the instruction sets [`crate::isa`] detected once).
+//! The kernels' own `takes` functions say what a kernel *can* compute; the rules below say
+//! which of those that can is chosen, first match wins, each with its reason:
+//!
+//! | op | kernel | when |
+//! |---|---|---|
+//! | conv2d forward | `conv2d_direct` | the widest build takes the layer; several input channels only up to [`MAX_DIRECT_IN_C`] |
+//! | | im2col + GEMM (`conv2d`) | otherwise |
+//! | conv2d filter gradient | `conv2d_direct` | one input channel and the widest build takes the layer |
+//! | | im2col + GEMM | otherwise |
+//! | conv2d input gradient | im2col + GEMM (col2im) | always |
+//! | conv2d + max pool | unfused (conv2d, then pool2d) | windows overlap, pad, exceed [`MAX_WINDOW`], or the direct forward kernel does not take the convolution |
+//! | | `conv2d_direct::batch_lanes` | AVX-512, one input channel, 2x2 windows, at least 16 images |
+//! | | `conv2d_winograd` | AVX-512, several input channels, 3x3 stride 1, 2x2 windows |
+//! | | `conv2d_direct` pooled in registers (`pool_tiles`) | 2x2 windows whose tile fits the registers |
+//! | | `conv2d_direct`, pooled from scratch | other disjoint windows |
+//! | its backward | `conv2d_direct::PooledBackward` (winners only) | input gradient; filter gradient with several input channels |
+//! | | `conv2d_direct` filter gradient, window by window (`window_gradient`) | one input channel, 2x2 windows |
+//! | | `conv2d_direct` filter gradient from a rebuilt output gradient | one input channel, other windows |
+//! | max pool (and gradient) | `pool_2x2` | 2x2 windows, stride 2, no padding, even sizes |
+//! | | `pool` | otherwise |
+//! | matrix product | `matmul_narrow` | AVX-512, transposed `A`, contiguous `B`, `8 <= k`, `n <= 128` |
+//! | | the `gemm` crate | otherwise |
+//!
+//! Loops that are one kernel compiled twice, plain and with AVX2 enabled (`pool_2x2`,
+//! `layout`'s dropout mask, `conv2d_pool`'s gradient expansion), pick their build from
+//! [`crate::isa::features`] where they are called: there is nothing to choose but the
+//! instruction set.
+
+use crate::isa::Build;
+use crate::matrix::MatrixRef;
+#[cfg(target_arch = "x86_64")]
+use crate::{conv2d_direct, conv2d_winograd::WinogradPool, matmul_narrow, winners::MAX_WINDOW};
+use tensor::shape::{Conv2dSpec, ConvPoolSpec, Pool2dSpec};
+
+/// With several input channels the direct forward kernel (AVX-512 only) is chosen only while
+/// the channels are few: on model5's second layer (20 -> 40 channels, 3x3) it is a little
+/// faster than im2col + GEMM; with many channels GEMM's blocking wins.
+pub(crate) const MAX_DIRECT_IN_C: usize = 64;
+
+/// How a convolution's forward pass or filter gradient runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Conv {
+    /// The direct kernels (`conv2d_direct`) in this build.
+    #[cfg(target_arch = "x86_64")]
+    Direct(Build),
+    /// im2col + GEMM, for any shape.
+    Im2col,
+}
+
+/// The kernel for a convolution's forward pass.
+pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(build) = Build::widest() {
+        // Only the widest build: where it does not take the layer, a narrower one does not
+        // either (AVX2's kernels take a subset of AVX-512's shapes).
+        if spec.in_c <= MAX_DIRECT_IN_C && conv2d_direct::takes(build, spec) {
+            return Conv::Direct(build);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = spec;
+    Conv::Im2col
+}
+
+/// The kernel for a convolution's filter gradient.
+pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(build) = Build::widest() {
+        // With several input channels the direct filter gradient measured at half GEMM's
+        // speed: patch rows are long enough for im2col to pay.
+        if spec.in_c == 1 && conv2d_direct::takes(build, spec) {
+            return Conv::Direct(build);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = spec;
+    Conv::Im2col
+}
+
+/// How a fused convolution + max pooling's forward pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvPool {
+    /// The convolution, then the pooling, each by its own kernel (the backend's `saved` is
+    /// the convolution's output).
+    Unfused,
+    /// Sixteen images per register (`conv2d_direct::batch_lanes`).
+    #[cfg(target_arch = "x86_64")]
+    BatchLanes,
+    /// Winograd's F(2x2, 3x3) (`conv2d_winograd`).
+    #[cfg(target_arch = "x86_64")]
+    Winograd,
+    /// The direct kernel in `build`, pooling 2x2 windows in registers where `in_registers`,
+    /// else each image's output from a scratch buffer.
+    #[cfg(target_arch = "x86_64")]
+    Direct {
+        /// The direct kernels' build.
+        build: Build,
+        /// Whether `conv2d_direct::pool_tiles` pools in registers.
+        in_registers: bool,
+    },
+}
+
+/// The kernel for a fused convolution + max pooling.
+pub(crate) fn conv2d_max_pool(spec: &ConvPoolSpec) -> ConvPool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let pool = &spec.pool;
+        // The fused kernels record one winner per window: the windows must not overlap or
+        // pad, and a winner's index must be exact as an f32.
+        let fusable =
+            spec.windows_disjoint() && pool.pool_h * pool.pool_w <= MAX_WINDOW && pool.out_h * pool.out_w > 0;
+        // Every fused kernel, and the backward pass, builds on the direct kernels' shapes.
+        let Conv::Direct(build) = conv2d_forward(&spec.conv) else { return ConvPool::Unfused };
+        if !fusable {
+            return ConvPool::Unfused;
+        }
+        // A first layer's one input channel leaves only a 5x5 patch per output: images as
+        // lanes keep every lane busy where channels as lanes would pad 20 filters to 32.
+        if build == Build::Avx512 && conv2d_direct::batch_lanes::takes(spec) {
+            return ConvPool::BatchLanes;
+        }
+        // With several input channels, Winograd takes 16 multiply-adds per output where the
+        // direct sum takes 36; a first layer's single channel leaves its products one
+        // multiply-add deep.
+        if build == Build::Avx512 && spec.conv.in_c > 1 && WinogradPool::takes(spec) {
+            return ConvPool::Winograd;
+        }
+        // Pooling in registers never writes the convolution's output.
+        let in_registers = conv2d_direct::pool_tiles::takes(spec, build.lanes());
+        ConvPool::Direct { build, in_registers }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = spec;
+        ConvPool::Unfused
+    }
+}
+
+/// How the gradients of a fused convolution + max pooling run, from the winners its forward
+/// pass saved (any fused forward plan: the backward kernels read winners, whoever wrote them).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvPoolBackward {
+    /// The build of `PooledBackward`, which takes the input gradient (and the filter gradient
+    /// where [`PooledFilterGradient::Winners`]).
+    pub winners: Build,
+    /// How the filter gradient runs.
+    pub filter: PooledFilterGradient,
+}
+
+/// How a fused convolution + max pooling's filter gradient runs.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PooledFilterGradient {
+    /// From the winners' patches alone (a quarter of a dense pass's arithmetic for 2x2).
+    Winners,
+    /// Dense (a first layer: patch rows of `kernel_w` values are too short for a register),
+    /// window by window from the pooled gradient, in registers.
+    WindowByWindow(Build),
+    /// Dense, from each image's output gradient rebuilt in scratch.
+    Rebuilt(Build),
+}
+
+/// The kernels for a fused convolution + max pooling's gradients; `None` where no fused
+/// forward kernel runs (then nothing saved winners).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn conv2d_max_pool_backward(spec: &ConvPoolSpec) -> Option<ConvPoolBackward> {
+    if conv2d_max_pool(spec) == ConvPool::Unfused {
+        return None;
+    }
+    let winners = Build::widest()?;
+    let filter = match conv2d_filter_gradient(&spec.conv) {
+        Conv::Direct(build) if conv2d_direct::window_gradient::gradient_takes(spec, build.lanes()) => {
+            PooledFilterGradient::WindowByWindow(build)
+        }
+        Conv::Direct(build) => PooledFilterGradient::Rebuilt(build),
+        Conv::Im2col => PooledFilterGradient::Winners,
+    };
+    Some(ConvPoolBackward { winners, filter })
+}
+
+/// How max pooling and its gradient run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MaxPool {
+    /// `pool_2x2`: a pair of rows at a time, without window bookkeeping.
+    TwoByTwo,
+    /// `pool`'s general windows.
+    General,
+}
+
+/// The kernel for max pooling over `spec` (forward and gradient alike).
+pub(crate) fn max_pool(spec: &Pool2dSpec) -> MaxPool {
+    // The lecture's pooling (2x2, stride 2, no padding) with no window bookkeeping.
+    if crate::pool_2x2::takes(spec) {
+        MaxPool::TwoByTwo
+    } else {
+        MaxPool::General
+    }
+}
+
+/// How a matrix product runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gemm {
+    /// `matmul_narrow` (AVX-512).
+    #[cfg(target_arch = "x86_64")]
+    Narrow,
+    /// The `gemm` crate.
+    Crate,
+}
+
+/// The kernel for `lhs` (`m x k`) times `rhs` (`k x n`).
+pub(crate) fn gemm(lhs: &MatrixRef<'_>, rhs: &MatrixRef<'_>, k: usize, n: usize) -> Gemm {
+    // A dense layer's weight gradient (`X^T dY`): the gemm crate would first pack the strided
+    // `X^T`, where the narrow kernel reads it in place.
+    #[cfg(target_arch = "x86_64")]
+    if Build::Avx512.runs_here() && matmul_narrow::takes(lhs, rhs, k, n) {
+        return Gemm::Narrow;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (lhs, rhs, k, n);
+    Gemm::Crate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::shape::PoolWindow;
+    use tensor::{Padding, Shape};
+
+    fn conv(x: [usize; 4], f: [usize; 4]) -> Conv2dSpec {
+        Conv2dSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Valid).unwrap()
+    }
+
+    fn conv_pool(x: [usize; 4], f: [usize; 4]) -> ConvPoolSpec {
+        let window = PoolWindow { size: (2, 2), strides: (2, 2), padding: Padding::Valid };
+        ConvPoolSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Valid, window).unwrap()
+    }
+
+    /// The lecture's layers get the kernels the table promises on this CPU.
+    #[test]
+    fn the_lecture_layers_get_the_tables_kernels() {
+        let first = conv_pool([128, 28, 28, 1], [5, 5, 1, 20]);
+        let second = conv_pool([128, 12, 12, 20], [3, 3, 20, 40]);
+        let wide = conv([2, 12, 12, 128], [3, 3, 128, 8]);
+        match Build::widest() {
+            #[cfg(target_arch = "x86_64")]
+            Some(Build::Avx512) => {
+                assert_eq!(conv2d_forward(&second.conv), Conv::Direct(Build::Avx512));
+                assert_eq!(conv2d_filter_gradient(&second.conv), Conv::Im2col, "several channels");
+                assert_eq!(conv2d_forward(&wide), Conv::Im2col, "128 input channels");
+                assert_eq!(conv2d_max_pool(&first), ConvPool::BatchLanes);
+                assert_eq!(conv2d_max_pool(&second), ConvPool::Winograd);
+                let few_images = conv_pool([8, 28, 28, 1], [5, 5, 1, 20]);
+                assert_eq!(
+                    conv2d_max_pool(&few_images),
+                    ConvPool::Direct { build: Build::Avx512, in_registers: true }
+                );
+                let backward = conv2d_max_pool_backward(&second).unwrap();
+                assert_eq!(backward.filter, PooledFilterGradient::Winners);
+                let backward = conv2d_max_pool_backward(&first).unwrap();
+                assert_eq!(backward.filter, PooledFilterGradient::WindowByWindow(Build::Avx512));
+            }
+            #[cfg(target_arch = "x86_64")]
+            Some(Build::Avx2) => {
+                assert_eq!(conv2d_forward(&first.conv), Conv::Direct(Build::Avx2));
+                assert_eq!(conv2d_forward(&second.conv), Conv::Im2col, "AVX2 takes one channel");
+                assert_eq!(conv2d_max_pool(&second), ConvPool::Unfused);
+            }
+            _ => {
+                assert_eq!(conv2d_forward(&first.conv), Conv::Im2col);
+                assert_eq!(conv2d_max_pool(&first), ConvPool::Unfused);
+            }
+        }
+    }
+
+    /// Windows that overlap or need padding never fuse, whatever the CPU.
+    #[test]
+    fn only_disjoint_windows_inside_the_output_fuse() {
+        let fuse = |x: [usize; 4], size, strides, padding| {
+            let window = PoolWindow { size, strides, padding };
+            let spec =
+                ConvPoolSpec::new(&Shape::new(x), &Shape::new([3, 3, 1, 4]), (1, 1), Padding::Valid, window)
+                    .unwrap();
+            conv2d_max_pool(&spec) != ConvPool::Unfused
+        };
+        assert!(!fuse([1, 8, 8, 1], (2, 2), (1, 1), Padding::Valid), "overlapping");
+        assert!(!fuse([1, 7, 7, 1], (2, 2), (2, 2), Padding::Same), "padded");
+        assert_eq!(fuse([1, 8, 8, 1], (2, 2), (2, 2), Padding::Valid), Build::widest().is_some());
+    }
+
+    #[test]
+    fn two_by_two_pooling_takes_its_kernel() {
+        let spec = |h| Pool2dSpec::new(&Shape::new([1, h, h, 3]), (2, 2), (2, 2), Padding::Valid).unwrap();
+        assert_eq!(max_pool(&spec(8)), MaxPool::TwoByTwo);
+        assert_eq!(max_pool(&spec(7)), MaxPool::General, "odd size leaves a margin");
+    }
+}
