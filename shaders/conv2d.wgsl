@@ -8,7 +8,7 @@
 // MODE 1, input gradient:   dx[(b,iy,ix), ci] = sum_(ky,kx,co) dy[b, oy, ox, co] f[ky,kx,ci,co]
 //                           where iy = oy*sh+ky-pt (terms whose oy is not whole drop out)
 // MODE 2, filter gradient:  df[(ky,kx,ci), co] = sum_(b,oy,ox) x[b, oy*sh+ky-pt, ...] dy[(b,oy,ox), co]
-//                           split along the contracted axis into `batch` slices of k_chunk,
+//                           split along the contracted axis into `products` slices of k_chunk,
 //                           whose partial products the host sums.
 //
 // POOLED (a convolution followed by a 2x2, stride-2 max pooling, "conv-pool"):
@@ -46,7 +46,7 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    batch: u32,
+    products: u32, // split-K slices: the grid's z extent
     tiles_m: u32,
     tiles_n: u32,
     a_k_contig: u32,

@@ -2,7 +2,7 @@
 // gemm_core.wgsl: the tiled GEMM shared by the matmul and conv2d modules, appended to each of
 // them when the module is built (src/shaders.rs), so it is not a module on its own. The family
 // file supplies:
-//   params.{m, n, k, batch, tiles_m, tiles_n, a_k_contig, b_n_contig}
+//   params.{m, n, k, products, tiles_m, tiles_n, a_k_contig, b_n_contig}
 //   fn k_range(z: u32) -> vec2<u32>           contracted range [x, y) of product z
 //   fn load_a(z: u32, m: u32, k: u32) -> f32   op(A)[m, k], called only for m < M, k in range
 //   fn load_b(z: u32, k: u32, n: u32) -> f32   op(B)[k, n], likewise
@@ -71,7 +71,7 @@ fn stage_b(z: u32, n0: u32, k0: u32, kend: u32, e: u32, cols: u32, row: u32) {
 fn gemm_small(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
     let z = group / tiles;
-    if (z >= params.batch) {
+    if (z >= params.products) {
         return;
     }
     let t = group % tiles;
@@ -122,7 +122,7 @@ const KG_ROW: u32 = 9u;
 fn gemm_kgroups(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
     let z = group / tiles;
-    if (z >= params.batch) {
+    if (z >= params.products) {
         return;
     }
     let t = group % tiles;
@@ -209,7 +209,7 @@ struct Slice {
 fn gemm_128x128(lid: u32, group: u32) {
     let tiles = params.tiles_m * params.tiles_n;
     let z = group / tiles;
-    if (z >= params.batch) {
+    if (z >= params.products) {
         return;
     }
     let t = group % tiles;

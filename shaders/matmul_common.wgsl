@@ -19,19 +19,15 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    batch: u32,
+    products: u32, // products times slices: the grid's z extent
     tiles_m: u32,
     tiles_n: u32,
     a_k_contig: u32,
     b_n_contig: u32,
-    _pad3: u32,    // (the transposes and the split count are the constants above)
-    _pad4: u32,
     has_bias: u32,
-    _pad5: u32,
     k_chunk: u32,  // contraction length of one slice (a multiple of 16)
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

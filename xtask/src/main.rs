@@ -9,6 +9,7 @@
 //! - `gpu-table`: the lecture's CPU-vs-GPU training-time table on this machine.
 //! - `gpu-check`: the prepared GPU check: kernels against the CPU, GEMM rate, model5 training.
 //! - `compare-backends`: the same training on the CPU and on wgpu, and the accuracy gap.
+//! - `import-loops`: fails where a crate's modules import each other in a loop.
 
 mod args;
 mod bench;
@@ -16,6 +17,7 @@ mod compare;
 mod data;
 mod gpu_check;
 mod gpu_table;
+mod import_loops;
 mod maps;
 mod predict;
 mod profile;
@@ -45,7 +47,8 @@ commands:
   gpu-check      [--epochs N] [--batch-sizes 128,1024] [--squares 1024,4096]
                  [--train-images N] [--batch N] [--data DIR] [--seed N]
   compare-backends [--model NAME] [--epochs N] [--batch-size N] [--train-images N]
-                 [--normalize] [--seed N] [--max-gap POINTS] [--data DIR]";
+                 [--normalize] [--seed N] [--max-gap POINTS] [--data DIR]
+  import-loops   SRC_DIR...  (e.g. crates/kernels-cpu/src crates/kernels-wgpu/src)";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -63,6 +66,7 @@ fn main() {
         "gpu-check" => gpu_check::gpu_check(rest),
         "compare-backends" => compare::compare_backends(rest),
         "profile-step" => profile::profile_step(rest),
+        "import-loops" => import_loops::import_loops(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

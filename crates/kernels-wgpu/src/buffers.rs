@@ -6,13 +6,12 @@
 //! recorded into one ordered command stream: wgpu puts a barrier between the last use of a
 //! buffer and its next writer.
 
-use crate::context::Context;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tensor::{BackendStorage, Result, Storage, TensorError};
+use tensor::BackendStorage;
 
 /// Smallest buffer handed out, in bytes; also what an empty tensor gets (wgpu cannot bind a
 /// zero-sized buffer).
@@ -97,12 +96,13 @@ impl BufferPool {
 pub struct WgpuStorage {
     buffer: Option<wgpu::Buffer>,
     len: usize,
-    context: Arc<Context>,
+    /// The pool of the backend that made it (and whose device can read it).
+    pool: Arc<BufferPool>,
 }
 
 impl WgpuStorage {
-    pub(crate) fn new(buffer: wgpu::Buffer, len: usize, context: Arc<Context>) -> Self {
-        WgpuStorage { buffer: Some(buffer), len, context }
+    pub(crate) fn new(buffer: wgpu::Buffer, len: usize, pool: Arc<BufferPool>) -> Self {
+        WgpuStorage { buffer: Some(buffer), len, pool }
     }
 
     /// Number of f32 values.
@@ -120,9 +120,9 @@ impl WgpuStorage {
         self.buffer.as_ref().expect("buffer is only taken in drop")
     }
 
-    /// Whether this storage was made by the backend owning `context`.
-    pub(crate) fn belongs_to(&self, context: &Arc<Context>) -> bool {
-        Arc::ptr_eq(&self.context, context)
+    /// Whether this storage was made by the backend owning `pool`.
+    pub(crate) fn belongs_to(&self, pool: &Arc<BufferPool>) -> bool {
+        Arc::ptr_eq(&self.pool, pool)
     }
 }
 
@@ -135,7 +135,7 @@ impl fmt::Debug for WgpuStorage {
 impl Drop for WgpuStorage {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
-            self.context.pool.give(buffer);
+            self.pool.give(buffer);
         }
     }
 }
@@ -146,21 +146,5 @@ impl BackendStorage for WgpuStorage {
     }
     fn as_any(&self) -> &dyn Any {
         self
-    }
-}
-
-/// The GPU storage behind `storage`, or an error when it belongs to another backend (or another
-/// `WgpuBackend`, whose device cannot read it).
-pub(crate) fn wgpu_storage<'a>(
-    storage: &'a Storage,
-    context: &Arc<Context>,
-    op: &str,
-) -> Result<&'a WgpuStorage> {
-    match storage.as_any().downcast_ref::<WgpuStorage>() {
-        Some(s) if s.belongs_to(context) => Ok(s),
-        Some(_) => Err(TensorError::Backend(format!("{op}: storage belongs to another wgpu device"))),
-        None => Err(TensorError::Backend(format!(
-            "{op}: storage is not a wgpu buffer (it belongs to another backend)"
-        ))),
     }
 }

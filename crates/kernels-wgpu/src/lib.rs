@@ -25,6 +25,7 @@ mod buffers;
 mod context;
 mod faults;
 mod ops;
+mod params;
 mod shaders;
 mod tile;
 
@@ -192,7 +193,7 @@ impl MemoryOps for WgpuBackend {
     }
 
     fn download(&self, storage: &Storage) -> Result<Vec<f32>> {
-        let s = buffers::wgpu_storage(storage, &self.context, "download")?;
+        let s = context::wgpu_storage(storage, &self.context, "download")?;
         self.context.read(s.buffer(), s.len())
     }
 

@@ -6,8 +6,8 @@
 
 use super::reduce::reduce_buffer;
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::{Access, Context};
+use crate::context::{wgpu_storage, Access, Context};
+use crate::params::GemmParams;
 use crate::shaders::Shader;
 use crate::tile::Tile;
 use crate::WgpuBackend;
@@ -87,20 +87,19 @@ fn run(
         Mode::BackwardFilter => (0, 1),
     };
     let p = |what, v| u32_param(op, what, v);
-    let params = [
-        p("m", g.m)?,
-        p("n", g.n)?,
-        p("k", g.k)?,
-        p("splits", g.splits)?,
-        p("tiles", tiles_m)?,
-        p("tiles", tiles_n)?,
+    let params = GemmParams {
+        m: p("m", g.m)?,
+        n: p("n", g.n)?,
+        k: p("k", g.k)?,
+        products: p("splits", g.splits)?,
+        tiles_m: p("tiles", tiles_m)?,
+        tiles_n: p("tiles", tiles_n)?,
         a_k_contig,
         b_n_contig,
-        u32::from(bufs.bias.is_some()),
-        p("k_chunk", g.k_chunk)?,
-        0,
-        0,
-    ];
+        has_bias: u32::from(bufs.bias.is_some()),
+        k_chunk: p("k_chunk", g.k_chunk)?,
+        ..GemmParams::default()
+    };
     let (pool_h, pool_w) = pooling.map_or((1, 1), |q| (q.out_h, q.out_w));
     let [bm, bn] = tile.constants();
     let constants = [

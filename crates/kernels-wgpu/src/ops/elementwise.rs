@@ -2,20 +2,14 @@
 //! (`shaders/elementwise.wgsl`).
 
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::{Access, Context};
+use crate::context::{wgpu_storage, Access, Context};
+use crate::params::{ElementwiseParams, MAX_RANK};
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use std::sync::Arc;
 use tensor::shape::BroadcastSpec;
 use tensor::ElementwiseOps;
 use tensor::{BinaryOp, Result, Storage, TensorError, UnaryOp};
-
-/// Broadcast dimensions the shader's uniform has room for.
-const MAX_RANK: usize = 16;
-
-/// Words of the elementwise uniform: 8 scalars, then dims and the two stride arrays.
-const PARAM_WORDS: usize = 8 + 3 * MAX_RANK;
 
 /// The shader's code for `op` and its two constants.
 fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
@@ -48,13 +42,8 @@ fn binary_code(op: BinaryOp) -> u32 {
     }
 }
 
-fn params(n: u32, op: u32, f0: f32, f1: f32) -> [u32; PARAM_WORDS] {
-    let mut p = [0u32; PARAM_WORDS];
-    p[0] = n;
-    p[1] = op;
-    p[4] = f0.to_bits();
-    p[5] = f1.to_bits();
-    p
+fn params(n: u32, op: u32, f0: f32, f1: f32) -> ElementwiseParams {
+    ElementwiseParams { n, op, f0, f1, ..ElementwiseParams::default() }
 }
 
 /// New storage of `len` copies of `value`.
@@ -68,18 +57,19 @@ pub(crate) fn fill(ctx: &Arc<Context>, len: usize, value: f32) -> Result<Storage
 }
 
 /// Writes the broadcast geometry into the uniform.
-fn set_geometry(op: &str, p: &mut [u32; PARAM_WORDS], spec: &BroadcastSpec) -> Result<()> {
+fn set_geometry(op: &str, p: &mut ElementwiseParams, spec: &BroadcastSpec) -> Result<()> {
     let rank = spec.dims.len();
     if rank > MAX_RANK {
         return Err(TensorError::Backend(format!(
             "{op}: {rank} broadcast dimensions after merging; the shader takes at most {MAX_RANK}"
         )));
     }
-    p[2] = rank as u32;
+    p.rank = rank as u32;
     for d in 0..rank {
-        p[8 + d] = u32_param(op, "dimension", spec.dims[d])?;
-        p[8 + MAX_RANK + d] = u32_param(op, "stride", spec.a_strides[d])?;
-        p[8 + 2 * MAX_RANK + d] = u32_param(op, "stride", *spec.b_strides.get(d).unwrap_or(&0))?;
+        let (vector, lane) = (d / 4, d % 4);
+        p.dims[vector][lane] = u32_param(op, "dimension", spec.dims[d])?;
+        p.a_strides[vector][lane] = u32_param(op, "stride", spec.a_strides[d])?;
+        p.b_strides[vector][lane] = u32_param(op, "stride", *spec.b_strides.get(d).unwrap_or(&0))?;
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Concatenation, slicing, row gathers and dropout masks (`shaders/layout.wgsl`).
 
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::Access;
+use crate::context::{wgpu_storage, Access};
+use crate::params::LayoutParams;
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use tensor::random::seed_keys;
@@ -23,16 +23,12 @@ impl LayoutOps for WgpuBackend {
         for (part, &inner) in parts.iter().zip(&spec.part_inner) {
             let n = spec.outer * inner;
             if n > 0 {
-                let params = [
+                let params = LayoutParams::concat_part(
                     u32_param(op, "elements", n)?,
                     inner as u32,
                     u32_param(op, "width", width)?,
                     offset as u32,
-                    0,
-                    0,
-                    0,
-                    0,
-                ];
+                );
                 let bindings = [(1, part.buffer(), Access::Read), (3, out.buffer(), Access::Write)];
                 ctx.dispatch(Shader::Layout, "concat_part", &params, &bindings, ctx.grid_1d(n as u64))?;
             }
@@ -56,16 +52,12 @@ impl LayoutOps for WgpuBackend {
         let n = outer * len;
         let out = ctx.alloc(op, n)?;
         if n > 0 {
-            let params = [
+            let params = LayoutParams::narrow(
                 u32_param(op, "elements", n)?,
                 u32_param(op, "inner", inner)?,
                 offset as u32,
                 len as u32,
-                0,
-                0,
-                0,
-                0,
-            ];
+            );
             let bindings = [(1, x.buffer(), Access::Read), (3, out.buffer(), Access::Write)];
             ctx.dispatch(Shader::Layout, op, &params, &bindings, ctx.grid_1d(n as u64))?;
         }
@@ -97,7 +89,7 @@ impl LayoutOps for WgpuBackend {
                 contents: bytemuck::cast_slice(indices),
                 usage: wgpu::BufferUsages::STORAGE,
             });
-            let params = [u32_param(op, "elements", n)?, row_len as u32, 0, 0, 0, 0, 0, 0];
+            let params = LayoutParams::gather_rows(u32_param(op, "elements", n)?, row_len as u32);
             let bindings = [
                 (1, x.buffer(), Access::Read),
                 (2, &index_buffer, Access::Read),
@@ -120,7 +112,7 @@ impl LayoutOps for WgpuBackend {
         if len > 0 {
             let (k0, k1) = seed_keys(seed);
             let keep = 1.0 / (1.0 - rate);
-            let params = [n, k0, k1, rate.to_bits(), keep.to_bits(), 0, 0, 0];
+            let params = LayoutParams::dropout_mask(n, (k0, k1), rate, keep);
             let bindings = [(3, out.buffer(), Access::Write)];
             ctx.dispatch(Shader::Layout, op, &params, &bindings, ctx.grid_1d(len as u64))?;
         }

@@ -3,8 +3,8 @@
 
 use super::reduce::reduce_buffer;
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::Access;
+use crate::context::{wgpu_storage, Access};
+use crate::params::GemmParams;
 use crate::shaders::Shader;
 use crate::tile;
 use crate::WgpuBackend;
@@ -45,25 +45,19 @@ impl MatmulOps for WgpuBackend {
         };
         let k_chunk = k.div_ceil(splits).div_ceil(16).max(1) * 16;
         let splits = k.div_ceil(k_chunk).max(1);
-        let params = [
-            u32_param(op, "m", m)?,
-            u32_param(op, "n", n)?,
-            u32_param(op, "k", k)?,
-            u32_param(op, "batch", batch * splits)?,
-            tiles_m as u32,
-            tiles_n as u32,
-            u32::from(!trans_a),
-            u32::from(!trans_b),
-            // (the transposes and the split count: pipeline constants, below)
-            0,
-            0,
-            u32::from(bias.is_some()),
-            0,
-            u32_param(op, "k", k_chunk)?,
-            0,
-            0,
-            0,
-        ];
+        let params = GemmParams {
+            m: u32_param(op, "m", m)?,
+            n: u32_param(op, "n", n)?,
+            k: u32_param(op, "k", k)?,
+            products: u32_param(op, "products", batch * splits)?,
+            tiles_m: tiles_m as u32,
+            tiles_n: tiles_n as u32,
+            a_k_contig: u32::from(!trans_a),
+            b_n_contig: u32::from(!trans_b),
+            has_bias: u32::from(bias.is_some()),
+            k_chunk: u32_param(op, "k", k_chunk)?,
+            ..GemmParams::default()
+        };
         // Split products write their slices' partial sums, reduced into the output afterwards.
         let target = ctx.alloc(op, batch * splits * m * n)?;
         let bindings = [

@@ -1,8 +1,8 @@
 //! Max / average / L2 pooling and their gradients (`shaders/pool.wgsl`).
 
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::Access;
+use crate::context::{wgpu_storage, Access};
+use crate::params::PoolParams;
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use tensor::shape::{Pool2dSpec, PoolKind};
@@ -13,31 +13,29 @@ fn input_len(spec: &Pool2dSpec) -> usize {
     spec.batch * spec.in_h * spec.in_w * spec.channels
 }
 
-fn params(op: &str, n: usize, kind: PoolKind, s: &Pool2dSpec) -> Result<[u32; 16]> {
+fn params(op: &str, n: usize, kind: PoolKind, s: &Pool2dSpec) -> Result<PoolParams> {
     let p = |what, v| u32_param(op, what, v);
     let kind = match kind {
         PoolKind::Max => 0,
         PoolKind::Average => 1,
         PoolKind::L2 => 2,
     };
-    Ok([
-        p("elements", n)?,
-        p("in_h", s.in_h)?,
-        p("in_w", s.in_w)?,
-        p("channels", s.channels)?,
-        p("out_h", s.out_h)?,
-        p("out_w", s.out_w)?,
-        p("pool_h", s.pool_h)?,
-        p("pool_w", s.pool_w)?,
-        p("stride_h", s.stride_h)?,
-        p("stride_w", s.stride_w)?,
-        p("pad_top", s.pad_top)?,
-        p("pad_left", s.pad_left)?,
+    Ok(PoolParams {
+        n: p("elements", n)?,
+        in_h: p("in_h", s.in_h)?,
+        in_w: p("in_w", s.in_w)?,
+        channels: p("channels", s.channels)?,
+        out_h: p("out_h", s.out_h)?,
+        out_w: p("out_w", s.out_w)?,
+        pool_h: p("pool_h", s.pool_h)?,
+        pool_w: p("pool_w", s.pool_w)?,
+        stride_h: p("stride_h", s.stride_h)?,
+        stride_w: p("stride_w", s.stride_w)?,
+        pad_top: p("pad_top", s.pad_top)?,
+        pad_left: p("pad_left", s.pad_left)?,
         kind,
-        0,
-        0,
-        0,
-    ])
+        ..PoolParams::default()
+    })
 }
 
 impl PoolOps for WgpuBackend {

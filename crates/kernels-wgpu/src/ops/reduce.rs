@@ -2,8 +2,9 @@
 //! (`shaders/reduce.wgsl`).
 
 use super::u32_param;
-use crate::buffers::{wgpu_storage, WgpuStorage};
-use crate::context::{Access, Context};
+use crate::buffers::WgpuStorage;
+use crate::context::{wgpu_storage, Access, Context};
+use crate::params::ReduceParams;
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use std::sync::Arc;
@@ -51,16 +52,15 @@ pub(crate) fn reduce_buffer(
         }
     };
     let pass = |src: &wgpu::Buffer, dst: &wgpu::Buffer, reduced: usize, chunk_len: usize, chunks: usize| {
-        let params = [
-            u32_param(name, "outer", outer)?,
-            u32_param(name, "reduced", reduced)?,
-            u32_param(name, "inner", inner)?,
-            op_code,
-            u32_param(name, "chunk", chunk_len)?,
-            u32_param(name, "chunks", chunks)?,
-            0,
-            0,
-        ];
+        let params = ReduceParams {
+            outer: u32_param(name, "outer", outer)?,
+            reduced: u32_param(name, "reduced", reduced)?,
+            inner: u32_param(name, "inner", inner)?,
+            op: op_code,
+            chunk_len: u32_param(name, "chunk", chunk_len)?,
+            chunks: u32_param(name, "chunks", chunks)?,
+            ..ReduceParams::default()
+        };
         let bindings = [(1, src, Access::Read), (2, dst, Access::Write)];
         if inner == 1 {
             let groups = ctx.grid_groups((outer * chunks) as u64);
@@ -108,7 +108,14 @@ impl ReduceOps for WgpuBackend {
         let x = wgpu_storage(x, ctx, name)?;
         let out = ctx.alloc(name, rows)?;
         if rows > 0 {
-            let params = [u32_param(name, "rows", rows)?, u32_param(name, "cols", cols)?, 1, 1, 0, 1, 0, 0];
+            let params = ReduceParams {
+                outer: u32_param(name, "rows", rows)?,
+                reduced: u32_param(name, "cols", cols)?,
+                inner: 1,
+                op: 1,
+                chunks: 1,
+                ..ReduceParams::default()
+            };
             let bindings = [(1, x.buffer(), Access::Read), (2, out.buffer(), Access::Write)];
             ctx.dispatch(Shader::Reduce, name, &params, &bindings, ctx.grid_groups(rows as u64))?;
         }

@@ -2,8 +2,8 @@
 //! (`shaders/softmax_xent.wgsl`).
 
 use super::u32_param;
-use crate::buffers::wgpu_storage;
-use crate::context::Access;
+use crate::context::{wgpu_storage, Access};
+use crate::params::SoftmaxParams;
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use tensor::SoftmaxOps;
@@ -17,7 +17,12 @@ impl SoftmaxOps for WgpuBackend {
         let x = wgpu_storage(x, ctx, op)?;
         let out = ctx.alloc(op, rows * cols)?;
         if rows * cols > 0 {
-            let params = [u32_param(op, "rows", rows)?, u32_param(op, "cols", cols)?, u32::from(log), 0];
+            let params = SoftmaxParams {
+                rows: u32_param(op, "rows", rows)?,
+                cols: u32_param(op, "cols", cols)?,
+                log: u32::from(log),
+                ..SoftmaxParams::default()
+            };
             let bindings = [(1, x.buffer(), Access::Read), (3, out.buffer(), Access::Write)];
             ctx.dispatch(Shader::SoftmaxXent, "softmax", &params, &bindings, ctx.grid_groups(rows as u64))?;
         }
@@ -39,7 +44,12 @@ impl SoftmaxOps for WgpuBackend {
         let dy = wgpu_storage(dy, ctx, op)?;
         let out = ctx.alloc(op, rows * cols)?;
         if rows * cols > 0 {
-            let params = [u32_param(op, "rows", rows)?, u32_param(op, "cols", cols)?, u32::from(log), 0];
+            let params = SoftmaxParams {
+                rows: u32_param(op, "rows", rows)?,
+                cols: u32_param(op, "cols", cols)?,
+                log: u32::from(log),
+                ..SoftmaxParams::default()
+            };
             let bindings = [
                 (1, y.buffer(), Access::Read),
                 (2, dy.buffer(), Access::Read),
@@ -69,7 +79,12 @@ impl SoftmaxOps for WgpuBackend {
                 // Empty rows: zero loss, like the CPU (the shader has nothing to reduce).
                 ctx.fill_buffer(loss.buffer(), rows, 0.0)?;
             } else {
-                let params = [u32_param(op, "rows", rows)?, u32_param(op, "cols", cols)?, 0, 0];
+                let params = SoftmaxParams {
+                    rows: u32_param(op, "rows", rows)?,
+                    cols: u32_param(op, "cols", cols)?,
+                    log: 0,
+                    ..SoftmaxParams::default()
+                };
                 let bindings = [
                     (1, logits.buffer(), Access::Read),
                     (2, labels.buffer(), Access::Read),
