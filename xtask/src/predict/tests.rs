@@ -1,24 +1,4 @@
 use super::*;
-use std::path::Path;
-
-/// A "7" drawn with thick strokes in a `w` x `h` picture: `ink(x, y)` is 1 on a stroke.
-fn seven(w: usize, h: usize) -> impl Fn(usize, usize) -> bool {
-    move |x: usize, y: usize| {
-        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-        let top_bar = (0.2..0.3).contains(&fy) && (0.25..0.75).contains(&fx);
-        let t = (fy - 0.2) / 0.6;
-        let diagonal = (0.2..0.8).contains(&fy) && (fx - (0.75 - 0.3 * t)).abs() < 0.06;
-        top_bar || diagonal
-    }
-}
-
-fn write_png(path: &Path, w: usize, h: usize, colour: png::ColorType, bytes: &[u8]) {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut encoder = png::Encoder::new(file, w as u32, h as u32);
-    encoder.set_color(colour);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header().unwrap().write_image_data(bytes).unwrap();
-}
 
 #[test]
 fn a_saved_model_classifies_a_png() {
@@ -26,11 +6,12 @@ fn a_saved_model_classifies_a_png() {
     let weights = dir.path().join("model.safetensors");
     let model = nn::zoo::model4(&nn::device::cpu(), 9).unwrap();
     model.save(&weights).unwrap();
-    let (w, h) = (40, 40);
-    let ink = seven(w, h);
-    let image = dir.path().join("seven.png");
-    let grey: Vec<u8> = (0..w * h).map(|i| if ink(i % w, i / w) { 0 } else { 250 }).collect();
-    write_png(&image, w, h, png::ColorType::Grayscale, &grey);
+    // A "1": a dark vertical bar on light paper (nn::datasets::image's tests cover the
+    // preprocessing itself).
+    let (width, height) = (40, 40);
+    let image = dir.path().join("one.png");
+    let pixels = (0..width * height).map(|i| if (18..23).contains(&(i % width)) { 0 } else { 250 }).collect();
+    nn::visualize::GrayImage { width, height, pixels }.save_png(&image).unwrap();
 
     let loaded = nn::Model::load(&weights).unwrap();
     let probabilities = classify_file(&loaded, &image, false).unwrap();

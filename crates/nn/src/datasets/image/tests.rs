@@ -14,11 +14,7 @@ fn seven(w: usize, h: usize) -> impl Fn(usize, usize) -> bool {
 }
 
 fn write_png(path: &Path, w: usize, h: usize, colour: png::ColorType, bytes: &[u8]) {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut encoder = png::Encoder::new(file, w as u32, h as u32);
-    encoder.set_color(colour);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header().unwrap().write_image_data(bytes).unwrap();
+    crate::visualize::save_png(path, w as u32, h as u32, colour, bytes).unwrap();
 }
 
 #[test]
