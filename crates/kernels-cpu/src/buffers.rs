@@ -2,8 +2,8 @@
 //!
 //! A training step allocates the same activation and gradient sizes over and over. The system
 //! allocator serves large blocks with fresh `mmap`s and returns them on free, so every step
-//! would pay a page fault (and the kernel's zeroing) per 4 KiB of every activation: measured
-//! at about a third of an MNIST training epoch. Instead, when a [`crate::CpuStorage`] of at
+//! would pay a page fault (and the kernel's zeroing) per 4 KiB of every activation, a large
+//! share of an epoch (docs/performance.md). Instead, when a [`crate::CpuStorage`] of at
 //! least [`MIN_RECYCLED_LEN`] elements is dropped, its buffer goes into a process-wide pool
 //! keyed by length, and kernels take their outputs from there first.
 //!

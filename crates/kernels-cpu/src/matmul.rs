@@ -11,8 +11,8 @@ use tensor::shape::MatmulSpec;
 use tensor::{MatmulOps, Result, Storage};
 
 /// Products with fewer multiply-adds than this run on one thread: below it, splitting one
-/// GEMM across rayon workers costs more than it saves (measured: a 128x500x10 product is
-/// faster on one thread, a 128x784x100 one on two).
+/// GEMM across rayon workers costs more than it saves (a 128x500x10 product is faster on one
+/// thread, a 128x784x100 one on two: docs/performance.md).
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
 /// A batch of small products is spread over threads, one product per task, from this many

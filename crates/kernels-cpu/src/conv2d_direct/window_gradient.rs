@@ -56,7 +56,7 @@ fn gradient_taps(lanes: usize, blocks: usize) -> Option<usize> {
         // (`taps * blocks`), the window's gradient and picks (`2 * blocks`), two rows of
         // input values and a permuted value per block. Two blocks (20 to 32 filters) take
         // 5 taps a pass, which divides a 5x5 filter's 25 taps: with 10 (20 accumulators)
-        // the inner loop kept values on the stack, and it measured about 17% slower.
+        // the inner loop kept values on the stack, and was slower (docs/performance.md).
         (16, 1) => Some(20),
         (16, 2) => Some(5),
         (16, 3) => Some(6),
