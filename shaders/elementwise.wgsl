@@ -44,6 +44,33 @@ fn stable_tanh(x: f32) -> f32 {
     return tanh(x);
 }
 
+// erf as the CPU computes it (kernels-cpu/src/fast_math.rs; WGSL has none): a Taylor
+// polynomial below 0.5, Abramowitz and Stegun's 7.1.26 beyond.
+fn erf(x: f32) -> f32 {
+    let a = abs(x);
+    if (a < 0.5) {
+        let x2 = x * x;
+        let s = ((((-1.0 / 1320.0 * x2 + 1.0 / 216.0) * x2 - 1.0 / 42.0) * x2 + 0.1) * x2 - 1.0 / 3.0) * x2 + 1.0;
+        return s * x * 1.1283792;
+    }
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let p = ((((1.0614054 * t - 1.453152) * t + 1.4214138) * t - 0.28449674) * t + 0.2548296) * t;
+    return sign(x) * (1.0 - p * exp(-a * a));
+}
+
+// exp(x) - 1 without losing small |x| (WGSL has no expm1): a Taylor polynomial near 0.
+fn expm1(x: f32) -> f32 {
+    if (abs(x) < 0.01) {
+        return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x / 24.0)));
+    }
+    return exp(x) - 1.0;
+}
+
+// The argument of tanh in gelu's tanh form: sqrt(2 / pi) (x + 0.044715 x^3).
+fn gelu_tanh_inner(x: f32) -> f32 {
+    return 0.7978846 * (x + 0.044715 * x * x * x);
+}
+
 fn unary_value(op: u32, x: f32) -> f32 {
     switch op {
         case 0u: { return -x; }
@@ -57,6 +84,11 @@ fn unary_value(op: u32, x: f32) -> f32 {
         case 8u: { return abs(x); }
         case 9u: { return x * params.f0 + params.f1; }
         case 11u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        case 12u: { return select(params.f0 * x, x, x >= 0.0); }
+        case 13u: { return select(params.f0 * expm1(x), x, x > 0.0); }
+        case 14u: { return 0.5 * x * (1.0 + erf(x * 0.70710678)); }
+        case 15u: { return 0.5 * x * (1.0 + stable_tanh(gelu_tanh_inner(x))); }
+        case 16u: { return x / (1.0 + exp(-x)); }
         default: { return min(max(x, params.f0), params.f1); }
     }
 }
@@ -94,6 +126,21 @@ fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         case 8u: { d = select(select(0.0, -g, x < 0.0), g, x > 0.0); }
         case 9u: { d = g * params.f0; }
         case 11u: { d = g / (1.0 + exp(-x)); }
+        case 12u: { d = select(params.f0 * g, g, x >= 0.0); }
+        case 13u: { d = select(g * (y + params.f0), g, x > 0.0); }
+        case 14u: {
+            let cdf = 0.5 * (1.0 + erf(x * 0.70710678));
+            d = g * (cdf + x * exp(-0.5 * x * x) * 0.39894228);
+        }
+        case 15u: {
+            let t = stable_tanh(gelu_tanh_inner(x));
+            let inner_slope = 0.7978846 * (1.0 + 3.0 * 0.044715 * x * x);
+            d = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner_slope);
+        }
+        case 16u: {
+            let s = 1.0 / (1.0 + exp(-x));
+            d = g * s * (1.0 + x * (1.0 - s));
+        }
         default: { d = select(0.0, g, params.f0 < x && x < params.f1); }
     }
     out[i] = d;

@@ -9,6 +9,7 @@
 
 use crate::fast_math;
 use crate::{cpu_slice, store, CpuBackend};
+use std::f32::consts::FRAC_1_SQRT_2;
 use std::mem::MaybeUninit;
 use tensor::shape::BroadcastSpec;
 use tensor::{BinaryOp, UnaryOp};
@@ -82,6 +83,19 @@ pub fn scaled_add(a: &[f32], b: &[f32], alpha: f32) -> Vec<f32> {
     }
 }
 
+/// `sqrt(2 / pi)`, the scale of the tanh form of gelu.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic term's weight in the tanh form of gelu.
+const GELU_CUBIC: f32 = 0.044_715;
+/// `1 / sqrt(2 pi)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// The tanh form of gelu's argument to tanh.
+#[inline(always)]
+fn gelu_tanh_inner(x: f32) -> f32 {
+    SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)
+}
+
 /// `op(x)` elementwise.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
     match op {
@@ -96,6 +110,12 @@ pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
         UnaryOp::Abs => map(x, f32::abs),
         UnaryOp::Affine { scale, shift } => map(x, |x| x * scale + shift),
         UnaryOp::Softplus => map(x, |x| x.max(0.0) + fast_math::exp(-x.abs()).ln_1p()),
+        UnaryOp::LeakyRelu { negative_slope } => map(x, |x| if x >= 0.0 { x } else { negative_slope * x }),
+        // `exp_m1`, as JAX's elu: `exp(x) - 1` loses the small negative values.
+        UnaryOp::Elu { alpha } => map(x, |x| if x > 0.0 { x } else { alpha * x.exp_m1() }),
+        UnaryOp::Gelu => map(x, |x| 0.5 * x * (1.0 + fast_math::erf(x * FRAC_1_SQRT_2))),
+        UnaryOp::GeluTanh => map(x, |x| 0.5 * x * (1.0 + fast_math::tanh(gelu_tanh_inner(x)))),
+        UnaryOp::Silu => map(x, |x| x * fast_math::sigmoid(x)),
         // Not `f32::clamp`, which panics when min > max.
         UnaryOp::Clamp { min, max } => map(x, |x| x.max(min).min(max)),
     }
@@ -124,6 +144,24 @@ pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32>
         }),
         UnaryOp::Affine { scale, .. } => map3(x, y, dy, |_, _, g| g * scale),
         UnaryOp::Softplus => map3(x, y, dy, |x, _, g| g * fast_math::sigmoid(x)),
+        UnaryOp::LeakyRelu { negative_slope } => {
+            map3(x, y, dy, |x, _, g| if x >= 0.0 { g } else { negative_slope * g })
+        }
+        // alpha * exp(x) = y + alpha below zero.
+        UnaryOp::Elu { alpha } => map3(x, y, dy, |x, y, g| if x > 0.0 { g } else { g * (y + alpha) }),
+        UnaryOp::Gelu => map3(x, y, dy, |x, _, g| {
+            let cdf = 0.5 * (1.0 + fast_math::erf(x * FRAC_1_SQRT_2));
+            g * (cdf + x * fast_math::exp(-0.5 * x * x) * FRAC_1_SQRT_2PI)
+        }),
+        UnaryOp::GeluTanh => map3(x, y, dy, |x, _, g| {
+            let t = fast_math::tanh(gelu_tanh_inner(x));
+            let inner_slope = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+            g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner_slope)
+        }),
+        UnaryOp::Silu => map3(x, y, dy, |x, _, g| {
+            let s = fast_math::sigmoid(x);
+            g * s * (1.0 + x * (1.0 - s))
+        }),
         UnaryOp::Clamp { min, max } => map3(x, y, dy, |x, _, g| if min < x && x < max { g } else { 0.0 }),
     }
 }

@@ -65,6 +65,35 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// `erf(x)`: its Taylor polynomial below 0.5 (relative error near 1e-7, where the tail form
+/// would lose the small values), else Abramowitz and Stegun's 7.1.26 (absolute error 1.5e-7
+/// in exact arithmetic), with this module's `exp`: no libm call, so a loop over it
+/// vectorises. `shaders/elementwise.wgsl`'s `erf` is the same formula.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let p = 1.061_405_4;
+    let p = p * t - 1.453_152;
+    let p = p * t + 1.421_413_8;
+    let p = p * t - 0.284_496_74;
+    let p = p * t + 0.254_829_6;
+    let tail = (1.0 - p * t * exp(-a * a)).copysign(x);
+    // 2 / sqrt(pi) * (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320)
+    let x2 = x * x;
+    let series = -1.0 / 1320.0;
+    let series = series * x2 + 1.0 / 216.0;
+    let series = series * x2 - 1.0 / 42.0;
+    let series = series * x2 + 0.1;
+    let series = series * x2 - 1.0 / 3.0;
+    let series = (series * x2 + 1.0) * x * std::f32::consts::FRAC_2_SQRT_PI;
+    if a < 0.5 {
+        series
+    } else {
+        tail
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +136,18 @@ mod tests {
         check("sigmoid", sigmoid, |x| 1.0 / (1.0 + (-x).exp()), -80.0, 80.0, 5e-7);
         assert_eq!(sigmoid(200.0), 1.0);
         assert!(sigmoid(-200.0) < 1e-37);
+    }
+
+    #[test]
+    fn erf_is_within_abramowitz_and_stegun_bound() {
+        for x in samples(-6.0, 6.0).chain(samples(-1e-3, 1e-3)) {
+            let (got, want) = (erf(x) as f64, tensor::conformance::reference::erf(x as f64));
+            let error = (got - want).abs();
+            // Relative near 0 (the series), absolute beyond (A&S plus f32 rounding).
+            let bound = if x.abs() < 0.5 { 5e-7 * want.abs() + 1e-12 } else { 4e-7 };
+            assert!(error <= bound, "erf({x}) = {got}, want {want}");
+        }
+        assert!(erf(f32::NAN).is_nan());
     }
 
     #[test]

@@ -20,6 +20,15 @@ pub enum Activation {
     Softmax,
     /// `ln(1 + exp(x))`.
     Softplus,
+    /// `x` for `x >= 0`, else `0.2 x` (Keras' `leaky_relu` activation; the `LeakyReLU` layer's
+    /// default slope is 0.3).
+    LeakyRelu,
+    /// `x` for `x > 0`, else `exp(x) - 1`.
+    Elu,
+    /// `x * Phi(x)`, exact (Keras' `gelu`, whose activation default is `approximate=False`).
+    Gelu,
+    /// `x * sigmoid(x)` (Keras' `silu`; `"swish"` is read as it).
+    Silu,
 }
 
 impl Activation {
@@ -32,6 +41,10 @@ impl Activation {
             Activation::Sigmoid => x.sigmoid()?,
             Activation::Softmax => x.softmax()?,
             Activation::Softplus => x.softplus()?,
+            Activation::LeakyRelu => x.leaky_relu(0.2)?,
+            Activation::Elu => x.elu(1.0)?,
+            Activation::Gelu => x.gelu(false)?,
+            Activation::Silu => x.silu()?,
         })
     }
 
@@ -44,6 +57,10 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Softmax => "softmax",
             Activation::Softplus => "softplus",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Elu => "elu",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
         }
     }
 }
@@ -58,6 +75,10 @@ impl std::str::FromStr for Activation {
             "sigmoid" => Activation::Sigmoid,
             "softmax" => Activation::Softmax,
             "softplus" => Activation::Softplus,
+            "leaky_relu" => Activation::LeakyRelu,
+            "elu" => Activation::Elu,
+            "gelu" => Activation::Gelu,
+            "silu" | "swish" => Activation::Silu,
             other => return Err(Error::Build(format!("unknown activation '{other}'"))),
         })
     }

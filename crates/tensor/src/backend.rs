@@ -70,6 +70,24 @@ pub enum UnaryOp {
     /// `ln(1 + exp(x))`, computed as `max(x, 0) + ln(1 + exp(-|x|))` so it neither overflows
     /// nor loses the small values; its derivative is `sigmoid(x)`.
     Softplus,
+    /// `x` for `x >= 0`, else `negative_slope * x` (the derivative at 0 is taken as 1, as
+    /// JAX and TensorFlow take it).
+    LeakyRelu {
+        /// Slope below zero (Keras' activation default: 0.2).
+        negative_slope: f32,
+    },
+    /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
+    Elu {
+        /// Scale of the negative part (Keras' default: 1).
+        alpha: f32,
+    },
+    /// `x * Phi(x)` with `Phi` the standard normal distribution function, through `erf`
+    /// (Keras' `gelu`, `approximate=False`).
+    Gelu,
+    /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (Keras' `gelu(approximate=True)`).
+    GeluTanh,
+    /// `x * sigmoid(x)` (Keras' `silu`, also named `swish`).
+    Silu,
     /// `min(max(x, min), max)`; the gradient passes only strictly inside the range.
     Clamp {
         /// Lower bound.

@@ -26,6 +26,11 @@ fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
         UnaryOp::Affine { scale, shift } => (9, scale, shift),
         UnaryOp::Clamp { min, max } => (10, min, max),
         UnaryOp::Softplus => (11, 0.0, 0.0),
+        UnaryOp::LeakyRelu { negative_slope } => (12, negative_slope, 0.0),
+        UnaryOp::Elu { alpha } => (13, alpha, 0.0),
+        UnaryOp::Gelu => (14, 0.0, 0.0),
+        UnaryOp::GeluTanh => (15, 0.0, 0.0),
+        UnaryOp::Silu => (16, 0.0, 0.0),
     }
 }
 

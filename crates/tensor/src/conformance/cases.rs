@@ -50,7 +50,7 @@ fn unary_functions(c: &Checker<'_>) {
     type F = fn(&Tensor) -> crate::Result<Tensor>;
     /// (name, op, f64 reference, input range low, high)
     type Case = (&'static str, F, fn(f64) -> f64, f64, f64);
-    let cases: [Case; 11] = [
+    let cases: [Case; 16] = [
         ("relu", Tensor::relu, |x| x.max(0.0), -1.0, 1.0),
         ("tanh", Tensor::tanh, f64::tanh, -2.0, 2.0),
         ("sigmoid", Tensor::sigmoid, |x| 1.0 / (1.0 + (-x).exp()), -3.0, 3.0),
@@ -62,6 +62,11 @@ fn unary_functions(c: &Checker<'_>) {
         ("neg", Tensor::neg, |x| -x, -1.0, 1.0),
         ("clamp", |t| t.clamp(-0.5, 0.25), |x| x.clamp(-0.5, 0.25), -1.0, 1.0),
         ("softplus", Tensor::softplus, |x| x.exp().ln_1p(), -4.0, 4.0),
+        ("leaky_relu", |t| t.leaky_relu(0.2), |x| if x >= 0.0 { x } else { 0.2 * x }, -1.0, 1.0),
+        ("elu", |t| t.elu(0.7), |x| if x > 0.0 { x } else { 0.7 * x.exp_m1() }, -3.0, 2.0),
+        ("gelu", |t| t.gelu(false), r::gelu, -4.0, 4.0),
+        ("gelu_tanh", |t| t.gelu(true), r::gelu_tanh, -4.0, 4.0),
+        ("silu", Tensor::silu, |x| x / (1.0 + (-x).exp()), -5.0, 5.0),
     ];
     for (i, (name, op, f, lo, hi)) in cases.into_iter().enumerate() {
         c.check_op(

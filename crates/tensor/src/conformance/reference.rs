@@ -201,3 +201,40 @@ pub fn concat(parts: &[&[f64]], dims: &[Vec<usize>], axis: usize) -> Vec<f64> {
     }
     y
 }
+
+/// The error function, to about 1e-15: its Taylor series below 3, the continued fraction of
+/// `erfc` above.
+pub fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    let value = if a < 3.0 {
+        let (x2, mut term, mut sum) = (a * a, a, a);
+        for n in 1..200 {
+            term *= -x2 / n as f64;
+            let add = term / (2 * n + 1) as f64;
+            sum += add;
+            if add.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * std::f64::consts::FRAC_2_SQRT_PI
+    } else {
+        // erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + (2/2) / (a + (3/2) / ...)))
+        let mut fraction = a;
+        for k in (1..80).rev() {
+            fraction = a + (k as f64 / 2.0) / fraction;
+        }
+        1.0 - (-a * a).exp() * std::f64::consts::FRAC_2_SQRT_PI / 2.0 / fraction
+    };
+    value.copysign(x)
+}
+
+/// Keras' exact `gelu`: `x * Phi(x)`.
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))
+}
+
+/// Keras' `gelu(approximate=True)`.
+pub fn gelu_tanh(x: f64) -> f64 {
+    let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+    0.5 * x * (1.0 + inner.tanh())
+}

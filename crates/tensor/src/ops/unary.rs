@@ -32,6 +32,22 @@ impl Tensor {
     pub fn softplus(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Softplus)
     }
+    /// `self` where it is at least 0, else `negative_slope * self` (Keras' `leaky_relu`).
+    pub fn leaky_relu(&self, negative_slope: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::LeakyRelu { negative_slope })
+    }
+    /// `self` where positive, else `alpha * (exp(self) - 1)` (Keras' `elu`).
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Elu { alpha })
+    }
+    /// Keras' `gelu`: exact (through `erf`), or with `approximate` its tanh form.
+    pub fn gelu(&self, approximate: bool) -> Result<Tensor> {
+        self.unary(if approximate { UnaryOp::GeluTanh } else { UnaryOp::Gelu })
+    }
+    /// `self * sigmoid(self)` (Keras' `silu` / `swish`).
+    pub fn silu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Silu)
+    }
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Tanh)
