@@ -7,8 +7,8 @@ use tensor::Padding;
 
 use crate::activation::Activation;
 use crate::layers::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, L2Pooling2D, Layer, MaxPooling2D,
-    Reshape,
+    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+    GlobalMaxPooling2D, L2Pooling2D, Layer, MaxPooling2D, Reshape,
 };
 use crate::model::merge::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
 
@@ -55,6 +55,17 @@ impl<'a> Described<'a> {
     }
     fn bool(&self, key: &str) -> Result<bool, String> {
         self.config.get(key).and_then(Value::as_bool).ok_or_else(|| self.missing(key, "true or false"))
+    }
+    /// Refuses a `data_format` other than `channels_last` (the only layout built here);
+    /// a config without one is Keras' default.
+    fn channels_last(&self) -> Result<(), String> {
+        match self.config.get("data_format").map(|v| v.as_str()) {
+            None | Some(Some("channels_last")) => Ok(()),
+            Some(other) => Err(format!(
+                "'{}' ({}): data_format {other:?} is not supported (only \"channels_last\")",
+                self.name, self.class
+            )),
+        }
     }
     fn pair(&self, key: &str) -> Result<(usize, usize), String> {
         match self.config.get(key).and_then(usizes).as_deref() {
@@ -122,6 +133,14 @@ impl<'a> Described<'a> {
                 Box::new(Dropout::new(rate as f32).name(name))
             }
             "Flatten" => Box::new(Flatten::new().name(name)),
+            "GlobalAveragePooling2D" => {
+                self.channels_last()?;
+                Box::new(GlobalAveragePooling2D::new().keepdims(self.bool("keepdims")?).name(name))
+            }
+            "GlobalMaxPooling2D" => {
+                self.channels_last()?;
+                Box::new(GlobalMaxPooling2D::new().keepdims(self.bool("keepdims")?).name(name))
+            }
             "Reshape" => {
                 let target = self.config.get("target_shape").and_then(usizes);
                 Box::new(
