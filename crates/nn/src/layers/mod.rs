@@ -4,15 +4,13 @@
 mod conv2d;
 mod dense;
 mod dropout;
-mod global_pooling;
 mod pooling;
 mod reshape;
 
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
-pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
-pub use pooling::{AveragePooling2D, L2Pooling2D, MaxPooling2D};
+pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, MaxPooling2D};
 pub use reshape::{ActivationLayer, Flatten, Reshape};
 
 use std::any::Any;

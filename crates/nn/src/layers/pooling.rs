@@ -1,5 +1,10 @@
-//! Pooling layers: `MaxPooling2D`, `AveragePooling2D` and `L2Pooling2D`, with Keras' defaults
-//! (`pool_size` (2, 2), strides equal to the pool size, `valid` padding).
+//! Pooling layers with Keras' defaults: `MaxPooling2D`, `AveragePooling2D` and `L2Pooling2D`
+//! (`pool_size` (2, 2), strides equal to the pool size, `valid` padding), and
+//! `GlobalAveragePooling2D` and `GlobalMaxPooling2D` (one value per channel over the whole
+//! image; `channels_last`, `keepdims=False`).
+//!
+//! A global pooling is a pooling whose one window is the whole image, so both backends run it
+//! with their pooling kernels, forward and backward.
 
 use tensor::{Padding, PoolKind, PoolWindow, Tensor};
 
@@ -7,7 +12,7 @@ use super::{ForwardCtx, Layer};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
-/// What all three pooling layers share.
+/// What the three windowed pooling layers share.
 struct Pooling {
     kind: PoolKind,
     pool_size: (usize, usize),
@@ -48,33 +53,56 @@ impl Pooling {
     fn window(&self) -> PoolWindow {
         PoolWindow { size: self.pool_size, strides: self.strides(), padding: self.padding }
     }
+    fn config(&self) -> serde_json::Value {
+        let (pool, strides) = (self.pool_size, self.strides());
+        serde_json::json!({
+            "pool_size": [pool.0, pool.1],
+            "strides": [strides.0, strides.1],
+            "padding": crate::saving::padding_name(self.padding),
+        })
+    }
 }
 
+/// What the two global pooling layers share.
+struct GlobalPooling {
+    kind: PoolKind,
+    keepdims: bool,
+    input_shape: Option<Vec<usize>>,
+    name: Option<String>,
+}
+
+impl GlobalPooling {
+    fn new(kind: PoolKind) -> Self {
+        GlobalPooling { kind, keepdims: false, input_shape: None, name: None }
+    }
+    fn build(&self, class: &str, input_shape: &[usize]) -> Result<Vec<usize>> {
+        match *input_shape {
+            [h, w, c] if h * w > 0 => Ok(if self.keepdims { vec![1, 1, c] } else { vec![c] }),
+            _ => Err(Error::Build(format!(
+                "{class} expects a non-empty (height, width, channels) input, got {input_shape:?}"
+            ))),
+        }
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let &[batch, h, w, c] = x.dims() else {
+            return Err(Error::Data(format!("global pooling expects [batch, h, w, c], got {:?}", x.dims())));
+        };
+        let pooled = x.pool2d(self.kind, (h, w), (h, w), Padding::Valid)?;
+        Ok(if self.keepdims { pooled } else { pooled.reshape([batch, c])? })
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "data_format": "channels_last", "keepdims": self.keepdims })
+    }
+}
+
+/// A pooling layer over `$inner` (`Pooling` or `GlobalPooling`, which build, run and describe
+/// it): the type, naming and the `Layer` impl (`new` comes with the settings, below).
 macro_rules! pooling_layer {
-    ($(#[$doc:meta])* $ty:ident, $kind:expr, $class:literal, $base:literal) => {
+    ($(#[$doc:meta])* $ty:ident($inner:ident), $class:literal, $base:literal) => {
         $(#[$doc])*
-        pub struct $ty(Pooling);
+        pub struct $ty($inner);
 
         impl $ty {
-            /// Keras' defaults: 2x2 windows, strides = pool size, `valid` padding.
-            pub fn new() -> Self {
-                $ty(Pooling::new($kind))
-            }
-            /// Window size (height, width); strides follow it unless set.
-            pub fn pool_size(mut self, pool_size: (usize, usize)) -> Self {
-                self.0.pool_size = pool_size;
-                self
-            }
-            /// Strides (vertical, horizontal).
-            pub fn strides(mut self, strides: (usize, usize)) -> Self {
-                self.0.strides = Some(strides);
-                self
-            }
-            /// Padding (`Valid` or `Same`).
-            pub fn padding(mut self, padding: Padding) -> Self {
-                self.0.padding = padding;
-                self
-            }
             /// Declares the per-sample input shape.
             pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
                 self.0.input_shape = Some(shape.into());
@@ -84,10 +112,6 @@ macro_rules! pooling_layer {
             pub fn name(mut self, name: impl Into<String>) -> Self {
                 self.0.name = Some(name.into());
                 self
-            }
-            /// The pooling windows: size, strides and padding.
-            pub fn window(&self) -> PoolWindow {
-                self.0.window()
             }
         }
 
@@ -117,26 +141,92 @@ macro_rules! pooling_layer {
                 self.0.forward(x)
             }
             fn config(&self) -> Option<serde_json::Value> {
-                let (pool, strides) = (self.0.pool_size, self.0.strides());
-                Some(serde_json::json!({
-                    "pool_size": [pool.0, pool.1],
-                    "strides": [strides.0, strides.1],
-                    "padding": crate::saving::padding_name(self.0.padding),
-                }))
+                Some(self.0.config())
             }
         }
     };
 }
 
+/// The constructor and window settings of the windowed pooling layers.
+macro_rules! windowed {
+    ($($ty:ident: $kind:expr),+) => {$(
+        impl $ty {
+            /// Keras' defaults: 2x2 windows, strides = pool size, `valid` padding.
+            pub fn new() -> Self {
+                $ty(Pooling::new($kind))
+            }
+            /// Window size (height, width); strides follow it unless set.
+            pub fn pool_size(mut self, pool_size: (usize, usize)) -> Self {
+                self.0.pool_size = pool_size;
+                self
+            }
+            /// Strides (vertical, horizontal).
+            pub fn strides(mut self, strides: (usize, usize)) -> Self {
+                self.0.strides = Some(strides);
+                self
+            }
+            /// Padding (`Valid` or `Same`).
+            pub fn padding(mut self, padding: Padding) -> Self {
+                self.0.padding = padding;
+                self
+            }
+            /// The pooling windows: size, strides and padding.
+            pub fn window(&self) -> PoolWindow {
+                self.0.window()
+            }
+        }
+    )+};
+}
+
+/// The constructor and `keepdims` of the global pooling layers.
+macro_rules! global {
+    ($($ty:ident: $kind:expr),+) => {$(
+        impl $ty {
+            /// Keras' defaults: `channels_last`, the spatial axes dropped.
+            pub fn new() -> Self {
+                $ty(GlobalPooling::new($kind))
+            }
+            /// Keep the spatial axes as size 1 (output `(1, 1, channels)`), as Keras'
+            /// `keepdims=True`.
+            pub fn keepdims(mut self, keepdims: bool) -> Self {
+                self.0.keepdims = keepdims;
+                self
+            }
+        }
+    )+};
+}
+
 pooling_layer!(
     /// Max pooling over 2-D windows.
-    MaxPooling2D, PoolKind::Max, "MaxPooling2D", "max_pooling2d"
+    MaxPooling2D(Pooling), "MaxPooling2D", "max_pooling2d"
 );
 pooling_layer!(
     /// Average pooling over 2-D windows (padding not counted).
-    AveragePooling2D, PoolKind::Average, "AveragePooling2D", "average_pooling2d"
+    AveragePooling2D(Pooling), "AveragePooling2D", "average_pooling2d"
 );
 pooling_layer!(
     /// L2-norm pooling: `sqrt(sum(x^2))` over 2-D windows.
-    L2Pooling2D, PoolKind::L2, "L2Pooling2D", "l2_pooling2d"
+    L2Pooling2D(Pooling), "L2Pooling2D", "l2_pooling2d"
 );
+windowed!(MaxPooling2D: PoolKind::Max, AveragePooling2D: PoolKind::Average, L2Pooling2D: PoolKind::L2);
+
+pooling_layer!(
+    /// The mean of each channel over the image: `(h, w, c)` to `(c)`.
+    ///
+    /// ```
+    /// use nn::layers::{Conv2D, Dense, GlobalAveragePooling2D};
+    /// let mut model = nn::Sequential::new();
+    /// model.add(Conv2D::new(8, (3, 3)).input_shape([28, 28, 1]))?;
+    /// model.add(GlobalAveragePooling2D::new())?;
+    /// model.add(Dense::new(10))?;
+    /// assert_eq!(model.count_params(), 8 * 9 + 8 + 8 * 10 + 10);
+    /// # Ok::<(), nn::Error>(())
+    /// ```
+    GlobalAveragePooling2D(GlobalPooling), "GlobalAveragePooling2D", "global_average_pooling2d"
+);
+pooling_layer!(
+    /// The largest value of each channel over the image: `(h, w, c)` to `(c)`. Its gradient
+    /// reaches the first largest element of each channel.
+    GlobalMaxPooling2D(GlobalPooling), "GlobalMaxPooling2D", "global_max_pooling2d"
+);
+global!(GlobalAveragePooling2D: PoolKind::Average, GlobalMaxPooling2D: PoolKind::Max);
