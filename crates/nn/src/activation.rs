@@ -32,6 +32,20 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Every activation, in declaration order.
+    pub const ALL: [Activation; 10] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softmax,
+        Activation::Softplus,
+        Activation::LeakyRelu,
+        Activation::Elu,
+        Activation::Gelu,
+        Activation::Silu,
+    ];
+
     /// Applies the activation.
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
@@ -67,19 +81,31 @@ impl Activation {
 
 impl std::str::FromStr for Activation {
     type Err = Error;
+    /// Keras' name of an activation ([`Activation::keras_name`]), or one of its aliases:
+    /// `"none"` for `"linear"`, `"swish"` for `"silu"`.
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "linear" | "none" => Activation::Linear,
-            "relu" => Activation::Relu,
-            "tanh" => Activation::Tanh,
-            "sigmoid" => Activation::Sigmoid,
-            "softmax" => Activation::Softmax,
-            "softplus" => Activation::Softplus,
-            "leaky_relu" => Activation::LeakyRelu,
-            "elu" => Activation::Elu,
-            "gelu" => Activation::Gelu,
-            "silu" | "swish" => Activation::Silu,
-            other => return Err(Error::Build(format!("unknown activation '{other}'"))),
-        })
+        let name = match s {
+            "none" => "linear",
+            "swish" => "silu",
+            other => other,
+        };
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.keras_name() == name)
+            .ok_or_else(|| Error::Build(format!("unknown activation '{s}'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_activation_parses_from_its_keras_name() {
+        for a in Activation::ALL {
+            assert_eq!(a.keras_name().parse::<Activation>().unwrap(), a);
+        }
+        assert_eq!("none".parse::<Activation>().unwrap(), Activation::Linear);
+        assert!("mish".parse::<Activation>().is_err());
     }
 }
