@@ -19,9 +19,7 @@ pub fn import_loops(args: &[String]) -> Result<(), String> {
         let modules = read_tree(Path::new(dir))?;
         let paths = edges(&modules);
         let siblings = sibling_edges(&paths);
-        let graph: BTreeMap<String, BTreeSet<String>> =
-            siblings.iter().map(|(from, to)| (from.clone(), to.keys().cloned().collect())).collect();
-        let loops = strongly_connected(&graph);
+        let loops = sibling_loops(&siblings);
         let count: usize = paths.values().map(BTreeSet::len).sum();
         println!("{dir}: {} modules, {count} imports between them, {} loops", modules.len(), loops.len());
         for group in loops {
@@ -199,13 +197,13 @@ fn edges(modules: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String
     edges
 }
 
+/// Module to the siblings it imports, each with the `(from, to)` paths behind the import.
+type SiblingEdges = BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>;
+
 /// Each import `a::x -> b::y` as an import between the siblings under their common parent
 /// (`a -> b`), with the imports behind each.
-fn sibling_edges(
-    edges: &BTreeMap<String, BTreeSet<String>>,
-) -> BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> {
-    let mut siblings: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
-        edges.keys().map(|m| (m.clone(), BTreeMap::new())).collect();
+fn sibling_edges(edges: &BTreeMap<String, BTreeSet<String>>) -> SiblingEdges {
+    let mut siblings: SiblingEdges = edges.keys().map(|m| (m.clone(), BTreeMap::new())).collect();
     for (from, targets) in edges {
         for to in targets {
             let (a, b): (Vec<&str>, Vec<&str>) = (from.split("::").collect(), to.split("::").collect());
@@ -223,6 +221,13 @@ fn sibling_edges(
         }
     }
     siblings
+}
+
+/// The loops among sibling modules (each a sorted group of two or more).
+fn sibling_loops(siblings: &SiblingEdges) -> Vec<Vec<String>> {
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        siblings.iter().map(|(from, to)| (from.clone(), to.keys().cloned().collect())).collect();
+    strongly_connected(&graph)
 }
 
 /// Tarjan's strongly connected components of two or more modules.
@@ -286,6 +291,10 @@ fn strongly_connected(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<Str
 mod tests {
     use super::*;
 
+    fn loops(m: &BTreeMap<String, String>) -> Vec<Vec<String>> {
+        sibling_loops(&sibling_edges(&edges(m)))
+    }
+
     fn modules(files: &[(&str, &str)]) -> BTreeMap<String, String> {
         files.iter().map(|(n, s)| (n.to_string(), without_tests(&without_comments(s)).0)).collect()
     }
@@ -298,13 +307,6 @@ mod tests {
             ("b", "mod c;"),
             ("b::c", "fn f() { super::super::a::g() }"),
         ]);
-        let loops = |m: &BTreeMap<String, String>| {
-            let graph: BTreeMap<String, BTreeSet<String>> = sibling_edges(&edges(m))
-                .into_iter()
-                .map(|(from, to)| (from, to.into_keys().collect()))
-                .collect();
-            strongly_connected(&graph)
-        };
         // `b::c` is part of `b`, which `a` imports: a loop between `a` and `b`.
         assert_eq!(loops(&m), vec![vec!["a".to_string(), "b".to_string()]]);
     }
@@ -321,13 +323,13 @@ mod tests {
         assert_eq!(e["a"], BTreeSet::from(["b".to_string()]));
         assert_eq!(e["b"], BTreeSet::from(["a".to_string()]));
         assert!(e["b::inner"].is_empty(), "a child using its parent is no loop");
-        assert_eq!(strongly_connected(&e).len(), 1);
+        assert_eq!(loops(&m).len(), 1);
         for tests in [
             "#[cfg(test)]\nmod tests { use crate::a::y; }",
             "#[cfg(test)]\n#[allow(unused)]\npub(super) mod tests { use crate::a::y; }",
         ] {
             let m = modules(&[("a", "use crate::b::x;"), ("b", tests)]);
-            assert!(strongly_connected(&edges(&m)).is_empty(), "{tests}");
+            assert!(loops(&m).is_empty(), "{tests}");
         }
     }
 }

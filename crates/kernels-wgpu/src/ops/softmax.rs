@@ -9,6 +9,12 @@ use crate::WgpuBackend;
 use tensor::SoftmaxOps;
 use tensor::{Result, Storage};
 
+/// The uniform for `rows` rows of `cols` values, softmax or (with `log`) log-softmax.
+fn params(op: &str, rows: usize, cols: usize, log: bool) -> Result<SoftmaxParams> {
+    let (rows, cols) = (u32_param(op, "rows", rows)?, u32_param(op, "cols", cols)?);
+    Ok(SoftmaxParams { rows, cols, log: u32::from(log), ..SoftmaxParams::default() })
+}
+
 impl SoftmaxOps for WgpuBackend {
     /// Softmax or log-softmax over the rows of `[rows, cols]`.
     fn softmax(&self, x: &Storage, rows: usize, cols: usize, log: bool) -> Result<Storage> {
@@ -17,12 +23,7 @@ impl SoftmaxOps for WgpuBackend {
         let x = wgpu_storage(x, ctx, op)?;
         let out = ctx.alloc(op, rows * cols)?;
         if rows * cols > 0 {
-            let params = SoftmaxParams {
-                rows: u32_param(op, "rows", rows)?,
-                cols: u32_param(op, "cols", cols)?,
-                log: u32::from(log),
-                ..SoftmaxParams::default()
-            };
+            let params = params(op, rows, cols, log)?;
             let bindings = [(1, x.buffer(), Access::Read), (3, out.buffer(), Access::Write)];
             ctx.dispatch(Shader::SoftmaxXent, "softmax", &params, &bindings, ctx.grid_groups(rows as u64))?;
         }
@@ -44,12 +45,7 @@ impl SoftmaxOps for WgpuBackend {
         let dy = wgpu_storage(dy, ctx, op)?;
         let out = ctx.alloc(op, rows * cols)?;
         if rows * cols > 0 {
-            let params = SoftmaxParams {
-                rows: u32_param(op, "rows", rows)?,
-                cols: u32_param(op, "cols", cols)?,
-                log: u32::from(log),
-                ..SoftmaxParams::default()
-            };
+            let params = params(op, rows, cols, log)?;
             let bindings = [
                 (1, y.buffer(), Access::Read),
                 (2, dy.buffer(), Access::Read),
@@ -79,12 +75,7 @@ impl SoftmaxOps for WgpuBackend {
                 // Empty rows: zero loss, like the CPU (the shader has nothing to reduce).
                 ctx.fill_buffer(loss.buffer(), rows, 0.0)?;
             } else {
-                let params = SoftmaxParams {
-                    rows: u32_param(op, "rows", rows)?,
-                    cols: u32_param(op, "cols", cols)?,
-                    log: 0,
-                    ..SoftmaxParams::default()
-                };
+                let params = params(op, rows, cols, false)?;
                 let bindings = [
                     (1, logits.buffer(), Access::Read),
                     (2, labels.buffer(), Access::Read),
