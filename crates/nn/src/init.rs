@@ -36,6 +36,16 @@ impl Initializer {
 
     /// All zeros (Keras' bias default).
     pub fn zeros(&mut self, shape: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::zeros(shape.to_vec(), &self.device)?.to_variable())
+        self.constant(shape, 0.0)
+    }
+
+    /// All ones (Keras' default for `BatchNormalization`'s `gamma`).
+    pub fn ones(&mut self, shape: &[usize]) -> Result<Tensor> {
+        self.constant(shape, 1.0)
+    }
+
+    /// Every element `value` (Keras' `Constant`).
+    pub fn constant(&mut self, shape: &[usize], value: f32) -> Result<Tensor> {
+        Ok(Tensor::full(value, shape.to_vec(), &self.device)?.to_variable())
     }
 }

@@ -26,7 +26,7 @@ fn keras(class: &str, what: &str) -> Vec<f64> {
 }
 
 /// `layer`'s output for `x` and the gradient of `sum(output * weights)` with respect to `x`.
-fn run(layer: &dyn Layer, x: &[f32], device: &Device) -> (Vec<f32>, Vec<f32>) {
+fn run(layer: &mut dyn Layer, x: &[f32], device: &Device) -> (Vec<f32>, Vec<f32>) {
     let x = Tensor::from_slice(x, SHAPE, device).unwrap().to_variable();
     let y = layer.forward(&x, ForwardCtx::inference()).unwrap();
     let w = Tensor::from_vec(weights(), [2, 5], device).unwrap();
@@ -51,8 +51,8 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) {
 #[test]
 fn outputs_and_gradients_match_keras() {
     let device = nn::device::cpu();
-    for (layer, class) in layers() {
-        let (y, dx) = run(layer.as_ref(), &input(), &device);
+    for (mut layer, class) in layers() {
+        let (y, dx) = run(layer.as_mut(), &input(), &device);
         assert_close(&format!("{class} output"), &y, &keras(class, "y"), 1e-6);
         assert_close(&format!("{class} input gradient"), &dx, &keras(class, "dx"), 1e-6);
     }
@@ -66,19 +66,19 @@ fn gradients_match_central_differences() {
     let device = nn::device::cpu();
     let x = input();
     let w = weights();
-    let objective = |layer: &dyn Layer, x: &[f32]| -> f64 {
+    let objective = |layer: &mut dyn Layer, x: &[f32]| -> f64 {
         let (y, _) = run(layer, x, &device);
         y.iter().zip(&w).map(|(&y, &w)| y as f64 * w as f64).sum()
     };
-    for (layer, class) in layers() {
-        let (_, dx) = run(layer.as_ref(), &x, &device);
+    for (mut layer, class) in layers() {
+        let (_, dx) = run(layer.as_mut(), &x, &device);
         let h = 1e-2f32;
         for i in 0..x.len() {
             let (mut plus, mut minus) = (x.clone(), x.clone());
             plus[i] += h;
             minus[i] -= h;
             let numeric =
-                (objective(layer.as_ref(), &plus) - objective(layer.as_ref(), &minus)) / (2.0 * h as f64);
+                (objective(layer.as_mut(), &plus) - objective(layer.as_mut(), &minus)) / (2.0 * h as f64);
             assert!((dx[i] as f64 - numeric).abs() < 1e-4, "{class} d/dx[{i}]: {} vs {numeric}", dx[i]);
         }
     }
@@ -123,9 +123,9 @@ fn wgpu_matches_the_cpu() {
         return;
     };
     let cpu = nn::device::cpu();
-    for (layer, class) in layers() {
-        let (y, dx) = run(layer.as_ref(), &input(), &cpu);
-        let (gy, gdx) = run(layer.as_ref(), &input(), &gpu);
+    for (mut layer, class) in layers() {
+        let (y, dx) = run(layer.as_mut(), &input(), &cpu);
+        let (gy, gdx) = run(layer.as_mut(), &input(), &gpu);
         let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
         assert_close(&format!("{class} output on wgpu"), &gy, &wide(&y), 1e-6);
         assert_close(&format!("{class} gradient on wgpu"), &gdx, &wide(&dx), 1e-6);

@@ -101,7 +101,7 @@ impl Layer for Dense {
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
         self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
     }
-    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
         self.activation.apply(&self.linear(x)?)
     }
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {

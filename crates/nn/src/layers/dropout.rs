@@ -41,7 +41,7 @@ impl Layer for Dropout {
         }
         Ok(input_shape.to_vec())
     }
-    fn forward(&self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
         if ctx.training {
             Ok(x.dropout(self.rate, ctx.seed)?)
         } else {

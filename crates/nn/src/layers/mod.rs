@@ -1,12 +1,14 @@
 //! Keras layers. A layer is built once its input shape is known (creating its weights with
 //! Keras' initialisers), then maps a batch to a batch. Shapes here exclude the batch axis.
 
+mod batch_normalization;
 mod conv2d;
 mod dense;
 mod dropout;
 mod pooling;
 mod reshape;
 
+pub use batch_normalization::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -25,6 +27,10 @@ use crate::init::Initializer;
 pub struct ForwardCtx {
     /// Training (dropout active) or inference.
     pub training: bool,
+    /// Whether the layer is trainable (Keras' `layer.trainable`): a frozen
+    /// `BatchNormalization` normalises with its moving statistics even in training, as in
+    /// Keras.
+    pub trainable: bool,
     /// A seed unique to this step and layer, for layers that draw random numbers.
     pub seed: u64,
 }
@@ -32,7 +38,11 @@ pub struct ForwardCtx {
 impl ForwardCtx {
     /// Inference: no randomness.
     pub fn inference() -> Self {
-        ForwardCtx { training: false, seed: 0 }
+        ForwardCtx { training: false, trainable: true, seed: 0 }
+    }
+    /// Training a trainable layer, drawing from `seed`.
+    pub fn training(seed: u64) -> Self {
+        ForwardCtx { training: true, trainable: true, seed }
     }
 }
 
@@ -62,8 +72,25 @@ pub trait Layer: Any + Send {
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
         Vec::new()
     }
-    /// Maps a batch to a batch.
-    fn forward(&self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor>;
+    /// Weights that training does not update by gradient (Keras' `non_trainable_weights`,
+    /// e.g. `BatchNormalization`'s moving statistics): saved and loaded with the others,
+    /// counted as non-trainable, never given to an optimizer.
+    fn non_trainable(&self) -> Vec<&Tensor> {
+        Vec::new()
+    }
+    /// Mutable access to the same tensors, in the same order (for loading).
+    fn non_trainable_mut(&mut self) -> Vec<&mut Tensor> {
+        Vec::new()
+    }
+    /// Keras' names of the weights: the trainable ones, then the non-trainable ones (the
+    /// names in saved files, `conv2d_1/kernel`). Only as many are used as the layer has.
+    fn weight_names(&self) -> &'static [&'static str] {
+        &["kernel", "bias"]
+    }
+    /// Maps a batch to a batch. Mutable, because a training pass may update the layer's
+    /// non-trainable state (`BatchNormalization`'s moving statistics, as Keras assigns them in
+    /// `call`); no other layer changes here.
+    fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor>;
     /// For a layer whose output is a softmax: its input to that softmax (the logits), so that
     /// cross-entropy can be computed fused and stable. `None` for other layers.
     fn forward_logits(&self, _x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {

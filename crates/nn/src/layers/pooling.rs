@@ -137,7 +137,7 @@ macro_rules! pooling_layer {
             fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
                 self.0.build($class, input_shape)
             }
-            fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+            fn forward(&mut self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
                 self.0.forward(x)
             }
             fn config(&self) -> Option<serde_json::Value> {

@@ -47,7 +47,7 @@ impl Layer for Flatten {
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         Ok(vec![input_shape.iter().product()])
     }
-    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
         Ok(x.flatten()?)
     }
     fn config(&self) -> Option<serde_json::Value> {
@@ -102,7 +102,7 @@ impl Layer for Reshape {
         }
         Ok(self.target.clone())
     }
-    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
         let mut dims = vec![x.dims()[0]];
         dims.extend_from_slice(&self.target);
         Ok(x.reshape(dims)?)
@@ -143,7 +143,7 @@ impl Layer for ActivationLayer {
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         Ok(input_shape.to_vec())
     }
-    fn forward(&self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, _ctx: ForwardCtx) -> Result<Tensor> {
         self.activation.apply(x)
     }
     fn forward_logits(&self, x: &Tensor, _ctx: ForwardCtx) -> Option<Result<Tensor>> {

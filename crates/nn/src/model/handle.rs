@@ -93,7 +93,9 @@ impl LayerHandle {
         let cells = self.cells();
         let tensors: Vec<Tensor> = cells
             .iter()
-            .flat_map(|(_, c)| c.lock().layer.params().into_iter().cloned().collect::<Vec<_>>())
+            .flat_map(|(_, c)| {
+                c.lock().named_weights().into_iter().map(|(_, w)| w.clone()).collect::<Vec<_>>()
+            })
             .collect();
         tensors.iter().map(Array::from_tensor).collect()
     }
@@ -128,12 +130,8 @@ pub(crate) fn set_layer_weights(
         .iter()
         .flat_map(|(name, cell)| {
             let state = cell.lock();
-            let shapes: Vec<Vec<usize>> = state.layer.params().iter().map(|p| p.dims().to_vec()).collect();
-            shapes
-                .into_iter()
-                .enumerate()
-                .map(|(i, dims)| (format!("{name}/{}", variable_name(i)), dims))
-                .collect::<Vec<_>>()
+            let weights = state.named_weights();
+            weights.into_iter().map(|(w, t)| (format!("{name}/{w}"), t.dims().to_vec())).collect::<Vec<_>>()
         })
         .collect();
     if expected.len() != weights.len() {
@@ -152,22 +150,13 @@ pub(crate) fn set_layer_weights(
     let mut values = weights.iter();
     for (_, cell) in layers {
         let mut state = cell.lock();
-        let trainable = state.trainable;
-        for p in state.layer.params_mut() {
-            let w = values.next().expect("counted above");
-            let t = Tensor::from_slice(w.data(), w.dims().to_vec(), device)?;
-            *p = if trainable { t.to_variable() } else { t };
-        }
+        let count = state.named_weights().len();
+        let tensors = values
+            .by_ref()
+            .take(count)
+            .map(|w| Ok(Tensor::from_slice(w.data(), w.dims().to_vec(), device)?))
+            .collect::<Result<Vec<_>>>()?;
+        state.assign_weights(tensors.into_iter());
     }
     Ok(())
-}
-
-/// The name of a layer's `index`-th weight: Keras' `kernel` and `bias`; any further ones are
-/// numbered.
-pub(crate) fn variable_name(index: usize) -> String {
-    match index {
-        0 => "kernel".to_string(),
-        1 => "bias".to_string(),
-        i => format!("variable_{i}"),
-    }
 }

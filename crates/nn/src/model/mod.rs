@@ -201,19 +201,22 @@ impl Model {
         self.graph.weighted_layers().iter().map(|(_, cell)| cell.lock().param_count()).sum()
     }
 
-    /// Parameters of the frozen layers (`trainable = false`).
+    /// Parameters training does not update: all of a frozen layer's (`trainable = false`) and
+    /// every layer's non-trainable weights (`BatchNormalization`'s moving statistics).
     pub fn count_non_trainable_params(&self) -> usize {
-        let frozen = self.graph.weighted_layers().into_iter().filter(|(_, cell)| !cell.lock().trainable);
-        frozen.map(|(_, cell)| cell.lock().param_count()).sum()
+        self.graph.weighted_layers().into_iter().map(|(_, cell)| cell.lock().non_trainable_count()).sum()
     }
 
-    /// Every weight, layer by layer (a shared layer's once), kernel before bias: the order of
-    /// [`get_weights`](Self::get_weights) and of the optimizer's state.
+    /// Every weight, layer by layer (a shared layer's once), each layer's trainable ones
+    /// (kernel before bias) before its non-trainable ones: Keras' `model.weights`, the order of
+    /// [`get_weights`](Self::get_weights).
     pub fn variables(&self) -> Vec<Tensor> {
         let layers = self.graph.weighted_layers();
         layers
             .iter()
-            .flat_map(|(_, cell)| cell.lock().layer.params().into_iter().cloned().collect::<Vec<_>>())
+            .flat_map(|(_, cell)| {
+                cell.lock().named_weights().into_iter().map(|(_, w)| w.clone()).collect::<Vec<_>>()
+            })
             .collect()
     }
 

@@ -74,8 +74,9 @@ impl Graph {
                 values.insert(node.id, pooled);
                 continue;
             }
-            let ctx = ForwardCtx {
+            let mut ctx = ForwardCtx {
                 training: mode.training,
+                trainable: true,
                 seed: tensor::random::hash32(layer_index) as u64 ^ mode.step_seed,
             };
             let value = match &node.op {
@@ -87,7 +88,8 @@ impl Graph {
                 Op::Layer(cell) => {
                     layer_index += 1;
                     let x = &values[&node.inputs[0].node.id];
-                    let state = cell.lock();
+                    let mut state = cell.lock();
+                    ctx.trainable = state.trainable;
                     if let Some(pool_id) = self.fusion.pool_of(node.id).filter(|_| !keep_all) {
                         let pool_node =
                             self.nodes.iter().find(|n| n.node.id == pool_id).expect("in the graph");

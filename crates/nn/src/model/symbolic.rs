@@ -12,6 +12,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tensor::Tensor;
+
 use super::graph::Graph;
 use super::merge::MergeLayer;
 use crate::error::{Error, Result};
@@ -178,9 +180,41 @@ impl LayerState {
         }
     }
 
-    /// Number of weights.
+    /// Every weight with its Keras name, trainable ones first (Keras' `layer.weights`): the
+    /// order of `get_weights` and of saved files.
+    pub fn named_weights(&self) -> Vec<(&'static str, &Tensor)> {
+        let weights = self.layer.params().into_iter().chain(self.layer.non_trainable());
+        let names = self.layer.weight_names();
+        weights.enumerate().map(|(i, w)| (names.get(i).copied().unwrap_or("variable"), w)).collect()
+    }
+
+    /// Replaces every weight, in [`named_weights`](Self::named_weights)' order (the caller
+    /// checked the count and shapes): the gradient-trained ones become variables unless the
+    /// layer is frozen; the non-trainable ones stay constants.
+    pub fn assign_weights(&mut self, mut values: impl Iterator<Item = Tensor>) {
+        let trainable = self.trainable;
+        for p in self.layer.params_mut() {
+            let t = values.next().expect("counted by the caller");
+            *p = if trainable { t.to_variable() } else { t };
+        }
+        for p in self.layer.non_trainable_mut() {
+            *p = values.next().expect("counted by the caller");
+        }
+    }
+
+    /// Number of weights, trainable or not.
     pub fn param_count(&self) -> usize {
-        self.layer.params().iter().map(|p| p.numel()).sum()
+        self.named_weights().iter().map(|(_, w)| w.numel()).sum()
+    }
+
+    /// Number of weights training does not update: all of a frozen layer's, else its
+    /// non-trainable ones.
+    pub fn non_trainable_count(&self) -> usize {
+        if self.trainable {
+            self.layer.non_trainable().iter().map(|w| w.numel()).sum()
+        } else {
+            self.param_count()
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use tensor::Padding;
 
 use crate::activation::Activation;
 use crate::layers::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-    GlobalMaxPooling2D, L2Pooling2D, Layer, MaxPooling2D, Reshape,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, MaxPooling2D, Reshape,
 };
 use crate::model::merge::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
 
@@ -52,6 +52,17 @@ impl<'a> Described<'a> {
     fn usize(&self, key: &str) -> Result<usize, String> {
         let v = self.config.get(key).and_then(Value::as_u64).and_then(|v| usize::try_from(v).ok());
         v.ok_or_else(|| self.missing(key, "a size"))
+    }
+    fn f32(&self, key: &str) -> Result<f32, String> {
+        let v = self.config.get(key).and_then(Value::as_f64);
+        v.map(|v| v as f32).ok_or_else(|| self.missing(key, "a number"))
+    }
+    /// An axis: an integer, or (as Keras may write it) a list of one.
+    fn axis(&self, key: &str) -> Result<isize, String> {
+        let v = self.config.get(key);
+        let one = v.and_then(Value::as_array).filter(|a| a.len() == 1).map(|a| &a[0]);
+        let axis = v.and_then(Value::as_i64).or_else(|| one.and_then(Value::as_i64));
+        axis.map(|a| a as isize).ok_or_else(|| self.missing(key, "an axis"))
     }
     fn bool(&self, key: &str) -> Result<bool, String> {
         self.config.get(key).and_then(Value::as_bool).ok_or_else(|| self.missing(key, "true or false"))
@@ -124,14 +135,16 @@ impl<'a> Described<'a> {
                     .padding(self.padding()?)
                     .name(name),
             ),
-            "Dropout" => {
-                let rate = self
-                    .config
-                    .get("rate")
-                    .and_then(Value::as_f64)
-                    .ok_or_else(|| self.missing("rate", "a number"))?;
-                Box::new(Dropout::new(rate as f32).name(name))
-            }
+            "Dropout" => Box::new(Dropout::new(self.f32("rate")?).name(name)),
+            "BatchNormalization" => Box::new(
+                BatchNormalization::new()
+                    .axis(self.axis("axis")?)
+                    .momentum(self.f32("momentum")?)
+                    .epsilon(self.f32("epsilon")?)
+                    .center(self.bool("center")?)
+                    .scale(self.bool("scale")?)
+                    .name(name),
+            ),
             "Flatten" => Box::new(Flatten::new().name(name)),
             "GlobalAveragePooling2D" => {
                 self.channels_last()?;

@@ -19,7 +19,7 @@ use safetensors::SafeTensors;
 use serde_json::{json, Value};
 use tensor::Tensor;
 
-use super::weights::{named_variables, read_f32, FileExtras};
+use super::weights::{named_params, read_f32, FileExtras};
 use super::SavingError;
 use crate::error::Result;
 use crate::losses::{Loss, Losses, OutputLoss};
@@ -97,7 +97,7 @@ pub(crate) fn capture(model: &Model, path: &Path) -> Result<Option<FileExtras>> 
     let Some(losses) = builtin_losses(model, path)? else { return Ok(None) };
     let compiled = model.compiled.as_ref().expect("losses came from it");
     let optimizer = &compiled.optimizer;
-    let variables = named_variables(model);
+    let variables = named_params(model);
     let slot_names = optimizer.slot_names();
     // Frozen variables have no slots; every other one must.
     let trainable: Vec<bool> = variables.iter().map(|(_, v)| v.is_variable()).collect();
@@ -308,7 +308,7 @@ impl TrainingState {
             return Vec::new();
         }
         let slots = OptimizerState::new(self.optimizer.clone()).slot_names();
-        named_variables(model)
+        named_params(model)
             .into_iter()
             .flat_map(|(variable, _)| slots.iter().map(move |slot| slot_tensor_name(&variable, slot)))
             .collect()
@@ -322,7 +322,7 @@ impl TrainingState {
         let mut values = Vec::new();
         if self.has_slots {
             let names = file.names();
-            for (variable, var) in named_variables(model) {
+            for (variable, var) in named_params(model) {
                 let mut per_slot = Vec::new();
                 for slot in slots {
                     let name = slot_tensor_name(&variable, slot);

@@ -15,17 +15,29 @@ use super::atomic::write_atomic_with;
 use super::training_state;
 use super::SavingError;
 use crate::error::Result;
-use crate::model::handle::variable_name;
 use crate::model::Model;
 
-/// The model's variables with their file names (`layer/kernel`; in a nested model
+/// The model's weights with their file names (`layer/kernel`; in a nested model
 /// `sequential_1/dense_1/kernel`), in the order of [`Model::variables`].
 pub(crate) fn named_variables(model: &Model) -> Vec<(String, Tensor)> {
     let mut out = Vec::new();
     for (layer, cell) in model.graph.weighted_layers() {
+        for (name, w) in cell.lock().named_weights() {
+            out.push((format!("{layer}/{name}"), w.clone()));
+        }
+    }
+    out
+}
+
+/// The weights an optimizer is given (every layer's gradient-trained ones, frozen or not), with
+/// their file names, in the optimizer's order: its state is saved under these names.
+pub(crate) fn named_params(model: &Model) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    for (layer, cell) in model.graph.weighted_layers() {
         let state = cell.lock();
-        for (i, p) in state.layer.params().into_iter().enumerate() {
-            out.push((format!("{layer}/{}", variable_name(i)), p.clone()));
+        let params = state.layer.params().len();
+        for (name, w) in state.named_weights().into_iter().take(params) {
+            out.push((format!("{layer}/{name}"), w.clone()));
         }
     }
     out

@@ -1,0 +1,233 @@
+//! `BatchNormalization`: normalises each channel by the batch's statistics while training and
+//! by moving averages of them at inference, then scales by `gamma` and shifts by `beta`
+//! (Keras' `keras.layers.BatchNormalization`, its defaults and update rule).
+
+use tensor::{no_grad, Tensor};
+
+use super::{ForwardCtx, Layer};
+use crate::error::{Error, Result};
+use crate::init::Initializer;
+
+/// Batch normalization over one axis (the channels, by default the last).
+///
+/// In training, each channel is normalised with the batch's mean and (biased) variance over
+/// every other axis, and the moving statistics are updated as Keras does:
+/// `moving = moving * momentum + batch * (1 - momentum)`. At inference, and in a frozen layer
+/// (`trainable = false`, as in Keras), the moving statistics are used. Output:
+/// `(x - mean) / sqrt(variance + epsilon) * gamma + beta`.
+///
+/// Weights, in Keras' order and names: `gamma` and `beta` (trainable, when `scale` and
+/// `center`), `moving_mean` and `moving_variance` (non-trainable).
+///
+/// ```
+/// use nn::layers::{BatchNormalization, Conv2D};
+/// let mut model = nn::Sequential::new();
+/// model.add(Conv2D::new(8, (3, 3)).use_bias(false).input_shape([28, 28, 1]))?;
+/// model.add(BatchNormalization::new())?;
+/// assert_eq!(model.count_params(), 3 * 3 * 8 + 4 * 8);
+/// assert_eq!(model.count_non_trainable_params(), 2 * 8);
+/// # Ok::<(), nn::Error>(())
+/// ```
+pub struct BatchNormalization {
+    axis: isize,
+    momentum: f32,
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+    input_shape: Option<Vec<usize>>,
+    name: Option<String>,
+    /// The normalised axis of a sample (without the batch axis), once built.
+    sample_axis: usize,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
+    moving: Option<[Tensor; 2]>,
+}
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchNormalization {
+    /// Keras' defaults: the last axis, momentum 0.99, epsilon 1e-3, with `gamma` and `beta`.
+    pub fn new() -> Self {
+        BatchNormalization {
+            axis: -1,
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            input_shape: None,
+            name: None,
+            sample_axis: 0,
+            gamma: None,
+            beta: None,
+            moving: None,
+        }
+    }
+    /// The axis normalised over (Keras counts the batch axis: `1` is a sample's first axis,
+    /// the channels of `channels_first` images; negative values count from the end).
+    pub fn axis(mut self, axis: isize) -> Self {
+        self.axis = axis;
+        self
+    }
+    /// How much of the moving statistics each training step keeps (in `[0, 1]`).
+    pub fn momentum(mut self, momentum: f32) -> Self {
+        self.momentum = momentum;
+        self
+    }
+    /// Added to the variance before its square root (positive).
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+    /// Whether to add the trainable offset `beta`.
+    pub fn center(mut self, center: bool) -> Self {
+        self.center = center;
+        self
+    }
+    /// Whether to multiply by the trainable scale `gamma`.
+    pub fn scale(mut self, scale: bool) -> Self {
+        self.scale = scale;
+        self
+    }
+    /// Declares the per-sample input shape.
+    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+        self.input_shape = Some(shape.into());
+        self
+    }
+    /// Names the layer.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// `x` as `[outer, channels, inner]`, and a `[channels]` vector as `[1, channels, 1]`.
+    fn views(&self, x: &Tensor) -> Result<(Tensor, [usize; 3])> {
+        let dims = &x.dims()[1..];
+        let outer = x.dims()[0] * dims[..self.sample_axis].iter().product::<usize>();
+        let inner = dims[self.sample_axis + 1..].iter().product();
+        let shape = [outer, dims[self.sample_axis], inner];
+        Ok((x.reshape(shape)?, shape))
+    }
+
+    /// `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(variance + epsilon)`: Keras'
+    /// arithmetic, for `[1, channels, 1]` statistics.
+    fn normalize(&self, x: &Tensor, mean: &Tensor, variance: &Tensor) -> Result<Tensor> {
+        let c = mean.dims()[1];
+        let mut inv =
+            Tensor::ones([1, c, 1], x.device())?.div(&variance.add_scalar(self.epsilon)?.sqrt()?)?;
+        if let Some(gamma) = &self.gamma {
+            inv = inv.mul(&gamma.reshape([1, c, 1])?)?;
+        }
+        let mut shift = mean.mul(&inv)?.neg()?;
+        if let Some(beta) = &self.beta {
+            shift = shift.add(&beta.reshape([1, c, 1])?)?;
+        }
+        Ok(x.mul(&inv)?.add(&shift)?)
+    }
+}
+
+impl Layer for BatchNormalization {
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn base_name(&self) -> &'static str {
+        "batch_normalization"
+    }
+    fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+    fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
+        let rank = input_shape.len() as isize + 1;
+        let axis = if self.axis < 0 { self.axis + rank } else { self.axis };
+        if axis < 1 || axis >= rank {
+            return Err(Error::Build(format!(
+                "BatchNormalization axis {} is out of range for input of shape {input_shape:?} \
+                 (with the batch axis, rank {rank}; axis 0 is the batch)",
+                self.axis
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(Error::Build(format!(
+                "BatchNormalization momentum {} must be in [0, 1]",
+                self.momentum
+            )));
+        }
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
+            return Err(Error::Build(format!(
+                "BatchNormalization epsilon {} must be positive",
+                self.epsilon
+            )));
+        }
+        self.sample_axis = axis as usize - 1;
+        let c = input_shape[self.sample_axis];
+        self.gamma = if self.scale { Some(init.ones(&[c])?) } else { None };
+        self.beta = if self.center { Some(init.zeros(&[c])?) } else { None };
+        let device = init.device();
+        self.moving = Some([Tensor::zeros([c], device)?, Tensor::ones([c], device)?]);
+        Ok(input_shape.to_vec())
+    }
+    fn params(&self) -> Vec<&Tensor> {
+        self.gamma.iter().chain(self.beta.iter()).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.gamma.iter_mut().chain(self.beta.iter_mut()).collect()
+    }
+    fn non_trainable(&self) -> Vec<&Tensor> {
+        self.moving.iter().flatten().collect()
+    }
+    fn non_trainable_mut(&mut self) -> Vec<&mut Tensor> {
+        self.moving.iter_mut().flatten().collect()
+    }
+    fn weight_names(&self) -> &'static [&'static str] {
+        match (self.scale, self.center) {
+            (true, true) => &["gamma", "beta", "moving_mean", "moving_variance"],
+            (true, false) => &["gamma", "moving_mean", "moving_variance"],
+            (false, true) => &["beta", "moving_mean", "moving_variance"],
+            (false, false) => &["moving_mean", "moving_variance"],
+        }
+    }
+    fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
+        let [moving_mean, moving_variance] =
+            self.moving.clone().ok_or_else(|| Error::Build("BatchNormalization used before build".into()))?;
+        let (x3, [_, c, _]) = self.views(x)?;
+        if c != moving_mean.numel() {
+            return Err(Error::Build(format!(
+                "BatchNormalization was built for {} channels on axis {}, got input of shape {:?}",
+                moving_mean.numel(),
+                self.axis,
+                x.dims()
+            )));
+        }
+        let y = if ctx.training && ctx.trainable {
+            let mean = x3.mean_axis(2, true)?.mean_axis(0, true)?;
+            let centered = x3.sub(&mean)?;
+            let variance = centered.square()?.mean_axis(2, true)?.mean_axis(0, true)?;
+            let (m, keep) = (self.momentum, 1.0 - self.momentum);
+            self.moving = Some(no_grad(|| -> Result<[Tensor; 2]> {
+                Ok([
+                    moving_mean.affine(m, 0.0)?.add_scaled(&mean.detach().reshape([c])?, keep)?,
+                    moving_variance.affine(m, 0.0)?.add_scaled(&variance.detach().reshape([c])?, keep)?,
+                ])
+            })?);
+            self.normalize(&x3, &mean, &variance)?
+        } else {
+            self.normalize(&x3, &moving_mean.reshape([1, c, 1])?, &moving_variance.reshape([1, c, 1])?)?
+        };
+        Ok(y.reshape(x.dims().to_vec())?)
+    }
+    fn config(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }))
+    }
+}
