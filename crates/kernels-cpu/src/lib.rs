@@ -33,6 +33,7 @@ mod conv2d_winograd;
 mod dispatch;
 pub mod elementwise;
 mod fast_math;
+pub mod image;
 mod isa;
 pub mod layout;
 pub mod matmul;

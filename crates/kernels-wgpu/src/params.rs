@@ -117,6 +117,24 @@ shader_params! {
     }
 }
 
+shader_params! {
+    /// `image.wgsl`'s uniform.
+    ImageParams for [Image] {
+        /// Output elements.
+        n: u32,
+        height: u32,
+        width: u32,
+        channels: u32,
+        /// 0 nearest, 1 bilinear.
+        interpolation: u32,
+        /// `FillMode::code`.
+        fill_mode: u32,
+        /// What `FillMode::Constant` reads outside the image.
+        fill_value: f32,
+        _pad0: u32,
+    }
+}
+
 impl LayoutParams {
     /// `concat_part`: a part `[outer, inner]` into columns `offset..` of `[outer, width]`.
     pub(crate) fn concat_part(n: u32, inner: u32, width: u32, offset: u32) -> Self {
@@ -238,6 +256,7 @@ mod tests {
         check::<PoolParams>(&mut claimed);
         check::<ReduceParams>(&mut claimed);
         check::<SoftmaxParams>(&mut claimed);
+        check::<ImageParams>(&mut claimed);
         for shader in Shader::ALL {
             assert_eq!(
                 claimed.iter().filter(|&&s| s == shader).count(),

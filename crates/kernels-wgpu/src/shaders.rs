@@ -32,11 +32,13 @@ pub enum Shader {
     SoftmaxXent,
     /// `shaders/layout.wgsl`: concat, narrow, gather_rows, dropout masks.
     Layout,
+    /// `shaders/image.wgsl`: image resampling through affine transforms (augmentation).
+    Image,
 }
 
 impl Shader {
     /// Every shader of the crate.
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Conv2d,
@@ -46,6 +48,7 @@ impl Shader {
         Shader::Reduce,
         Shader::SoftmaxXent,
         Shader::Layout,
+        Shader::Image,
     ];
 
     /// The file name under `shaders/`.
@@ -60,6 +63,7 @@ impl Shader {
             Shader::Reduce => "reduce.wgsl",
             Shader::SoftmaxXent => "softmax_xent.wgsl",
             Shader::Layout => "layout.wgsl",
+            Shader::Image => "image.wgsl",
         }
     }
 
@@ -113,6 +117,7 @@ impl Shader {
             Shader::Reduce => built_from!("reduce.wgsl"),
             Shader::SoftmaxXent => built_from!("softmax_xent.wgsl"),
             Shader::Layout => built_from!("layout.wgsl"),
+            Shader::Image => built_from!("image.wgsl"),
         }
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::shape::{
-    BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec, Pool2dSpec, PoolKind,
-    ReduceSpec,
+    AffineTransformSpec, BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec,
+    Pool2dSpec, PoolKind, ReduceSpec,
 };
 use std::any::Any;
 use std::fmt::Debug;
@@ -143,6 +143,7 @@ pub trait Backend:
     + ConvOps
     + PoolOps
     + LayoutOps
+    + ImageOps
     + Send
     + Sync
     + Debug
@@ -298,6 +299,20 @@ pub trait LayoutOps {
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend
     /// draws the same mask for the same seed.
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage>;
+}
+
+/// Image resampling for augmentation: `tensor/src/ops/image.rs`.
+pub trait ImageOps {
+    /// Resamples each NHWC image through its transform (`transforms` is
+    /// `[batch, TRANSFORM_LEN]`): output pixel `(y, x)` reads the input at
+    /// [`AffineTransformSpec::source`], interpolated and filled as `spec` says
+    /// ([`crate::shape::FillMode::index`] for each tap).
+    fn affine_transform(
+        &self,
+        x: &Storage,
+        transforms: &Storage,
+        spec: &AffineTransformSpec,
+    ) -> Result<Storage>;
 }
 
 /// What a fused convolution + max pooling keeps for its backward pass; the variant says which

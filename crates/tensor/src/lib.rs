@@ -23,9 +23,9 @@ mod tensor;
 pub use autodiff::{is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use backend::{
     Backend, BackendStorage, BinaryOp, Capabilities, ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved,
-    ElementwiseOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOp, ReduceOps, SoftmaxOps, Storage,
-    UnaryOp,
+    ElementwiseOps, ImageOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOp, ReduceOps, SoftmaxOps,
+    Storage, UnaryOp,
 };
 pub use error::{Result, TensorError};
-pub use shape::{Padding, PoolKind, PoolWindow, Shape};
+pub use shape::{FillMode, Interpolation, Padding, PoolKind, PoolWindow, Shape};
 pub use tensor::{Device, DispatchHook, Tensor, TensorId};

@@ -3,6 +3,7 @@
 
 pub(crate) mod conv2d;
 pub(crate) mod elementwise;
+pub(crate) mod image;
 pub(crate) mod layout;
 pub(crate) mod matmul;
 pub(crate) mod pool;

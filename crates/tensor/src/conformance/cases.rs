@@ -2,7 +2,7 @@
 
 use super::reference::{self as r, Pool};
 use super::{constant_in, input, input_in, Case, Checker};
-use crate::{Padding, PoolWindow, Tensor};
+use crate::{FillMode, Interpolation, Padding, PoolWindow, Tensor};
 
 fn broadcast_arithmetic(c: &Checker<'_>) {
     let (a, b) = ([3, 1, 5], [4, 1]);
@@ -478,6 +478,42 @@ fn add_scaled(c: &Checker<'_>) {
     });
 }
 
+/// Image resampling, every fill mode and interpolation: three images through a rotation about
+/// the centre with a shift, a zoom out past the edges, and a projective warp with a flip.
+fn affine_transform(c: &Checker<'_>) {
+    let dims = [3, 7, 9, 2];
+    let (s, co) = (0.3f64.sin(), 0.3f64.cos());
+    let transforms: [[f64; 8]; 3] = [
+        [co, -s, 4.0 - 4.0 * co + 3.0 * s + 0.37, s, co, 3.0 - 4.0 * s - 3.0 * co - 0.21, 0.0, 0.0],
+        [1.7, 0.0, -3.3, 0.0, 1.45, -2.1, 0.0, 0.0],
+        [-1.1, 0.13, 8.6, 0.07, 0.95, 0.31, 0.011, -0.017],
+    ];
+    let flat: Vec<f32> = transforms.iter().flatten().map(|&v| v as f32).collect();
+    let modes = [
+        ("reflect", FillMode::Reflect),
+        ("wrap", FillMode::Wrap),
+        ("nearest", FillMode::Nearest),
+        ("constant", FillMode::Constant),
+    ];
+    for (seed, (bilinear, interpolation)) in
+        [(false, Interpolation::Nearest), (true, Interpolation::Bilinear)].into_iter().enumerate()
+    {
+        for (k, &(name, mode)) in modes.iter().enumerate() {
+            let label = format!("affine_transform {name} {interpolation:?}");
+            c.check_op(
+                &label,
+                130 + (seed * 4 + k) as u64,
+                &[constant_in(&dims, -1.0, 1.0)],
+                |t| {
+                    let transforms = Tensor::from_slice(&flat, [3, 8], t[0].device())?;
+                    t[0].affine_transform(&transforms, interpolation, mode, 0.25)
+                },
+                |v| r::affine_transform(&v[0], dims, &transforms, bilinear, name, 0.25),
+            );
+        }
+    }
+}
+
 /// Every case, in order.
 pub(super) const ALL: &[Case] = &[
     Case { name: "broadcast_arithmetic", run: broadcast_arithmetic },
@@ -505,4 +541,5 @@ pub(super) const ALL: &[Case] = &[
     Case { name: "small_cnn_end_to_end", run: small_cnn_end_to_end },
     Case { name: "conv2d_max_pool_matches_conv_then_pool", run: conv2d_max_pool_matches_conv_then_pool },
     Case { name: "add_scaled", run: add_scaled },
+    Case { name: "affine_transform", run: affine_transform },
 ];

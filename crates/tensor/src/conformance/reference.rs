@@ -238,3 +238,73 @@ pub fn gelu_tanh(x: f64) -> f64 {
     let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
     0.5 * x * (1.0 + inner.tanh())
 }
+
+/// Resampling of NHWC images through one transform `[a0, a1, a2, b0, b1, b2, c0, c1]` per image
+/// (`Tensor::affine_transform`): output `(y, x)` reads column `(a0 x + a1 y + a2) / k` and row
+/// `(b0 x + b1 y + b2) / k`, `k = c0 x + c1 y + 1`; `bilinear` weighs the four surrounding
+/// pixels, otherwise the nearest is read (half away from zero). Each tap outside the image
+/// is read as `mode` says: "reflect" (`dcba|abcd|dcba`), "wrap", "nearest" (the edge), or
+/// "constant" (`fill`).
+pub fn affine_transform(
+    x: &[f64],
+    dims: [usize; 4],
+    transforms: &[[f64; 8]],
+    bilinear: bool,
+    mode: &str,
+    fill: f64,
+) -> Vec<f64> {
+    let [batch, h, w, c] = dims;
+    let read_index = |i: i64, n: usize| -> Option<usize> {
+        let n = n as i64;
+        let i = match mode {
+            "constant" if !(0..n).contains(&i) => return None,
+            "nearest" => i.clamp(0, n - 1),
+            "wrap" => i.rem_euclid(n),
+            "reflect" => {
+                // Unfold: the period is 2n, its second half mirrored.
+                let j = i.rem_euclid(2 * n);
+                if j < n {
+                    j
+                } else {
+                    2 * n - 1 - j
+                }
+            }
+            _ => i,
+        };
+        Some(i as usize)
+    };
+    let mut out = vec![0.0; x.len()];
+    for b in 0..batch {
+        let t = &transforms[b];
+        for y in 0..h {
+            for xo in 0..w {
+                let (fx, fy) = (xo as f64, y as f64);
+                let k = t[6] * fx + t[7] * fy + 1.0;
+                let col = (t[0] * fx + t[1] * fy + t[2]) / k;
+                let row = (t[3] * fx + t[4] * fy + t[5]) / k;
+                let taps = |at: f64| -> Vec<(i64, f64)> {
+                    if bilinear {
+                        let lo = at.floor();
+                        vec![(lo as i64, 1.0 - (at - lo)), (lo as i64 + 1, at - lo)]
+                    } else {
+                        vec![(at.round() as i64, 1.0)]
+                    }
+                };
+                for ch in 0..c {
+                    let mut sum = 0.0;
+                    for (r, wr) in taps(row) {
+                        for (q, wq) in taps(col) {
+                            let v = match (read_index(r, h), read_index(q, w)) {
+                                (Some(r), Some(q)) => x[((b * h + r) * w + q) * c + ch],
+                                _ => fill,
+                            };
+                            sum += wr * wq * v;
+                        }
+                    }
+                    out[((b * h + y) * w + xo) * c + ch] = sum;
+                }
+            }
+        }
+    }
+    out
+}

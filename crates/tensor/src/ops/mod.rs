@@ -4,6 +4,7 @@
 mod binary;
 mod conv;
 mod conv_pool;
+mod image;
 mod layout;
 mod matmul;
 mod pool;

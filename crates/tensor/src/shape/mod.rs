@@ -3,6 +3,9 @@
 //! so no backend ever recomputes (or disagrees about) an output size or a padding.
 
 mod describe;
+mod image;
+
+pub use image::{AffineTransformSpec, FillMode, Interpolation, COORDINATE_LIMIT, TRANSFORM_LEN};
 
 use crate::error::{Result, TensorError};
 use std::fmt;
