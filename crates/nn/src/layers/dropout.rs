@@ -10,13 +10,20 @@ use crate::init::Initializer;
 /// Inverted dropout.
 pub struct Dropout {
     rate: f32,
+    seed: Option<u64>,
     name: Option<String>,
 }
 
 impl Dropout {
     /// Drops each input with probability `rate` (in `[0, 1)`) during training.
     pub fn new(rate: f32) -> Self {
-        Dropout { rate, name: None }
+        Dropout { rate, seed: None, name: None }
+    }
+    /// Seeds the layer's masks (Keras' `seed`): the same seed and training step, the same
+    /// mask.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
     /// Names the layer.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -43,12 +50,12 @@ impl Layer for Dropout {
     }
     fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
         if ctx.training {
-            Ok(x.dropout(self.rate, ctx.seed)?)
+            Ok(x.dropout(self.rate, ctx.seed_with(self.seed))?)
         } else {
             Ok(x.clone())
         }
     }
     fn config(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "rate": self.rate }))
+        Some(serde_json::json!({ "rate": self.rate, "seed": self.seed }))
     }
 }

@@ -1,19 +1,32 @@
 //! Keras layers. A layer is built once its input shape is known (creating its weights with
 //! Keras' initialisers), then maps a batch to a batch. Shapes here exclude the batch axis.
 
+pub(crate) mod augmentation;
 mod batch_normalization;
 mod conv2d;
 mod dense;
 mod dropout;
 mod pooling;
+mod relu;
+mod rescaling;
 mod reshape;
+mod spatial_dropout;
+mod up_sampling;
+mod zero_padding;
 
+pub use augmentation::{Factor, RandomFlip, RandomRotation, RandomTranslation, RandomZoom};
 pub use batch_normalization::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, MaxPooling2D};
+pub use relu::{LeakyReLU, ReLU};
+pub use rescaling::Rescaling;
 pub use reshape::{ActivationLayer, Flatten, Reshape};
+pub use spatial_dropout::SpatialDropout2D;
+pub use tensor::{FillMode, Interpolation};
+pub use up_sampling::UpSampling2D;
+pub use zero_padding::{SidePadding, ZeroPadding2D};
 
 use std::any::Any;
 
@@ -43,6 +56,17 @@ impl ForwardCtx {
     /// Training a trainable layer, drawing from `seed`.
     pub fn training(seed: u64) -> Self {
         ForwardCtx { training: true, trainable: true, seed }
+    }
+    /// The seed a layer draws from: the step's, mixed with the layer's own `seed` argument
+    /// (Keras' `seed=`) when it has one, so a layer's seed changes its draws while each step
+    /// still draws anew.
+    pub fn seed_with(&self, layer_seed: Option<u64>) -> u64 {
+        match layer_seed {
+            None => self.seed,
+            Some(s) => {
+                self.seed ^ (tensor::random::hash32(s as u32) as u64 | (s >> 32) << 32).rotate_left(17)
+            }
+        }
     }
 }
 

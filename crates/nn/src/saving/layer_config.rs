@@ -8,9 +8,12 @@ use tensor::Padding;
 use crate::activation::Activation;
 use crate::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, MaxPooling2D, Reshape,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
+    Reshape, SidePadding, SpatialDropout2D, UpSampling2D, ZeroPadding2D,
 };
 use crate::model::merge::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
+
+mod augmentation;
 
 /// Keras' name of a padding: `"valid"` or `"same"`.
 pub fn padding_name(padding: Padding) -> &'static str {
@@ -57,12 +60,48 @@ impl<'a> Described<'a> {
         let v = self.config.get(key).and_then(Value::as_f64);
         v.map(|v| v as f32).ok_or_else(|| self.missing(key, "a number"))
     }
+    /// A number, or `null` (or absent) for none.
+    fn optional_f32(&self, key: &str) -> Result<Option<f32>, String> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.f32(key).map(Some),
+        }
+    }
+    /// One number; a per-channel list or array (which Keras allows for `Rescaling`) is refused.
+    fn scalar(&self, key: &str) -> Result<f32, String> {
+        match self.config.get(key) {
+            Some(v @ (Value::Array(_) | Value::Object(_))) => Err(format!(
+                "'{}' ({}): config field '{key}' is {v}, but only one number for every value is \
+                 supported (not one per channel)",
+                self.name, self.class
+            )),
+            _ => self.f32(key),
+        }
+    }
+    /// Refuses a config field this library does not implement unless it has its default.
+    fn only(&self, key: &str, default: &Value, why: &str) -> Result<(), String> {
+        match self.config.get(key) {
+            Some(v) if v != default => {
+                Err(format!("'{}' ({}): {key} {v} is not supported: {why}", self.name, self.class))
+            }
+            _ => Ok(()),
+        }
+    }
     /// An axis: an integer, or (as Keras may write it) a list of one.
     fn axis(&self, key: &str) -> Result<isize, String> {
         let v = self.config.get(key);
         let one = v.and_then(Value::as_array).filter(|a| a.len() == 1).map(|a| &a[0]);
         let axis = v.and_then(Value::as_i64).or_else(|| one.and_then(Value::as_i64));
         axis.map(|a| a as isize).ok_or_else(|| self.missing(key, "an axis"))
+    }
+    /// A layer's `seed`: `null` (or absent) for none, else a non-negative integer.
+    fn seed(&self) -> Result<Option<u64>, String> {
+        match self.config.get("seed") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                v.as_u64().map(Some).ok_or_else(|| self.missing("seed", "null or a non-negative integer"))
+            }
+        }
     }
     fn bool(&self, key: &str) -> Result<bool, String> {
         self.config.get(key).and_then(Value::as_bool).ok_or_else(|| self.missing(key, "true or false"))
@@ -135,7 +174,13 @@ impl<'a> Described<'a> {
                     .padding(self.padding()?)
                     .name(name),
             ),
-            "Dropout" => Box::new(Dropout::new(self.f32("rate")?).name(name)),
+            "Dropout" => {
+                let layer = Dropout::new(self.f32("rate")?).name(name);
+                Box::new(match self.seed()? {
+                    Some(seed) => layer.seed(seed),
+                    None => layer,
+                })
+            }
             "BatchNormalization" => Box::new(
                 BatchNormalization::new()
                     .axis(self.axis("axis")?)
@@ -162,6 +207,44 @@ impl<'a> Described<'a> {
                 )
             }
             "Activation" => Box::new(ActivationLayer::new(self.activation()?).name(name)),
+            "ZeroPadding2D" => {
+                self.channels_last()?;
+                let padding = self.config.get("padding").and_then(SidePadding::from_json);
+                let what = "a size, [height, width] or [[top, bottom], [left, right]]";
+                Box::new(ZeroPadding2D::new(padding.ok_or_else(|| self.missing("padding", what))?).name(name))
+            }
+            "UpSampling2D" => {
+                self.channels_last()?;
+                let why = "only \"nearest\" interpolation is implemented";
+                self.only("interpolation", &Value::from("nearest"), why)?;
+                Box::new(UpSampling2D::new().size(self.pair("size")?).name(name))
+            }
+            "SpatialDropout2D" => {
+                self.channels_last()?;
+                let layer = SpatialDropout2D::new(self.f32("rate")?).name(name);
+                Box::new(match self.seed()? {
+                    Some(seed) => layer.seed(seed),
+                    None => layer,
+                })
+            }
+            "LeakyReLU" => {
+                // Keras 2 wrote the slope as "alpha".
+                let keras2 =
+                    self.config.get("negative_slope").is_none() && self.config.get("alpha").is_some();
+                let key = if keras2 { "alpha" } else { "negative_slope" };
+                Box::new(LeakyReLU::new().negative_slope(self.f32(key)?).name(name))
+            }
+            "ReLU" => Box::new(
+                ReLU::new()
+                    .max_value(self.optional_f32("max_value")?)
+                    .negative_slope(self.f32("negative_slope")?)
+                    .threshold(self.f32("threshold")?)
+                    .name(name),
+            ),
+            "Rescaling" => {
+                Box::new(Rescaling::new(self.scalar("scale")?).offset(self.scalar("offset")?).name(name))
+            }
+            "RandomFlip" | "RandomTranslation" | "RandomRotation" | "RandomZoom" => self.augmentation()?,
             _ => return Ok(None),
         };
         Ok(Some(layer))
