@@ -40,6 +40,7 @@ pub mod matmul;
 #[cfg(target_arch = "x86_64")]
 mod matmul_narrow;
 mod matrix;
+pub mod norm;
 pub mod pool;
 mod pool_2x2;
 pub mod reduce;

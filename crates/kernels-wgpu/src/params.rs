@@ -135,6 +135,24 @@ shader_params! {
     }
 }
 
+shader_params! {
+    /// `norm.wgsl`'s uniform.
+    NormParams for [Norm] {
+        outer: u32,
+        channels: u32,
+        inner: u32,
+        /// Elements of one channel a first-pass workgroup takes.
+        chunk_len: u32,
+        /// Pieces each channel is cut into (1: the first pass writes the result).
+        chunks: u32,
+        /// Channels per statistics workgroup: a power of 2 up to 256.
+        width: u32,
+        /// `channel_affine`: elements.
+        n: u32,
+        _pad0: u32,
+    }
+}
+
 impl LayoutParams {
     /// `concat_part`: a part `[outer, inner]` into columns `offset..` of `[outer, width]`.
     pub(crate) fn concat_part(n: u32, inner: u32, width: u32, offset: u32) -> Self {
@@ -257,6 +275,7 @@ mod tests {
         check::<ReduceParams>(&mut claimed);
         check::<SoftmaxParams>(&mut claimed);
         check::<ImageParams>(&mut claimed);
+        check::<NormParams>(&mut claimed);
         for shader in Shader::ALL {
             assert_eq!(
                 claimed.iter().filter(|&&s| s == shader).count(),

@@ -34,11 +34,13 @@ pub enum Shader {
     Layout,
     /// `shaders/image.wgsl`: image resampling through affine transforms (augmentation).
     Image,
+    /// `shaders/norm.wgsl`: per-channel moments, sums and affine maps (normalization).
+    Norm,
 }
 
 impl Shader {
     /// Every shader of the crate.
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Conv2d,
@@ -49,6 +51,7 @@ impl Shader {
         Shader::SoftmaxXent,
         Shader::Layout,
         Shader::Image,
+        Shader::Norm,
     ];
 
     /// The file name under `shaders/`.
@@ -64,6 +67,7 @@ impl Shader {
             Shader::SoftmaxXent => "softmax_xent.wgsl",
             Shader::Layout => "layout.wgsl",
             Shader::Image => "image.wgsl",
+            Shader::Norm => "norm.wgsl",
         }
     }
 
@@ -118,6 +122,7 @@ impl Shader {
             Shader::SoftmaxXent => built_from!("softmax_xent.wgsl"),
             Shader::Layout => built_from!("layout.wgsl"),
             Shader::Image => built_from!("image.wgsl"),
+            Shader::Norm => built_from!("norm.wgsl"),
         }
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::shape::{
-    AffineTransformSpec, BroadcastSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec, NarrowSpec,
-    Pool2dSpec, PoolKind, ReduceSpec,
+    AffineTransformSpec, BroadcastSpec, ChannelSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec,
+    NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
 };
 use std::any::Any;
 use std::fmt::Debug;
@@ -18,7 +18,8 @@ use std::sync::Arc;
 /// `use tensor::backend::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Backend, ConvOps, ElementwiseOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOps, SoftmaxOps,
+        Backend, ConvOps, ElementwiseOps, ImageOps, LayoutOps, MatmulOps, MemoryOps, NormOps, PoolOps,
+        ReduceOps, SoftmaxOps,
     };
 }
 
@@ -144,6 +145,7 @@ pub trait Backend:
     + PoolOps
     + LayoutOps
     + ImageOps
+    + NormOps
     + Send
     + Sync
     + Debug
@@ -299,6 +301,28 @@ pub trait LayoutOps {
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend
     /// draws the same mask for the same seed.
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage>;
+}
+
+/// Per-channel statistics and maps for normalization layers (`BatchNormalization`):
+/// `tensor/src/ops/norm.rs`. Tensors are viewed as `[outer, channels, inner]`
+/// ([`ChannelSpec`]); statistics run over `outer` and `inner`. Each is one pass over memory, so
+/// a normalization costs a few passes rather than a chain of broadcasts and reductions.
+pub trait NormOps {
+    /// Each channel's mean and biased variance (divided by the count), as one `[2, channels]`
+    /// storage: the means, then the variances. Must be accurate for data far from zero
+    /// (no `E[x^2] - E[x]^2` over the whole channel in f32).
+    fn channel_moments(&self, x: &Storage, spec: &ChannelSpec) -> Result<Storage>;
+    /// `x * scale[c] + shift[c]`, with `scale` and `shift` of `[channels]`.
+    fn channel_affine(
+        &self,
+        x: &Storage,
+        scale: &Storage,
+        shift: &Storage,
+        spec: &ChannelSpec,
+    ) -> Result<Storage>;
+    /// Per channel, `sum(a * b)` and `sum(a)` as one `[2, channels]` storage: the gradients of
+    /// [`NormOps::channel_affine`]'s `scale` and `shift` from `a = dy`, `b = x`.
+    fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage>;
 }
 
 /// Image resampling for augmentation: `tensor/src/ops/image.rs`.

@@ -23,8 +23,8 @@ mod tensor;
 pub use autodiff::{is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use backend::{
     Backend, BackendStorage, BinaryOp, Capabilities, ConvOps, ConvPoolBackward, ConvPoolGrads, ConvPoolSaved,
-    ElementwiseOps, ImageOps, LayoutOps, MatmulOps, MemoryOps, PoolOps, ReduceOp, ReduceOps, SoftmaxOps,
-    Storage, UnaryOp,
+    ElementwiseOps, ImageOps, LayoutOps, MatmulOps, MemoryOps, NormOps, PoolOps, ReduceOp, ReduceOps,
+    SoftmaxOps, Storage, UnaryOp,
 };
 pub use error::{Result, TensorError};
 pub use shape::{FillMode, Interpolation, Padding, PoolKind, PoolWindow, Shape};

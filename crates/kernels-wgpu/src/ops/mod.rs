@@ -6,6 +6,7 @@ pub(crate) mod elementwise;
 pub(crate) mod image;
 pub(crate) mod layout;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod softmax;

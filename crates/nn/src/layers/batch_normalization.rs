@@ -38,6 +38,8 @@ pub struct BatchNormalization {
     name: Option<String>,
     /// The normalised axis of a sample (without the batch axis), once built.
     sample_axis: usize,
+    /// The input's rank with the batch axis, once built.
+    rank: usize,
     gamma: Option<Tensor>,
     beta: Option<Tensor>,
     moving: Option<[Tensor; 2]>,
@@ -61,6 +63,7 @@ impl BatchNormalization {
             input_shape: None,
             name: None,
             sample_axis: 0,
+            rank: 0,
             gamma: None,
             beta: None,
             moving: None,
@@ -103,29 +106,19 @@ impl BatchNormalization {
         self
     }
 
-    /// `x` as `[outer, channels, inner]`, and a `[channels]` vector as `[1, channels, 1]`.
-    fn views(&self, x: &Tensor) -> Result<(Tensor, [usize; 3])> {
-        let dims = &x.dims()[1..];
-        let outer = x.dims()[0] * dims[..self.sample_axis].iter().product::<usize>();
-        let inner = dims[self.sample_axis + 1..].iter().product();
-        let shape = [outer, dims[self.sample_axis], inner];
-        Ok((x.reshape(shape)?, shape))
-    }
-
     /// `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(variance + epsilon)`: Keras'
-    /// arithmetic, for `[1, channels, 1]` statistics.
+    /// arithmetic, for `[channels]` statistics, as one per-channel affine map over `x`.
     fn normalize(&self, x: &Tensor, mean: &Tensor, variance: &Tensor) -> Result<Tensor> {
-        let c = mean.dims()[1];
-        let mut inv =
-            Tensor::ones([1, c, 1], x.device())?.div(&variance.add_scalar(self.epsilon)?.sqrt()?)?;
+        let c = mean.dims()[0];
+        let mut inv = Tensor::ones([c], x.device())?.div(&variance.add_scalar(self.epsilon)?.sqrt()?)?;
         if let Some(gamma) = &self.gamma {
-            inv = inv.mul(&gamma.reshape([1, c, 1])?)?;
+            inv = inv.mul(gamma)?;
         }
         let mut shift = mean.mul(&inv)?.neg()?;
         if let Some(beta) = &self.beta {
-            shift = shift.add(&beta.reshape([1, c, 1])?)?;
+            shift = shift.add(beta)?;
         }
-        Ok(x.mul(&inv)?.add(&shift)?)
+        Ok(x.channel_affine(self.sample_axis as isize + 1, &inv, &shift)?)
     }
 }
 
@@ -165,6 +158,7 @@ impl Layer for BatchNormalization {
             )));
         }
         self.sample_axis = axis as usize - 1;
+        self.rank = rank as usize;
         let c = input_shape[self.sample_axis];
         self.gamma = if self.scale { Some(init.ones(&[c])?) } else { None };
         self.beta = if self.center { Some(init.zeros(&[c])?) } else { None };
@@ -195,8 +189,9 @@ impl Layer for BatchNormalization {
     fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
         let [moving_mean, moving_variance] =
             self.moving.clone().ok_or_else(|| Error::Build("BatchNormalization used before build".into()))?;
-        let (x3, [_, c, _]) = self.views(x)?;
-        if c != moving_mean.numel() {
+        let axis = self.sample_axis as isize + 1;
+        let c = x.dims().get(axis as usize).copied().unwrap_or(0);
+        if x.rank() != self.rank || c != moving_mean.numel() {
             return Err(Error::Build(format!(
                 "BatchNormalization was built for {} channels on axis {}, got input of shape {:?}",
                 moving_mean.numel(),
@@ -204,22 +199,22 @@ impl Layer for BatchNormalization {
                 x.dims()
             )));
         }
-        let y = if ctx.training && ctx.trainable {
-            let mean = x3.mean_axis(2, true)?.mean_axis(0, true)?;
-            let centered = x3.sub(&mean)?;
-            let variance = centered.square()?.mean_axis(2, true)?.mean_axis(0, true)?;
+        if ctx.training && ctx.trainable {
+            // One pass for both statistics; Keras' biased variance.
+            let moments = x.channel_moments(axis)?;
+            let mean = moments.narrow(0, 0, 1)?.reshape([c])?;
+            let variance = moments.narrow(0, 1, 1)?.reshape([c])?;
             let (m, keep) = (self.momentum, 1.0 - self.momentum);
             self.moving = Some(no_grad(|| -> Result<[Tensor; 2]> {
                 Ok([
-                    moving_mean.affine(m, 0.0)?.add_scaled(&mean.detach().reshape([c])?, keep)?,
-                    moving_variance.affine(m, 0.0)?.add_scaled(&variance.detach().reshape([c])?, keep)?,
+                    moving_mean.affine(m, 0.0)?.add_scaled(&mean.detach(), keep)?,
+                    moving_variance.affine(m, 0.0)?.add_scaled(&variance.detach(), keep)?,
                 ])
             })?);
-            self.normalize(&x3, &mean, &variance)?
+            self.normalize(x, &mean, &variance)
         } else {
-            self.normalize(&x3, &moving_mean.reshape([1, c, 1])?, &moving_variance.reshape([1, c, 1])?)?
-        };
-        Ok(y.reshape(x.dims().to_vec())?)
+            self.normalize(x, &moving_mean, &moving_variance)
+        }
     }
     fn config(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({

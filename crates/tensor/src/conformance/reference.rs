@@ -308,3 +308,47 @@ pub fn affine_transform(
     }
     out
 }
+
+/// `dims` viewed around `axis` as `(outer, channels, inner)`.
+fn channel_view(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    (dims[..axis].iter().product(), dims[axis], dims[axis + 1..].iter().product())
+}
+
+/// The values of channel `c` (index `c` along `axis`) of `x`, in memory order.
+fn channel_values<'a>(x: &'a [f64], dims: &[usize], axis: usize, c: usize) -> impl Iterator<Item = f64> + 'a {
+    let (outer, channels, inner) = channel_view(dims, axis);
+    (0..outer).flat_map(move |o| (0..inner).map(move |i| x[(o * channels + c) * inner + i]))
+}
+
+/// Each channel's mean and biased variance over every axis but `axis`, as `[2, channels]`
+/// (the means, then the variances), in two passes: the mean, then the squared deviations.
+pub fn channel_moments(x: &[f64], dims: &[usize], axis: usize) -> Vec<f64> {
+    let channels = dims[axis];
+    let mut out = vec![0.0; 2 * channels];
+    for c in 0..channels {
+        let n = channel_values(x, dims, axis, c).count() as f64;
+        let mean = channel_values(x, dims, axis, c).sum::<f64>() / n;
+        out[c] = mean;
+        out[channels + c] =
+            channel_values(x, dims, axis, c).map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    }
+    out
+}
+
+/// `x * scale[c] + shift[c]` with `c` the index along `axis`.
+pub fn channel_affine(x: &[f64], dims: &[usize], axis: usize, scale: &[f64], shift: &[f64]) -> Vec<f64> {
+    let (_, channels, inner) = channel_view(dims, axis);
+    x.iter().enumerate().map(|(j, v)| v * scale[j / inner % channels] + shift[j / inner % channels]).collect()
+}
+
+/// Per channel (index along `axis`), `sum(a * b)` and `sum(a)`, as `[2, channels]`.
+pub fn channel_sums(a: &[f64], b: &[f64], dims: &[usize], axis: usize) -> Vec<f64> {
+    let channels = dims[axis];
+    let mut out = vec![0.0; 2 * channels];
+    for c in 0..channels {
+        let products = channel_values(a, dims, axis, c).zip(channel_values(b, dims, axis, c));
+        out[c] = products.map(|(p, q)| p * q).sum();
+        out[channels + c] = channel_values(a, dims, axis, c).sum();
+    }
+    out
+}

@@ -7,6 +7,7 @@ mod conv_pool;
 mod image;
 mod layout;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 mod softmax;

@@ -17,6 +17,11 @@ impl Tensor {
         };
         let mut out_dims = dims.to_vec();
         out_dims[axes].iter_mut().for_each(|d| *d = 1);
+        if spec.reduced == 1 {
+            // Nothing to reduce: the same values, reshaped (a max is still a constant).
+            let same = if op == ReduceOp::Max { self.detach() } else { self.clone() };
+            return same.reshape(out_dims);
+        }
         let storage = self
             .device()
             .call("reduce", &format_args!("{op:?} {spec}"), |b| b.reduce(op, self.storage(), &spec))?;

@@ -2,9 +2,11 @@
 //! convolution and pooling geometry. Kernels receive fully resolved specs from here,
 //! so no backend ever recomputes (or disagrees about) an output size or a padding.
 
+mod channels;
 mod describe;
 mod image;
 
+pub use channels::ChannelSpec;
 pub use image::{AffineTransformSpec, FillMode, Interpolation, COORDINATE_LIMIT, TRANSFORM_LEN};
 
 use crate::error::{Result, TensorError};

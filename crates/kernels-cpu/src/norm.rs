@@ -1,0 +1,237 @@
+//! Per-channel statistics and affine maps for normalization layers (`tensor::NormOps`), over
+//! tensors viewed as `[outer, channels, inner]`. Channels-last images (`inner == 1`) take rows
+//! of `channels` values, which the per-channel loops vectorise over; other layouts take runs
+//! of `inner` values per (outer, channel).
+//!
+//! Statistics are accumulated in f32 within blocks small enough to stay in cache and exact
+//! enough at their size, then combined across blocks in f64 (Chan et al.'s pairwise rule for
+//! the variance), so neither a long channel nor data far from zero loses precision.
+
+use crate::{cpu_slice, store, CpuBackend};
+use rayon::prelude::*;
+use tensor::shape::ChannelSpec;
+use tensor::{NormOps, Result, Storage};
+
+/// Values per block of a channels-last statistic (rows times channels).
+const BLOCK_VALUES: usize = 8192;
+
+/// One block's per-channel count, mean and sum of squared deviations.
+#[derive(Clone)]
+struct Moments {
+    count: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    fn empty(channels: usize) -> Self {
+        Moments { count: 0.0, mean: vec![0.0; channels], m2: vec![0.0; channels] }
+    }
+
+    /// Chan et al.'s combination of two blocks' moments.
+    fn merge(mut self, other: Moments) -> Moments {
+        if other.count == 0.0 {
+            return self;
+        }
+        if self.count == 0.0 {
+            return other;
+        }
+        let n = self.count + other.count;
+        for k in 0..self.mean.len() {
+            let delta = other.mean[k] - self.mean[k];
+            self.mean[k] += delta * other.count / n;
+            self.m2[k] += other.m2[k] + delta * delta * self.count * other.count / n;
+        }
+        self.count = n;
+        self
+    }
+}
+
+/// The moments of `rows` (each `channels` long) of a channels-last block, two passes in f32.
+fn block_moments(rows: &[f32], channels: usize) -> Moments {
+    let count = rows.len() / channels;
+    let mut sum = vec![0.0f32; channels];
+    for row in rows.chunks_exact(channels) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|&s| s / count as f32).collect();
+    let mut m2 = vec![0.0f32; channels];
+    for row in rows.chunks_exact(channels) {
+        for ((m, &v), &mu) in m2.iter_mut().zip(row).zip(&mean) {
+            let d = v - mu;
+            *m += d * d;
+        }
+    }
+    Moments {
+        count: count as f64,
+        mean: mean.iter().map(|&m| m as f64).collect(),
+        m2: m2.iter().map(|&m| m as f64).collect(),
+    }
+}
+
+/// The moments of one run of values (one channel), two passes in f32.
+fn run_moments(run: &[f32]) -> (f64, f64, f64) {
+    let n = run.len() as f32;
+    let mean = run.iter().sum::<f32>() / n;
+    let m2: f32 = run.iter().map(|&v| (v - mean) * (v - mean)).sum();
+    (run.len() as f64, mean as f64, m2 as f64)
+}
+
+/// Rows per block for `channels`-long rows.
+fn block_rows(channels: usize) -> usize {
+    (BLOCK_VALUES / channels.max(1)).max(1)
+}
+
+/// Each channel's mean and biased variance, `[2, channels]`.
+pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
+    let &ChannelSpec { channels, inner, .. } = spec;
+    let total = if inner == 1 {
+        x.par_chunks(block_rows(channels) * channels)
+            .map(|rows| block_moments(rows, channels))
+            .reduce(|| Moments::empty(channels), Moments::merge)
+    } else {
+        let per_channel: Vec<(f64, f64)> = (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let (mut n, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+                for run in x.chunks_exact(inner).skip(c).step_by(channels) {
+                    let (nb, mb, m2b) = run_moments(run);
+                    let total = n + nb;
+                    let delta = mb - mean;
+                    mean += delta * nb / total;
+                    m2 += m2b + delta * delta * n * nb / total;
+                    n = total;
+                }
+                (mean, m2 / n)
+            })
+            .collect();
+        let count = spec.per_channel() as f64;
+        Moments {
+            count,
+            mean: per_channel.iter().map(|p| p.0).collect(),
+            m2: per_channel.iter().map(|p| p.1 * count).collect(),
+        }
+    };
+    let mut out: Vec<f32> = total.mean.iter().map(|&m| m as f32).collect();
+    out.extend(total.m2.iter().map(|&m2| (m2 / total.count) as f32));
+    out
+}
+
+/// `x * scale[c] + shift[c]`.
+pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], spec: &ChannelSpec) -> Vec<f32> {
+    let &ChannelSpec { channels, inner, .. } = spec;
+    let mut out = vec![0.0f32; x.len()];
+    if inner == 1 {
+        let rows = block_rows(channels) * channels;
+        out.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(out, x)| {
+            for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                for (((o, &v), &a), &b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
+                    *o = v * a + b;
+                }
+            }
+        });
+    } else {
+        out.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(run, (out, x))| {
+            let c = run % channels;
+            let (a, b) = (scale[c], shift[c]);
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v * a + b;
+            }
+        });
+    }
+    out
+}
+
+/// Per channel `sum(a * b)` and `sum(a)`, `[2, channels]`.
+pub fn channel_sums(a: &[f32], b: &[f32], spec: &ChannelSpec) -> Vec<f32> {
+    let &ChannelSpec { channels, inner, .. } = spec;
+    let add = |mut p: Vec<f64>, q: Vec<f64>| {
+        p.iter_mut().zip(q).for_each(|(p, q)| *p += q);
+        p
+    };
+    let sums = if inner == 1 {
+        let rows = block_rows(channels) * channels;
+        a.par_chunks(rows)
+            .zip(b.par_chunks(rows))
+            .map(|(a, b)| {
+                let (mut ab, mut sa) = (vec![0.0f32; channels], vec![0.0f32; channels]);
+                for (a, b) in a.chunks_exact(channels).zip(b.chunks_exact(channels)) {
+                    for k in 0..channels {
+                        ab[k] += a[k] * b[k];
+                        sa[k] += a[k];
+                    }
+                }
+                ab.iter().chain(&sa).map(|&v| v as f64).collect::<Vec<f64>>()
+            })
+            .reduce(|| vec![0.0; 2 * channels], add)
+    } else {
+        let per_channel: Vec<(f64, f64)> = (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let runs = a.chunks_exact(inner).zip(b.chunks_exact(inner)).skip(c).step_by(channels);
+                runs.fold((0.0, 0.0), |(ab, sa), (a, b)| {
+                    let run_ab: f32 = a.iter().zip(b).map(|(&a, &b)| a * b).sum();
+                    let run_a: f32 = a.iter().sum();
+                    (ab + run_ab as f64, sa + run_a as f64)
+                })
+            })
+            .collect();
+        per_channel.iter().map(|p| p.0).chain(per_channel.iter().map(|p| p.1)).collect()
+    };
+    sums.iter().map(|&v| v as f32).collect()
+}
+
+impl NormOps for CpuBackend {
+    fn channel_moments(&self, x: &Storage, spec: &ChannelSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "channel_moments")?;
+        Ok(store(self.run(|| channel_moments(x, spec))))
+    }
+
+    fn channel_affine(
+        &self,
+        x: &Storage,
+        scale: &Storage,
+        shift: &Storage,
+        spec: &ChannelSpec,
+    ) -> Result<Storage> {
+        let op = "channel_affine";
+        let (x, scale, shift) = (cpu_slice(x, op)?, cpu_slice(scale, op)?, cpu_slice(shift, op)?);
+        Ok(store(self.run(|| channel_affine(x, scale, shift, spec))))
+    }
+
+    fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage> {
+        let (a, b) = (cpu_slice(a, "channel_sums")?, cpu_slice(b, "channel_sums")?);
+        Ok(store(self.run(|| channel_sums(a, b, spec))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moments of data far from zero stay exact to f32 rounding, channels-last and not, for
+    /// channels longer than one block.
+    #[test]
+    fn moments_are_accurate_far_from_zero() {
+        for (outer, channels, inner) in [(5000usize, 3usize, 1usize), (7, 3, 900), (1, 1, 1)] {
+            let spec = ChannelSpec { outer, channels, inner };
+            let x: Vec<f32> = (0..spec.len()).map(|i| 1000.0 + ((i * 7919) % 1000) as f32 * 1e-3).collect();
+            let got = channel_moments(&x, &spec);
+            for c in 0..channels {
+                let values: Vec<f64> =
+                    (0..spec.len()).filter(|i| (i / inner) % channels == c).map(|i| x[i] as f64).collect();
+                let mean = values.iter().sum::<f64>() / values.len() as f64;
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+                assert!(
+                    (got[c] as f64 - mean).abs() <= 1e-6 * mean,
+                    "{spec:?} mean {c}: {} vs {mean}",
+                    got[c]
+                );
+                let var_got = got[channels + c] as f64;
+                assert!((var_got - var).abs() <= 1e-3 * var + 1e-9, "{spec:?} var {c}: {var_got} vs {var}");
+            }
+        }
+    }
+}
