@@ -26,15 +26,15 @@ mod train;
 const USAGE: &str = "usage: cargo xtask <command> [flags]
 
 commands:
-  train-mnist    [--model model1|model4|model5] [--functional] [--epochs N] [--batch-size N]
-                 [--optimizer sgd|adam] [--lr F] [--backend cpu|wgpu|best] [--data DIR]
+  train-mnist    [--model model1|model4|model5|model6] [--functional] [--epochs N] [--batch-size N]
+                 [--optimizer sgd|adam|adam-cosine] [--lr F] [--backend cpu|wgpu|best] [--data DIR]
                  [--dataset mnist|fashion] [--seed N] [--verbose 0|1|2] [--normalize]
                  [--report FILE.json] [--validate] [--min-accuracy F]
                  [--save FILE.safetensors] [--save-weights FILE.safetensors]
                  [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
                  [--early-stopping PATIENCE] [--reduce-lr-on-plateau] [--csv FILE.csv]
                  [--plot FILE.png|svg] [--history FILE.json|csv]
-  summary        [--model model1|model4|model5] [--functional]
+  summary        [--model model1|model4|model5|model6] [--functional]
   bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
                  [--filter TEXT] [--square 1024,4096]
   feature-maps   [--model model4|model5] [--image N] [--weights FILE] [--out DIR] [--data DIR]

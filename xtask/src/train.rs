@@ -6,13 +6,28 @@ use nn::{Adam, FitOptions, Loss, Metric, Model, Optimizer, Sgd};
 use crate::args::Args;
 use crate::data;
 
-/// Epochs the lecture trained each model for.
+/// Epochs the lecture trained each model for (model6: the course's 10).
 fn lecture_epochs(model: &str) -> usize {
-    if model == "model5" {
-        100
-    } else {
-        30
+    match model {
+        "model5" => 100,
+        "model6" => 10,
+        _ => 30,
     }
+}
+
+/// The optimizer `--optimizer` names (default: the lecture's SGD; for model6 Adam with a
+/// cosine decay over the run), for a run of `steps` steps.
+fn optimizer(args: &Args, model: &str, steps: u64) -> Result<Optimizer, String> {
+    let default = if model == "model6" { "adam-cosine" } else { "sgd" };
+    Ok(match args.value("optimizer").unwrap_or(default) {
+        "sgd" => Sgd::new(args.get("lr", nn::zoo::LECTURE_LEARNING_RATE)?).into(),
+        "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
+        "adam-cosine" => {
+            let lr = args.get("lr", 0.001f32)?;
+            Adam::new(nn::optimizers::schedules::CosineDecay::new(lr, steps.max(1))).into()
+        }
+        other => return Err(format!("--optimizer: unknown optimizer '{other}' (sgd, adam or adam-cosine)")),
+    })
 }
 
 /// A lecture model, as a `Sequential` or written with the functional API (`functional`); the
@@ -86,11 +101,8 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     // Parsed before training, so a typo fails at once rather than after the run.
     let min_accuracy: Option<f32> = args.optional("min-accuracy")?;
     let patience: Option<usize> = args.optional("early-stopping")?;
-    let optimizer: Optimizer = match args.value("optimizer").unwrap_or("sgd") {
-        "sgd" => Sgd::new(args.get("lr", nn::zoo::LECTURE_LEARNING_RATE)?).into(),
-        "adam" => Adam::new(args.get("lr", 0.001f32)?).into(),
-        other => return Err(format!("--optimizer: unknown optimizer '{other}' (sgd or adam)")),
-    };
+    // Checked before training; built once the number of steps is known.
+    optimizer(&args, &name, 1)?;
     let kind: nn::DeviceKind =
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
     let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
@@ -109,10 +121,12 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         None => lecture_model(&name, functional, &device, seed)?,
     };
     let dataset = data::dataset_kind(args.value("dataset"))?;
-    // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1].
+    // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1] (model6's
+    // recipe always does).
     let shape = model.input_shapes().remove(0);
+    let normalize = args.switch("normalize") || name == "model6";
     let data::Prepared { x_train, y_train, x_test, y_test } =
-        data::load(args.value("data"), dataset, &shape, args.switch("normalize"))?;
+        data::load(args.value("data"), dataset, &shape, normalize)?;
 
     if verbose > 0 {
         println!("backend: {}", device.name());
@@ -121,8 +135,9 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     if model.is_compiled() {
         println!("resuming after epoch {} with the checkpoint's optimizer", model.epochs_done());
     } else {
+        let steps = (epochs * x_train.len().div_ceil(batch_size)) as u64;
         model
-            .compile(Loss::CategoricalCrossentropy, optimizer, &[Metric::Accuracy])
+            .compile(Loss::CategoricalCrossentropy, optimizer(&args, &name, steps)?, &[Metric::Accuracy])
             .map_err(|e| e.to_string())?;
     }
     // TerminateOnNaN is on (FitOptions' default): a NaN loss ends the run with an error naming

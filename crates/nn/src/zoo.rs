@@ -1,7 +1,7 @@
 //! The lecture's MNIST models, as Keras code would define them, and the functional API's
 //! two-head example model.
 
-use tensor::Device;
+use tensor::{Device, Padding};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -10,10 +10,14 @@ use crate::activation::Activation::{Relu, Sigmoid, Softmax, Tanh};
 use crate::array::{to_categorical, Array};
 use crate::error::{Error, Result};
 use crate::functional::{Apply, Input, MergeLayer, Model, Multiply, Shared};
-use crate::layers::{Conv2D, Dense, Flatten, Layer, MaxPooling2D};
+use crate::layers::{
+    ActivationLayer, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, Layer,
+    MaxPooling2D, RandomRotation, RandomTranslation,
+};
 use crate::losses::Loss;
 use crate::model::Sequential;
-use crate::optimizers::Sgd;
+use crate::optimizers::schedules::CosineDecay;
+use crate::optimizers::{Adam, Optimizer, Sgd};
 use crate::training::Metric;
 
 /// The layers of a lecture model, the first declaring the input shape.
@@ -43,10 +47,41 @@ fn lecture_layers(name: &str, hidden: usize) -> Result<Vec<Box<dyn Layer>>> {
             layers.extend(head);
             layers
         }
+        "model6" => model6_layers(),
         other => {
-            return Err(Error::Build(format!("unknown model '{other}' (expected model1, model4 or model5)")))
+            return Err(Error::Build(format!(
+                "unknown model '{other}' (expected model1, model4, model5 or model6)"
+            )))
         }
     })
+}
+
+/// The course's deeper network: augmentation, five 3x3 `same` convolutions without bias, each
+/// followed by `BatchNormalization` and a ReLU, two max poolings, global average pooling,
+/// dropout and the softmax classifier.
+fn model6_layers() -> Vec<Box<dyn Layer>> {
+    let conv_block = |filters: usize| -> [Box<dyn Layer>; 3] {
+        [
+            Box::new(Conv2D::new(filters, (3, 3)).padding(Padding::Same).use_bias(false)),
+            Box::new(BatchNormalization::new()),
+            Box::new(ActivationLayer::new(Relu)),
+        ]
+    };
+    let mut layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(RandomTranslation::new(0.1, 0.1).input_shape([28, 28, 1])),
+        Box::new(RandomRotation::new(0.05)),
+    ];
+    layers.extend(conv_block(32));
+    layers.extend(conv_block(32));
+    layers.push(Box::new(MaxPooling2D::new()));
+    layers.extend(conv_block(64));
+    layers.extend(conv_block(64));
+    layers.push(Box::new(MaxPooling2D::new()));
+    layers.extend(conv_block(128));
+    layers.push(Box::new(GlobalAveragePooling2D::new()));
+    layers.push(Box::new(Dropout::new(0.3)));
+    layers.push(Box::new(Dense::new(10).activation(Softmax)));
+    layers
 }
 
 fn sequential(name: &str, hidden: usize, device: &Device, seed: u64) -> Result<Sequential> {
@@ -75,7 +110,30 @@ pub fn model5(device: &Device, seed: u64) -> Result<Sequential> {
     sequential("model5", 0, device, seed)
 }
 
-/// A lecture model by name (`model1`, `model4`, `model5`).
+/// "model6", the course's deeper network: `RandomTranslation(0.1,
+/// 0.1)` and `RandomRotation(0.05)` (training only), then `Conv2D(f, 3x3, same, no bias)`,
+/// `BatchNormalization`, `Activation(relu)` for f = 32, 32, (pool) 64, 64, (pool) 128, then
+/// `GlobalAveragePooling2D`, `Dropout(0.3)`, `Dense(10, softmax)`; 141,098 parameters, 640 of
+/// them non-trainable (the moving statistics). Trained with [`model6_optimizer`] on
+/// normalized pixels. Takes samples of shape `[28, 28, 1]`.
+///
+/// ```
+/// let model = nn::zoo::model6(&nn::device::cpu(), 1)?;
+/// assert_eq!(model.count_params(), 141_098);
+/// assert_eq!(model.count_non_trainable_params(), 640);
+/// # Ok::<(), nn::Error>(())
+/// ```
+pub fn model6(device: &Device, seed: u64) -> Result<Sequential> {
+    sequential("model6", 0, device, seed)
+}
+
+/// model6's optimizer: Adam whose rate follows Keras' `CosineDecay(1e-3, decay_steps)` down to
+/// 0, with `decay_steps` the run's steps (epochs times batches per epoch).
+pub fn model6_optimizer(decay_steps: u64) -> Optimizer {
+    Adam::new(CosineDecay::new(1e-3, decay_steps)).into()
+}
+
+/// A lecture model by name (`model1`, `model4`, `model5`, `model6`).
 pub fn by_name(name: &str, device: &Device, seed: u64) -> Result<Sequential> {
     sequential(name, 100, device, seed)
 }
