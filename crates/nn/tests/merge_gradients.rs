@@ -2,7 +2,7 @@
 //! `sum(merge(inputs) * w)` (a fixed random `w`, so every output element matters) is
 //! differentiated by autodiff and numerically, input element by input element.
 
-use nn::functional::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
+use nn::functional::{Add, Average, Concatenate, Divide, Maximum, MergeLayer, Minimum, Multiply, Subtract};
 use nn::Tensor;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -40,10 +40,20 @@ fn objective(layer: &dyn MergeLayer, inputs: &[(Vec<f32>, Vec<usize>)], w: &Tens
 }
 
 fn check(name: &str, layer: &dyn MergeLayer, shapes: &[&[usize]], out_shape: &[usize], seed: u64) {
-    let dev = nn::device::cpu();
     let mut rng = StdRng::seed_from_u64(seed);
     let inputs = distinct_inputs(shapes, &mut rng);
-    let w = Tensor::from_vec(random(out_shape, &mut rng), out_shape.to_vec(), &dev).unwrap();
+    check_inputs(name, layer, inputs, out_shape, &mut rng);
+}
+
+fn check_inputs(
+    name: &str,
+    layer: &dyn MergeLayer,
+    inputs: Vec<(Vec<f32>, Vec<usize>)>,
+    out_shape: &[usize],
+    rng: &mut StdRng,
+) {
+    let dev = nn::device::cpu();
+    let w = Tensor::from_vec(random(out_shape, rng), out_shape.to_vec(), &dev).unwrap();
     let vars: Vec<Tensor> =
         inputs.iter().map(|(v, s)| Tensor::from_slice(v, s.clone(), &dev).unwrap().to_variable()).collect();
     let refs: Vec<&Tensor> = vars.iter().collect();
@@ -97,4 +107,21 @@ fn average_gradient() {
 #[test]
 fn maximum_gradient() {
     check("maximum", &Maximum::new(), &[&[4, 5], &[4, 5], &[4, 5]], &[4, 5], 7);
+}
+
+#[test]
+fn minimum_gradient() {
+    check("minimum", &Minimum::new(), &[&[4, 5], &[4, 5], &[4, 5]], &[4, 5], 8);
+}
+
+/// The quotient's gradient, with denominators in [0.5, 1.5] (away from zero) and numerators of
+/// both signs.
+#[test]
+fn divide_gradient() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let numerator = (random(&[4, 5], &mut rng), vec![4, 5]);
+    let denominator = (random(&[4, 5], &mut rng).iter().map(|v| 1.0 + 0.5 * v).collect(), vec![4, 5]);
+    check_inputs("divide", &Divide::new(), vec![numerator, denominator], &[4, 5], &mut rng);
+    let err = Divide::new().output_shape(&[&[4], &[4], &[4]]).unwrap_err();
+    assert!(err.reason.contains("exactly 2"), "{}", err.reason);
 }

@@ -38,7 +38,7 @@
 
 pub use crate::losses::{LossFn, Losses, OutputLoss};
 pub use crate::model::merge::{
-    Add, Average, Concatenate, Maximum, MergeLayer, MergeMismatch, Multiply, Subtract,
+    Add, Average, Concatenate, Divide, Maximum, MergeLayer, MergeMismatch, Minimum, Multiply, Subtract,
 };
 pub use crate::model::symbolic::{Apply, Input, Shared, SymbolicTensor};
 pub use crate::model::{LayerHandle, Model, Sequential};

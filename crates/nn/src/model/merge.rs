@@ -129,16 +129,18 @@ enum Elementwise {
     Multiply,
     Average,
     Maximum,
+    Minimum,
+    Divide,
 }
 
 impl Elementwise {
     fn output_shape(self, shapes: &[&[usize]]) -> std::result::Result<Vec<usize>, MergeMismatch> {
         let first = at_least(shapes, 2)?;
-        if self == Elementwise::Subtract && shapes.len() != 2 {
+        if matches!(self, Elementwise::Subtract | Elementwise::Divide) && shapes.len() != 2 {
             return Err(MergeMismatch {
                 first: None,
                 second: None,
-                reason: format!("Subtract takes exactly 2 inputs, got {}", shapes.len()),
+                reason: format!("{self:?} takes exactly 2 inputs, got {}", shapes.len()),
             });
         }
         if let Some(i) = shapes.iter().position(|s| *s != first) {
@@ -162,6 +164,8 @@ impl Elementwise {
                 Elementwise::Subtract => acc.sub(x)?,
                 Elementwise::Multiply => acc.mul(x)?,
                 Elementwise::Maximum => acc.maximum(x)?,
+                Elementwise::Minimum => acc.minimum(x)?,
+                Elementwise::Divide => acc.div(x)?,
             };
         }
         if self == Elementwise::Average {
@@ -246,6 +250,16 @@ elementwise_layer!(
     /// the earliest input.
     Maximum, Maximum, "maximum"
 );
+elementwise_layer!(
+    /// The element-wise minimum of its inputs (all of one shape); on ties the gradient goes to
+    /// the earliest input.
+    Minimum, Minimum, "minimum"
+);
+elementwise_layer!(
+    /// The first input divided by the second, element-wise (exactly two inputs, of one shape;
+    /// the lecture's "dividing" merge, which Keras 3 has as `keras.ops.divide` only).
+    Divide, Divide, "divide"
+);
 
 #[cfg(test)]
 mod tests {
@@ -268,6 +282,12 @@ mod tests {
         let bad = Multiply::new().output_shape(&[&[4], &[4], &[5]]).unwrap_err();
         assert_eq!((bad.first, bad.second), (Some(0), Some(2)));
         assert!(Subtract::new().output_shape(&[&[4], &[4], &[4]]).unwrap_err().reason.contains("exactly 2"));
+        assert!(Divide::new()
+            .output_shape(&[&[4], &[4], &[4]])
+            .unwrap_err()
+            .reason
+            .contains("Divide takes exactly 2"));
+        assert_eq!(Minimum::new().output_shape(&[&[4], &[4], &[4]]).unwrap(), vec![4]);
         assert!(Average::new().output_shape(&[&[4]]).unwrap_err().reason.contains("at least 2"));
     }
 }

@@ -11,7 +11,9 @@ use crate::layers::{
     GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
     Reshape, SidePadding, SpatialDropout2D, UpSampling2D, ZeroPadding2D,
 };
-use crate::model::merge::{Add, Average, Concatenate, Maximum, MergeLayer, Multiply, Subtract};
+use crate::model::merge::{
+    Add, Average, Concatenate, Divide, Maximum, MergeLayer, Minimum, Multiply, Subtract,
+};
 
 mod augmentation;
 
@@ -267,6 +269,8 @@ impl<'a> Described<'a> {
             "Multiply" => Box::new(Multiply::new().name(name)),
             "Average" => Box::new(Average::new().name(name)),
             "Maximum" => Box::new(Maximum::new().name(name)),
+            "Minimum" => Box::new(Minimum::new().name(name)),
+            "Divide" => Box::new(Divide::new().name(name)),
             _ => return Ok(None),
         };
         Ok(Some(merge))
