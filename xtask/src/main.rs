@@ -17,6 +17,7 @@ mod compare;
 mod data;
 mod gpu_check;
 mod gpu_table;
+mod confusion;
 mod import_loops;
 mod maps;
 mod predict;
@@ -40,6 +41,7 @@ commands:
   feature-maps   [--model model4|model5] [--image N] [--weights FILE] [--out DIR] [--data DIR]
                  [--normalize] [--seed N]
   predict        --weights FILE [--normalize] IMAGE.png
+  confusion      --weights FILE [--normalize] [--png FILE.png] [--data DIR] [--dataset mnist|fashion]
   profile-step   [--model model1|model4|model5] [--steps N] [--batch-size N] [--data DIR]
                  [--seed N]
   gpu-table      [--epochs N] [--sizes 50000,250000] [--backends cpu,wgpu] [--batch-size N]
@@ -62,6 +64,7 @@ fn main() {
         "bench-kernels" => bench::bench_kernels(rest),
         "feature-maps" => maps::feature_maps(rest),
         "predict" => predict::predict(rest),
+        "confusion" => confusion::confusion(rest),
         "gpu-table" => gpu_table::gpu_table(rest),
         "gpu-check" => gpu_check::gpu_check(rest),
         "compare-backends" => compare::compare_backends(rest),

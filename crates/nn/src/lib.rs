@@ -34,6 +34,7 @@
 pub mod activation;
 pub mod array;
 pub mod callbacks;
+pub mod confusion;
 pub mod datasets;
 pub mod device;
 pub mod error;

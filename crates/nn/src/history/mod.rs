@@ -1,7 +1,7 @@
 //! Saving a [`History`] (what `fit` returns) as JSON or CSV, reading the JSON back, and
 //! drawing it ([`History::plot`]).
 
-mod plot;
+pub(crate) mod plot;
 #[cfg(test)]
 mod tests;
 

@@ -77,7 +77,7 @@ impl History {
 }
 
 /// Makes "sans-serif" text drawable: loads the first font found, once per process.
-fn register_font() -> std::result::Result<(), String> {
+pub(crate) fn register_font() -> std::result::Result<(), String> {
     static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
