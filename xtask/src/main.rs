@@ -14,10 +14,10 @@
 mod args;
 mod bench;
 mod compare;
+mod confusion;
 mod data;
 mod gpu_check;
 mod gpu_table;
-mod confusion;
 mod import_loops;
 mod maps;
 mod predict;

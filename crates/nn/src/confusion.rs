@@ -147,7 +147,8 @@ impl ConfusionMatrix {
                     let column = (MARGIN + CELL * t as u32 + CELL / 2) as i32;
                     area.draw(&Text::new(t.to_string(), (16, row - 6), style.clone()))
                         .map_err(|e| fail(e.to_string()))?;
-                    area.draw(&Text::new(t.to_string(), (column - 4, 16), style)).map_err(|e| fail(e.to_string()))?;
+                    area.draw(&Text::new(t.to_string(), (column - 4, 16), style))
+                        .map_err(|e| fail(e.to_string()))?;
                 }
             }
             area.present().map_err(|e| fail(e.to_string()))?;
@@ -190,7 +191,10 @@ mod tests {
         let too_few = Array::new(vec![0.0], [1]).unwrap();
         assert!(ConfusionMatrix::from_predictions(&too_few, &scores).is_err());
         let wide = Array::new(vec![0.0; 6], [2, 3]).unwrap();
-        assert!(ConfusionMatrix::from_predictions(&wide, &scores).unwrap_err().to_string().contains("[2, 3]"));
+        assert!(ConfusionMatrix::from_predictions(&wide, &scores)
+            .unwrap_err()
+            .to_string()
+            .contains("[2, 3]"));
     }
 
     #[test]

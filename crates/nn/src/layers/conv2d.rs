@@ -6,6 +6,7 @@ use super::{ForwardCtx, Layer};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
+use crate::initializers::WeightInit;
 
 /// A 2-D convolution layer.
 pub struct Conv2D {
@@ -17,6 +18,8 @@ pub struct Conv2D {
     use_bias: bool,
     input_shape: Option<Vec<usize>>,
     name: Option<String>,
+    kernel_initializer: WeightInit,
+    bias_initializer: WeightInit,
     kernel: Option<Tensor>,
     bias: Option<Tensor>,
 }
@@ -33,6 +36,8 @@ impl Conv2D {
             use_bias: true,
             input_shape: None,
             name: None,
+            kernel_initializer: WeightInit::GlorotUniform,
+            bias_initializer: WeightInit::Zeros,
             kernel: None,
             bias: None,
         }
@@ -60,6 +65,17 @@ impl Conv2D {
     /// Declares the per-sample input shape `[height, width, channels]`.
     pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
         self.input_shape = Some(shape.into());
+        self
+    }
+    /// How the kernel is initialised (Keras' `kernel_initializer`; default
+    /// [`WeightInit::GlorotUniform`]).
+    pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
+        self.kernel_initializer = init;
+        self
+    }
+    /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
+    pub fn bias_initializer(mut self, init: WeightInit) -> Self {
+        self.bias_initializer = init;
         self
     }
     /// Names the layer.
@@ -113,8 +129,9 @@ impl Layer for Conv2D {
             return Err(Error::Build("Conv2D needs at least one filter".into()));
         }
         let shape = [kh, kw, c, self.filters];
-        self.kernel = Some(init.glorot_uniform(&shape, kh * kw * c, kh * kw * self.filters)?);
-        self.bias = if self.use_bias { Some(init.zeros(&[self.filters])?) } else { None };
+        self.kernel = Some(self.kernel_initializer.create(init, &shape)?);
+        self.bias =
+            if self.use_bias { Some(self.bias_initializer.create(init, &[self.filters])?) } else { None };
         Ok(vec![out_h, out_w, self.filters])
     }
     fn params(&self) -> Vec<&Tensor> {
@@ -130,13 +147,22 @@ impl Layer for Conv2D {
         (self.activation == Activation::Softmax).then(|| self.convolve(x))
     }
     fn config(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({
+        let mut config = serde_json::json!({
             "filters": self.filters,
             "kernel_size": [self.kernel_size.0, self.kernel_size.1],
             "strides": [self.strides.0, self.strides.1],
             "padding": crate::saving::padding_name(self.padding),
             "activation": self.activation.keras_name(),
             "use_bias": self.use_bias,
-        }))
+        });
+        // Keras writes both always; here only one that is not the default, so the configs
+        // (and files) of models with the defaults are as they have always been.
+        if self.kernel_initializer != WeightInit::GlorotUniform {
+            config["kernel_initializer"] = self.kernel_initializer.to_json();
+        }
+        if self.bias_initializer != WeightInit::Zeros {
+            config["bias_initializer"] = self.bias_initializer.to_json();
+        }
+        Some(config)
     }
 }

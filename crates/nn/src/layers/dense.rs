@@ -6,6 +6,7 @@ use super::{ForwardCtx, Layer};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
+use crate::initializers::WeightInit;
 
 /// A fully connected layer.
 pub struct Dense {
@@ -14,6 +15,8 @@ pub struct Dense {
     use_bias: bool,
     input_shape: Option<Vec<usize>>,
     name: Option<String>,
+    kernel_initializer: WeightInit,
+    bias_initializer: WeightInit,
     kernel: Option<Tensor>,
     bias: Option<Tensor>,
 }
@@ -27,6 +30,8 @@ impl Dense {
             use_bias: true,
             input_shape: None,
             name: None,
+            kernel_initializer: WeightInit::GlorotUniform,
+            bias_initializer: WeightInit::Zeros,
             kernel: None,
             bias: None,
         }
@@ -44,6 +49,17 @@ impl Dense {
     /// Declares the per-sample input shape (for the first layer of a model).
     pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
         self.input_shape = Some(shape.into());
+        self
+    }
+    /// How the kernel is initialised (Keras' `kernel_initializer`; default
+    /// [`WeightInit::GlorotUniform`]).
+    pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
+        self.kernel_initializer = init;
+        self
+    }
+    /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
+    pub fn bias_initializer(mut self, init: WeightInit) -> Self {
+        self.bias_initializer = init;
         self
     }
     /// Names the layer.
@@ -89,8 +105,9 @@ impl Layer for Dense {
         if self.units == 0 || inputs == 0 {
             return Err(Error::Build(format!("Dense of {} units on input {input_shape:?}", self.units)));
         }
-        self.kernel = Some(init.glorot_uniform(&[inputs, self.units], inputs, self.units)?);
-        self.bias = if self.use_bias { Some(init.zeros(&[self.units])?) } else { None };
+        self.kernel = Some(self.kernel_initializer.create(init, &[inputs, self.units])?);
+        self.bias =
+            if self.use_bias { Some(self.bias_initializer.create(init, &[self.units])?) } else { None };
         let mut out = input_shape.to_vec();
         *out.last_mut().expect("checked non-empty") = self.units;
         Ok(out)
@@ -108,10 +125,19 @@ impl Layer for Dense {
         (self.activation == Activation::Softmax).then(|| self.linear(x))
     }
     fn config(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({
+        let mut config = serde_json::json!({
             "units": self.units,
             "activation": self.activation.keras_name(),
             "use_bias": self.use_bias,
-        }))
+        });
+        // Keras writes both always; here only one that is not the default, so the configs
+        // (and files) of models with the defaults are as they have always been.
+        if self.kernel_initializer != WeightInit::GlorotUniform {
+            config["kernel_initializer"] = self.kernel_initializer.to_json();
+        }
+        if self.bias_initializer != WeightInit::Zeros {
+            config["bias_initializer"] = self.bias_initializer.to_json();
+        }
+        Some(config)
     }
 }

@@ -115,13 +115,19 @@ impl Layer for Reshape {
 /// Applies an activation function.
 pub struct ActivationLayer {
     activation: Activation,
+    input_shape: Option<Vec<usize>>,
     name: Option<String>,
 }
 
 impl ActivationLayer {
     /// A layer applying `activation`.
     pub fn new(activation: Activation) -> Self {
-        ActivationLayer { activation, name: None }
+        ActivationLayer { activation, input_shape: None, name: None }
+    }
+    /// Declares the per-sample input shape.
+    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+        self.input_shape = Some(shape.into());
+        self
     }
     /// Names the layer.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -139,6 +145,9 @@ impl Layer for ActivationLayer {
     }
     fn given_name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
     }
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         Ok(input_shape.to_vec())

@@ -41,7 +41,7 @@ impl OutputLoss {
 
     /// Whether accuracy is binary accuracy for this loss.
     pub(crate) fn is_binary(&self) -> bool {
-        matches!(self, OutputLoss::Builtin(Loss::BinaryCrossentropy))
+        matches!(self, OutputLoss::Builtin(l) if l.is_binary_crossentropy())
     }
 
     /// The built-in loss, if it is one.
@@ -73,7 +73,14 @@ impl From<Loss> for OutputLoss {
 impl fmt::Debug for OutputLoss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OutputLoss::Builtin(l) => write!(f, "{}", l.keras_name()),
+            OutputLoss::Builtin(l) => match l.normalized() {
+                Loss::Huber { delta } => write!(f, "huber(delta={delta})"),
+                Loss::SmoothedCategoricalCrossentropy { label_smoothing: s }
+                | Loss::SmoothedBinaryCrossentropy { label_smoothing: s } => {
+                    write!(f, "{}(label_smoothing={s})", l.keras_name())
+                }
+                plain => write!(f, "{}", plain.keras_name()),
+            },
             OutputLoss::Custom(_) => write!(f, "custom"),
         }
     }
@@ -170,6 +177,11 @@ impl Losses {
             let k = outputs.iter().position(|o| o == name).ok_or_else(|| unknown(name))?;
             weights[k] = *w;
         }
+        for loss in &losses {
+            if let OutputLoss::Builtin(loss) = loss {
+                loss.check()?;
+            }
+        }
         if let Some(bad) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
             return Err(Error::Build(format!("loss weight {bad} must be finite and not negative")));
         }
@@ -238,5 +250,8 @@ mod tests {
         assert!(err(Losses::by_name([("a", Loss::MeanSquaredError)])).contains("no loss for output 'b'"));
         assert!(err(Losses::from(Loss::MeanSquaredError).weights([1.0])).contains("1 loss weights"));
         assert!(err(Losses::from(Loss::MeanSquaredError).weight_for("a", -1.0)).contains("-1"));
+        assert!(err(Losses::from(Loss::Huber { delta: 0.0 })).contains("delta 0 must be positive"));
+        let smoothing = Loss::SmoothedCategoricalCrossentropy { label_smoothing: -0.1 };
+        assert!(err(Losses::from(smoothing)).contains("label_smoothing -0.1 must be in [0, 1]"));
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use tensor::Padding;
 
 use crate::activation::Activation;
+use crate::initializers::WeightInit;
 use crate::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
@@ -129,6 +130,15 @@ impl<'a> Described<'a> {
         let name = self.config.get("activation").and_then(Value::as_str);
         name.and_then(|n| n.parse().ok()).ok_or_else(|| self.missing("activation", "a known activation"))
     }
+    /// A weight's initializer (`kernel_initializer`, ...), `default` when absent.
+    fn initializer(&self, key: &str, default: WeightInit) -> Result<WeightInit, String> {
+        match self.config.get(key) {
+            None => Ok(default),
+            Some(v) => {
+                WeightInit::from_json(v).map_err(|e| format!("'{}' ({}): {key}: {e}", self.name, self.class))
+            }
+        }
+    }
     fn padding(&self) -> Result<Padding, String> {
         match self.config.get("padding").and_then(Value::as_str) {
             Some("valid") => Ok(Padding::Valid),
@@ -145,6 +155,8 @@ impl<'a> Described<'a> {
                 Dense::new(self.usize("units")?)
                     .activation(self.activation()?)
                     .use_bias(self.bool("use_bias")?)
+                    .kernel_initializer(self.initializer("kernel_initializer", WeightInit::GlorotUniform)?)
+                    .bias_initializer(self.initializer("bias_initializer", WeightInit::Zeros)?)
                     .name(name),
             ),
             "Conv2D" => Box::new(
@@ -153,6 +165,8 @@ impl<'a> Described<'a> {
                     .padding(self.padding()?)
                     .activation(self.activation()?)
                     .use_bias(self.bool("use_bias")?)
+                    .kernel_initializer(self.initializer("kernel_initializer", WeightInit::GlorotUniform)?)
+                    .bias_initializer(self.initializer("bias_initializer", WeightInit::Zeros)?)
                     .name(name),
             ),
             "MaxPooling2D" => Box::new(

@@ -1,16 +1,18 @@
 //! What a saved model holds besides architecture and weights when it was compiled, so that
 //! `fit` can resume where it stopped with the same results: the losses (and their weights) and
 //! metrics, the optimizer's configuration (a learning-rate schedule included), its step count
-//! and per-variable state (SGD velocities, Adam moments), and the number of epochs done.
+//! and per-variable state (SGD velocities, Adam moments, ...), and the number of epochs done.
 //!
 //! The scalars go to the header's metadata as JSON under [`TRAINING_KEY`]:
 //! `{"epochs_done": 3, "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
 //! "optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.01, "momentum": 0.9,
-//! "nesterov": false}, "iterations": 1407, "has_slots": true}}`. A model of several outputs saves
-//! `"loss"` as a list in output order, and `"loss_weights"` when one is not 1; a schedule is
-//! saved as `{"class_name": "ExponentialDecay", "config": {...}}` in place of the rate. The
-//! per-variable state goes next to the weights as `F32` tensors shaped like their variable,
-//! named `optimizer/LAYER/VARIABLE/SLOT` (e.g. `optimizer/dense_1/kernel/momentum`).
+//! "nesterov": false, "weight_decay": null, "clipnorm": null, ...}, "iterations": 1407,
+//! "has_slots": true}}` (the optimizer's config is written and read by `optimizers::config`). A
+//! model of several outputs saves `"loss"` as a list in output order, and `"loss_weights"` when
+//! one is not 1; a schedule is saved as `{"class_name": "ExponentialDecay", "config": {...}}` in
+//! place of the rate. The per-variable state goes next to the weights as `F32` tensors shaped
+//! like their variable, named `optimizer/LAYER/VARIABLE/SLOT` (e.g.
+//! `optimizer/dense_1/kernel/momentum`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,8 +27,8 @@ use crate::error::Result;
 use crate::losses::{Loss, Losses, OutputLoss};
 use crate::model::Model;
 use crate::optimizers::{
-    Adam, CosineDecay, ExponentialDecay, LearningRate, LearningRateSchedule, Optimizer, OptimizerState,
-    PiecewiseConstantDecay, Sgd,
+    config as optimizer_config, CosineDecay, ExponentialDecay, LearningRate, LearningRateSchedule, Optimizer,
+    OptimizerState, PiecewiseConstantDecay,
 };
 use crate::training::Metric;
 
@@ -59,13 +61,7 @@ fn learning_rate_json(lr: &LearningRate) -> Value {
 }
 
 fn optimizer_json(optimizer: &Optimizer) -> Value {
-    let lr = learning_rate_json(optimizer.learning_rate());
-    match optimizer {
-        Optimizer::Sgd(s) => json!({ "class_name": "SGD", "config": {
-            "learning_rate": lr, "momentum": s.momentum, "nesterov": s.nesterov } }),
-        Optimizer::Adam(a) => json!({ "class_name": "Adam", "config": {
-            "learning_rate": lr, "beta_1": a.beta_1, "beta_2": a.beta_2, "epsilon": a.epsilon } }),
-    }
+    optimizer_config::to_json(optimizer, learning_rate_json(optimizer.learning_rate()))
 }
 
 /// The built-in losses of a compiled model, or an error naming the output whose loss is a user
@@ -122,13 +118,13 @@ pub(crate) fn capture(model: &Model, path: &Path) -> Result<Option<FileExtras>> 
     optimizer_value["iterations"] = json!(optimizer.iterations());
     optimizer_value["has_slots"] = json!(has_slots);
     let loss = match losses.as_slice() {
-        [one] => json!(one.keras_name()),
-        many => json!(many.iter().map(|l| l.keras_name()).collect::<Vec<_>>()),
+        [one] => one.to_json(),
+        many => json!(many.iter().map(|l| l.to_json()).collect::<Vec<_>>()),
     };
     let mut state = json!({
         "epochs_done": model.epochs_done,
         "loss": loss,
-        "metrics": compiled.metrics.iter().map(|m| m.keras_name()).collect::<Vec<_>>(),
+        "metrics": compiled.metrics.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         "optimizer": optimizer_value,
     });
     if compiled.loss_weights.iter().any(|&w| w != 1.0) {
@@ -172,7 +168,7 @@ impl Fields<'_> {
         self.get(value, key)?.as_bool().ok_or_else(|| self.err(format!("'{key}' is not true or false")))
     }
     fn loss(&self, value: &Value) -> std::result::Result<Loss, SavingError> {
-        value.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| self.err(format!("unknown loss {value}")))
+        Loss::from_json(value).map_err(|e| self.err(e))
     }
     fn learning_rate(&self, value: &Value) -> std::result::Result<LearningRate, SavingError> {
         if let Some(lr) = value.as_f64() {
@@ -263,28 +259,16 @@ impl TrainingState {
             .as_array()
             .ok_or_else(|| f.err("'metrics' is not a list".into()))?
             .iter()
-            .map(|m| match m.as_str() {
-                Some("accuracy") => Ok(Metric::Accuracy),
-                _ => Err(f.err(format!("unknown metric {m}"))),
-            })
+            .map(|m| Metric::from_json(m).map_err(|e| f.err(e)))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let opt = f.get(&v, "optimizer")?;
         let config = f.get(&opt, "config")?;
         let learning_rate = f.learning_rate(&f.get(&config, "learning_rate")?)?;
-        let optimizer = match f.get(&opt, "class_name")?.as_str() {
-            Some("SGD") => Optimizer::Sgd(Sgd {
-                learning_rate,
-                momentum: f.float(&config, "momentum")?,
-                nesterov: f.bool(&config, "nesterov")?,
-            }),
-            Some("Adam") => Optimizer::Adam(Adam {
-                learning_rate,
-                beta_1: f.float(&config, "beta_1")?,
-                beta_2: f.float(&config, "beta_2")?,
-                epsilon: f.float(&config, "epsilon")?,
-            }),
-            _ => return Err(f.err(format!("unknown optimizer {}", opt["class_name"]))),
-        };
+        let class_name = f.get(&opt, "class_name")?;
+        let class_name =
+            class_name.as_str().ok_or_else(|| f.err(format!("unknown optimizer {class_name}")))?;
+        let optimizer =
+            optimizer_config::from_json(class_name, &config, learning_rate).map_err(|e| f.err(e))?;
         let lr = optimizer.initial_learning_rate();
         if !(lr > 0.0 && lr.is_finite()) {
             return Err(f.err(format!("learning rate {lr} must be positive")));

@@ -17,19 +17,19 @@ use crate::model::Model;
 /// Keras' default batch size for `evaluate` and `predict` when none is given.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
-/// Sums of loss and correct predictions over the batches of an epoch, kept on the device so
-/// that no step waits for a read-back.
+/// Sums of loss and of each metric's counts over the batches of an epoch, kept on the device
+/// so that no step waits for a read-back.
 pub(crate) struct RunningTotals {
     pub loss_sum: Option<Tensor>,
-    correct: Option<Tensor>,
+    metric_sums: Vec<Option<Tensor>>,
     samples: usize,
 }
 
 impl RunningTotals {
     fn new() -> Self {
-        RunningTotals { loss_sum: None, correct: None, samples: 0 }
+        RunningTotals { loss_sum: None, metric_sums: Vec::new(), samples: 0 }
     }
-    fn add(&mut self, loss: Option<&Tensor>, correct: Option<Tensor>, n: usize) -> Result<()> {
+    fn add(&mut self, loss: Option<&Tensor>, counts: &[Tensor], n: usize) -> Result<()> {
         if let Some(loss) = loss {
             let weighted = loss.mul_scalar(n as f32)?;
             self.loss_sum = Some(match self.loss_sum.take() {
@@ -37,29 +37,34 @@ impl RunningTotals {
                 None => weighted,
             });
         }
-        if let Some(c) = correct {
-            self.correct = Some(match self.correct.take() {
-                Some(s) => s.add(&c)?,
-                None => c,
+        self.metric_sums.resize(counts.len(), None);
+        for (sum, c) in self.metric_sums.iter_mut().zip(counts) {
+            *sum = Some(match sum.take() {
+                Some(s) => s.add(c)?,
+                None => c.clone(),
             });
         }
         self.samples += n;
         Ok(())
     }
-    /// (mean loss, accuracy)
-    fn means(&self) -> Result<(f32, Option<f32>)> {
+    /// The mean loss, and each metric's value (reads the device).
+    fn means(&self, metrics: &[Metric]) -> Result<(f32, Vec<f32>)> {
         let n = self.samples.max(1) as f32;
         let loss = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN) / n;
-        let acc = self.correct.as_ref().map(|t| t.item()).transpose()?.map(|c| c / n);
-        Ok((loss, acc))
+        let mut values = Vec::with_capacity(self.metric_sums.len());
+        for (metric, sum) in metrics.iter().zip(&self.metric_sums) {
+            let counts = sum.as_ref().map(|t| t.to_vec()).transpose()?.unwrap_or_default();
+            values.push(metric.value(&counts, self.samples));
+        }
+        Ok((loss, values))
     }
 }
 
-/// What one batch gives: the weighted total loss, and each output's loss and correct count
-/// (device scalars, summed over an epoch without reading them back).
+/// What one batch gives: the weighted total loss, and each output's loss and metric counts
+/// (device tensors, summed over an epoch without reading them back).
 pub(crate) struct BatchResult {
     pub total: Tensor,
-    per_output: Vec<(Tensor, Option<Tensor>)>,
+    per_output: Vec<(Tensor, Vec<Tensor>)>,
 }
 
 /// Running totals over an epoch: the total, then one per output.
@@ -67,44 +72,46 @@ pub(crate) struct EpochTotals {
     pub total: RunningTotals,
     per_output: Vec<RunningTotals>,
     names: Vec<String>,
+    metrics: Vec<Metric>,
 }
 
 impl EpochTotals {
-    pub fn new(names: Vec<String>) -> Self {
+    pub fn new(names: Vec<String>, metrics: &[Metric]) -> Self {
         EpochTotals {
             total: RunningTotals::new(),
             per_output: names.iter().map(|_| RunningTotals::new()).collect(),
             names,
+            metrics: metrics.to_vec(),
         }
     }
 
     pub fn add(&mut self, batch: &BatchResult, n: usize) -> Result<()> {
-        self.total.add(Some(&batch.total), None, n)?;
+        self.total.add(Some(&batch.total), &[], n)?;
         // A single output's loss is the total: not summed twice.
         let single = self.names.len() == 1;
-        for (totals, (loss, correct)) in self.per_output.iter_mut().zip(&batch.per_output) {
-            totals.add((!single).then_some(loss), correct.clone(), n)?;
+        for (totals, (loss, counts)) in self.per_output.iter_mut().zip(&batch.per_output) {
+            totals.add((!single).then_some(loss), counts, n)?;
         }
         Ok(())
     }
 
-    /// `loss`, then per output `<name>_loss` and `<name>_accuracy` (for one output just
-    /// `accuracy`), each key prefixed with `prefix`. Reads the device.
+    /// `loss`, then per output `<name>_loss` and `<name>_<metric>` (for one output just
+    /// `<metric>`), each key prefixed with `prefix`. Reads the device.
     pub fn report(&self, prefix: &str) -> Result<Logs> {
-        let (total, _) = self.total.means()?;
+        let (total, _) = self.total.means(&[])?;
         let mut out = Logs::new();
         out.insert(format!("{prefix}loss"), total);
         let single = self.names.len() == 1;
         for (name, totals) in self.names.iter().zip(&self.per_output) {
-            let (loss, accuracy) = totals.means()?;
+            let (loss, values) = totals.means(&self.metrics)?;
             if !single {
                 out.insert(format!("{prefix}{name}_loss"), loss);
             }
-            if let Some(a) = accuracy {
-                let metric = Metric::Accuracy.keras_name();
+            for (metric, value) in self.metrics.iter().zip(values) {
+                let metric = metric.keras_name();
                 let key =
                     if single { format!("{prefix}{metric}") } else { format!("{prefix}{name}_{metric}") };
-                out.insert(key, a);
+                out.insert(key, value);
             }
         }
         Ok(out)
@@ -129,13 +136,29 @@ impl Model {
                 Some(t) => t.add(&weighted)?,
                 None => weighted,
             });
-            let correct = if compiled.metrics.contains(&Metric::Accuracy) {
+            let counts = no_grad(|| -> Result<Vec<Tensor>> {
                 let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = pred;
-                Some(no_grad(|| correct_count(p, &y[k], compiled.losses[k].is_binary()))?)
-            } else {
-                None
-            };
-            per_output.push((loss, correct));
+                let probabilities = match pred {
+                    // Thresholded metrics need probabilities; the ranking ones do not.
+                    Prediction::SoftmaxLogits(z)
+                        if compiled.metrics.iter().any(|m| m.thresholds_scores()) =>
+                    {
+                        Some(z.softmax()?)
+                    }
+                    _ => None,
+                };
+                let binary = compiled.losses[k].is_binary();
+                compiled
+                    .metrics
+                    .iter()
+                    .map(|m| {
+                        let scores =
+                            if m.thresholds_scores() { probabilities.as_ref().unwrap_or(p) } else { p };
+                        m.batch_counts(scores, &y[k], binary)
+                    })
+                    .collect()
+            })?;
+            per_output.push((loss, counts));
         }
         Ok(BatchResult { total: total.expect("a model has outputs"), per_output })
     }
@@ -162,7 +185,7 @@ impl Model {
 
     /// Loss and metrics over prepared data, in batches of `batch_size`.
     pub(crate) fn evaluate_prepared(&self, data: &Prepared<'_>, batch_size: usize) -> Result<EpochTotals> {
-        let mut totals = EpochTotals::new(self.output_names());
+        let mut totals = EpochTotals::new(self.output_names(), &self.compiled_metrics());
         let n = data.len();
         no_grad(|| -> Result<()> {
             for start in (0..n).step_by(batch_size) {
@@ -238,18 +261,4 @@ fn batch_size_or_default(batch_size: Option<usize>) -> Result<usize> {
         Some(n) => Ok(n),
         None => Ok(DEFAULT_BATCH_SIZE),
     }
-}
-
-/// The number of correct predictions in a batch (a scalar on the device). With `binary` (a
-/// binary cross-entropy) or one output column, a prediction rounded at 0.5 must match (Keras'
-/// binary accuracy, a mean over the last axis per sample); otherwise the argmax must match.
-pub(crate) fn correct_count(p: &Tensor, y: &Tensor, binary: bool) -> Result<Tensor> {
-    let hits = if binary || p.dims().last() == Some(&1) {
-        let half = Tensor::scalar(0.5, p.device())?;
-        let per_element = p.greater_equal(&half)?.equal(y)?;
-        per_element.mean_axis(-1, false)?
-    } else {
-        p.argmax()?.equal(&y.argmax()?)?
-    };
-    Ok(hits.sum_all()?)
 }

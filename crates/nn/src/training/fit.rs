@@ -89,7 +89,7 @@ impl Model {
                 shuffle_for_epoch(&mut order, seed, epoch);
             }
             let start = Instant::now();
-            let mut totals = EpochTotals::new(self.output_names());
+            let mut totals = EpochTotals::new(self.output_names(), &self.compiled_metrics());
             let mut steps_done = 0;
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
                 callbacks.batch_begin(step, self, &mut state)?;

@@ -9,12 +9,14 @@
 mod data;
 mod evaluate;
 mod fit;
+mod metrics;
 mod options;
 
 use std::collections::BTreeMap;
 
 pub use data::{Arrays, OwnedArrays};
 pub use fit::shuffle_for_epoch;
+pub use metrics::{Metric, AUC_THRESHOLDS};
 pub use options::FitOptions;
 
 use crate::error::{Error, Result};
@@ -22,23 +24,6 @@ use crate::losses::{Losses, OutputLoss};
 use crate::model::Model;
 use crate::optimizers::{Optimizer, OptimizerState};
 pub use crate::progress::epoch_line;
-
-/// Metrics reported besides the loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    /// Fraction of correct predictions: the argmax matches for several classes; for one
-    /// output column (or binary cross-entropy), the prediction rounded at 0.5 matches.
-    Accuracy,
-}
-
-impl Metric {
-    /// Keras' name, as in logs and `History` (`accuracy`).
-    pub fn keras_name(self) -> &'static str {
-        match self {
-            Metric::Accuracy => "accuracy",
-        }
-    }
-}
 
 /// Values by name for one epoch or evaluation (Keras' `logs` dict, and `evaluate`'s
 /// `return_dict=True` result): `loss`, `accuracy`, `val_loss`, ...
@@ -96,6 +81,15 @@ impl Model {
     ) -> Result<()> {
         let optimizer = optimizer.into();
         check_learning_rate(&optimizer)?;
+        // Settings the optimizer refuses (two clippings, a negative decay, ...) fail here, before
+        // any training.
+        optimizer.check()?;
+        for metric in metrics {
+            metric.check()?;
+        }
+        if let Some(twice) = metrics.iter().enumerate().find(|(i, m)| metrics[..*i].contains(m)) {
+            return Err(Error::Options(format!("metric {} is listed twice", twice.1.keras_name())));
+        }
         let (losses, loss_weights) = losses.into().resolve(&self.output_names())?;
         self.compiled = Some(Compiled {
             losses,
@@ -104,6 +98,11 @@ impl Model {
             metrics: metrics.to_vec(),
         });
         Ok(())
+    }
+
+    /// The compiled metrics (none before `compile`).
+    pub(crate) fn compiled_metrics(&self) -> Vec<Metric> {
+        self.compiled.as_ref().map(|c| c.metrics.clone()).unwrap_or_default()
     }
 
     /// The names `fit` logs each epoch: `loss`, then per output `<name>_loss` and
