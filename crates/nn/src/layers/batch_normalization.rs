@@ -4,7 +4,7 @@
 
 use tensor::{no_grad, Tensor};
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -34,8 +34,7 @@ pub struct BatchNormalization {
     epsilon: f32,
     center: bool,
     scale: bool,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
     /// The normalised axis of a sample (without the batch axis), once built.
     sample_axis: usize,
     /// The input's rank with the batch axis, once built.
@@ -60,8 +59,7 @@ impl BatchNormalization {
             epsilon: 1e-3,
             center: true,
             scale: true,
-            input_shape: None,
-            name: None,
+            meta: LayerMeta::default(),
             sample_axis: 0,
             rank: 0,
             gamma: None,
@@ -95,16 +93,7 @@ impl BatchNormalization {
         self.scale = scale;
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 
     /// `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(variance + epsilon)`: Keras'
     /// arithmetic, for `[channels]` statistics, as one per-channel affine map over `x`.
@@ -123,18 +112,7 @@ impl BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
-    fn class_name(&self) -> &'static str {
-        "BatchNormalization"
-    }
-    fn base_name(&self) -> &'static str {
-        "batch_normalization"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("BatchNormalization", "batch_normalization");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
         let rank = input_shape.len() as isize + 1;
         let axis = if self.axis < 0 { self.axis + rank } else { self.axis };

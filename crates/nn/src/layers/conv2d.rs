@@ -2,7 +2,7 @@
 
 use tensor::{Padding, PoolWindow, Tensor};
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
@@ -16,8 +16,7 @@ pub struct Conv2D {
     padding: Padding,
     activation: Activation,
     use_bias: bool,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
     kernel_initializer: WeightInit,
     bias_initializer: WeightInit,
     kernel: Option<Tensor>,
@@ -34,8 +33,7 @@ impl Conv2D {
             padding: Padding::Valid,
             activation: Activation::Linear,
             use_bias: true,
-            input_shape: None,
-            name: None,
+            meta: LayerMeta::default(),
             kernel_initializer: WeightInit::GlorotUniform,
             bias_initializer: WeightInit::Zeros,
             kernel: None,
@@ -62,11 +60,7 @@ impl Conv2D {
         self.use_bias = use_bias;
         self
     }
-    /// Declares the per-sample input shape `[height, width, channels]`.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
+    meta_builders!();
     /// How the kernel is initialised (Keras' `kernel_initializer`; default
     /// [`WeightInit::GlorotUniform`]).
     pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
@@ -76,11 +70,6 @@ impl Conv2D {
     /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
     pub fn bias_initializer(mut self, init: WeightInit) -> Self {
         self.bias_initializer = init;
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
         self
     }
 
@@ -104,18 +93,7 @@ impl Conv2D {
 }
 
 impl Layer for Conv2D {
-    fn class_name(&self) -> &'static str {
-        "Conv2D"
-    }
-    fn base_name(&self) -> &'static str {
-        "conv2d"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Conv2D", "conv2d");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
         let &[h, w, c] = input_shape else {
             return Err(Error::Build(format!(

@@ -2,7 +2,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
@@ -13,8 +13,7 @@ pub struct Dense {
     units: usize,
     activation: Activation,
     use_bias: bool,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
     kernel_initializer: WeightInit,
     bias_initializer: WeightInit,
     kernel: Option<Tensor>,
@@ -28,8 +27,7 @@ impl Dense {
             units,
             activation: Activation::Linear,
             use_bias: true,
-            input_shape: None,
-            name: None,
+            meta: LayerMeta::default(),
             kernel_initializer: WeightInit::GlorotUniform,
             bias_initializer: WeightInit::Zeros,
             kernel: None,
@@ -46,11 +44,7 @@ impl Dense {
         self.use_bias = use_bias;
         self
     }
-    /// Declares the per-sample input shape (for the first layer of a model).
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
+    meta_builders!();
     /// How the kernel is initialised (Keras' `kernel_initializer`; default
     /// [`WeightInit::GlorotUniform`]).
     pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
@@ -60,11 +54,6 @@ impl Dense {
     /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
     pub fn bias_initializer(mut self, init: WeightInit) -> Self {
         self.bias_initializer = init;
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
         self
     }
 
@@ -86,18 +75,7 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn class_name(&self) -> &'static str {
-        "Dense"
-    }
-    fn base_name(&self) -> &'static str {
-        "dense"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Dense", "dense");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
         let Some(&inputs) = input_shape.last() else {
             return Err(Error::Build("Dense needs an input with at least one axis".into()));

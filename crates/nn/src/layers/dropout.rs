@@ -3,7 +3,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -11,13 +11,13 @@ use crate::init::Initializer;
 pub struct Dropout {
     rate: f32,
     seed: Option<u64>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Dropout {
     /// Drops each input with probability `rate` (in `[0, 1)`) during training.
     pub fn new(rate: f32) -> Self {
-        Dropout { rate, seed: None, name: None }
+        Dropout { rate, seed: None, meta: LayerMeta::default() }
     }
     /// Seeds the layer's masks (Keras' `seed`): the same seed and training step, the same
     /// mask.
@@ -25,23 +25,11 @@ impl Dropout {
         self.seed = Some(seed);
         self
     }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for Dropout {
-    fn class_name(&self) -> &'static str {
-        "Dropout"
-    }
-    fn base_name(&self) -> &'static str {
-        "dropout"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    layer_meta!("Dropout", "dropout");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(Error::Build(format!("Dropout rate {} must be in [0, 1)", self.rate)));

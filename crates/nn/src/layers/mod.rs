@@ -1,6 +1,43 @@
 //! Keras layers. A layer is built once its input shape is known (creating its weights with
 //! Keras' initialisers), then maps a batch to a batch. Shapes here exclude the batch axis.
 
+/// The builder methods every layer has, `input_shape` (Keras' `input_shape=`) and `name`, for a
+/// layer keeping them in a `meta: LayerMeta` field.
+macro_rules! meta_builders {
+    () => {
+        /// Declares the per-sample input shape (without the batch axis), as Keras'
+        /// `input_shape=`.
+        pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
+            self.meta.input_shape = Some(shape.into());
+            self
+        }
+        /// Names the layer.
+        pub fn name(mut self, name: impl Into<String>) -> Self {
+            self.meta.name = Some(name.into());
+            self
+        }
+    };
+}
+
+/// The [`Layer`] methods that name a layer (Keras' class name and the prefix of automatic
+/// names) and read its `meta: LayerMeta`.
+macro_rules! layer_meta {
+    ($class:literal, $base:literal) => {
+        fn class_name(&self) -> &'static str {
+            $class
+        }
+        fn base_name(&self) -> &'static str {
+            $base
+        }
+        fn given_name(&self) -> Option<&str> {
+            self.meta.name.as_deref()
+        }
+        fn declared_input_shape(&self) -> Option<&[usize]> {
+            self.meta.input_shape.as_deref()
+        }
+    };
+}
+
 pub(crate) mod augmentation;
 mod batch_normalization;
 mod conv2d;
@@ -34,6 +71,14 @@ use tensor::Tensor;
 
 use crate::error::Result;
 use crate::init::Initializer;
+
+/// What every layer holds besides its own settings: the name the user gave it and the input
+/// shape declared on it (see `meta_builders!` and `layer_meta!`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LayerMeta {
+    name: Option<String>,
+    input_shape: Option<Vec<usize>>,
+}
 
 /// What a layer's forward pass needs besides its input.
 #[derive(Clone, Copy, Debug)]

@@ -3,7 +3,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -19,8 +19,7 @@ use crate::init::Initializer;
 /// ```
 pub struct LeakyReLU {
     negative_slope: f32,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Default for LeakyReLU {
@@ -32,23 +31,14 @@ impl Default for LeakyReLU {
 impl LeakyReLU {
     /// Keras' default slope, 0.3.
     pub fn new() -> Self {
-        LeakyReLU { negative_slope: 0.3, input_shape: None, name: None }
+        LeakyReLU { negative_slope: 0.3, meta: LayerMeta::default() }
     }
     /// The slope below zero (at least 0).
     pub fn negative_slope(mut self, negative_slope: f32) -> Self {
         self.negative_slope = negative_slope;
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 /// Refuses what Keras refuses: a negative (or NaN) setting.
@@ -61,18 +51,7 @@ fn non_negative(class: &str, what: &str, value: f32) -> Result<()> {
 }
 
 impl Layer for LeakyReLU {
-    fn class_name(&self) -> &'static str {
-        "LeakyReLU"
-    }
-    fn base_name(&self) -> &'static str {
-        "leaky_re_lu"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("LeakyReLU", "leaky_re_lu");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         non_negative("LeakyReLU", "negative_slope", self.negative_slope)?;
         Ok(input_shape.to_vec())
@@ -94,8 +73,7 @@ pub struct ReLU {
     max_value: Option<f32>,
     negative_slope: f32,
     threshold: f32,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Default for ReLU {
@@ -107,7 +85,7 @@ impl Default for ReLU {
 impl ReLU {
     /// Keras' defaults: `max(x, 0)`.
     pub fn new() -> Self {
-        ReLU { max_value: None, negative_slope: 0.0, threshold: 0.0, input_shape: None, name: None }
+        ReLU { max_value: None, negative_slope: 0.0, threshold: 0.0, meta: LayerMeta::default() }
     }
     /// The largest output (at least 0); `None`, the default, for no limit.
     pub fn max_value(mut self, max_value: Option<f32>) -> Self {
@@ -124,31 +102,11 @@ impl ReLU {
         self.threshold = threshold;
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for ReLU {
-    fn class_name(&self) -> &'static str {
-        "ReLU"
-    }
-    fn base_name(&self) -> &'static str {
-        "re_lu"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("ReLU", "re_lu");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         if let Some(m) = self.max_value {
             non_negative("ReLU", "max_value", m)?;

@@ -3,7 +3,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -26,45 +26,24 @@ use crate::init::Initializer;
 pub struct Rescaling {
     scale: f32,
     offset: f32,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Rescaling {
     /// Multiplies by `scale`, adding no offset.
     pub fn new(scale: f32) -> Self {
-        Rescaling { scale, offset: 0.0, input_shape: None, name: None }
+        Rescaling { scale, offset: 0.0, meta: LayerMeta::default() }
     }
     /// Adds `offset` after scaling (Keras' default: 0).
     pub fn offset(mut self, offset: f32) -> Self {
         self.offset = offset;
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for Rescaling {
-    fn class_name(&self) -> &'static str {
-        "Rescaling"
-    }
-    fn base_name(&self) -> &'static str {
-        "rescaling"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Rescaling", "rescaling");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         if !self.scale.is_finite() || !self.offset.is_finite() {
             return Err(Error::Build(format!(

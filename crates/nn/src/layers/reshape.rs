@@ -2,7 +2,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
@@ -10,8 +10,7 @@ use crate::init::Initializer;
 /// Flattens each sample to one axis.
 #[derive(Default)]
 pub struct Flatten {
-    name: Option<String>,
-    input_shape: Option<Vec<usize>>,
+    meta: LayerMeta,
 }
 
 impl Flatten {
@@ -19,31 +18,11 @@ impl Flatten {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for Flatten {
-    fn class_name(&self) -> &'static str {
-        "Flatten"
-    }
-    fn base_name(&self) -> &'static str {
-        "flatten"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Flatten", "flatten");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         Ok(vec![input_shape.iter().product()])
     }
@@ -58,40 +37,19 @@ impl Layer for Flatten {
 /// Reshapes each sample to a target shape of the same size.
 pub struct Reshape {
     target: Vec<usize>,
-    name: Option<String>,
-    input_shape: Option<Vec<usize>>,
+    meta: LayerMeta,
 }
 
 impl Reshape {
     /// Reshapes each sample to `target` (without the batch axis).
     pub fn new(target: impl Into<Vec<usize>>) -> Self {
-        Reshape { target: target.into(), name: None, input_shape: None }
+        Reshape { target: target.into(), meta: LayerMeta::default() }
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for Reshape {
-    fn class_name(&self) -> &'static str {
-        "Reshape"
-    }
-    fn base_name(&self) -> &'static str {
-        "reshape"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Reshape", "reshape");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         let (from, to) = (input_shape.iter().product::<usize>(), self.target.iter().product::<usize>());
         if from != to {
@@ -115,40 +73,19 @@ impl Layer for Reshape {
 /// Applies an activation function.
 pub struct ActivationLayer {
     activation: Activation,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl ActivationLayer {
     /// A layer applying `activation`.
     pub fn new(activation: Activation) -> Self {
-        ActivationLayer { activation, input_shape: None, name: None }
+        ActivationLayer { activation, meta: LayerMeta::default() }
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for ActivationLayer {
-    fn class_name(&self) -> &'static str {
-        "Activation"
-    }
-    fn base_name(&self) -> &'static str {
-        "activation"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("Activation", "activation");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         Ok(input_shape.to_vec())
     }

@@ -3,7 +3,7 @@
 
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -32,14 +32,13 @@ use crate::init::Initializer;
 pub struct SpatialDropout2D {
     rate: f32,
     seed: Option<u64>,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl SpatialDropout2D {
     /// Drops each channel with probability `rate` (in `[0, 1)`) during training.
     pub fn new(rate: f32) -> Self {
-        SpatialDropout2D { rate, seed: None, input_shape: None, name: None }
+        SpatialDropout2D { rate, seed: None, meta: LayerMeta::default() }
     }
     /// Seeds the layer's masks (Keras' `seed`): the same seed and training step, the same
     /// mask.
@@ -47,31 +46,11 @@ impl SpatialDropout2D {
         self.seed = Some(seed);
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for SpatialDropout2D {
-    fn class_name(&self) -> &'static str {
-        "SpatialDropout2D"
-    }
-    fn base_name(&self) -> &'static str {
-        "spatial_dropout2d"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("SpatialDropout2D", "spatial_dropout2d");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(Error::Build(format!("SpatialDropout2D rate {} must be in [0, 1)", self.rate)));

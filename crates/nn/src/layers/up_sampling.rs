@@ -4,7 +4,7 @@
 
 use tensor::{Shape, Tensor};
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -25,8 +25,7 @@ use crate::init::Initializer;
 /// ```
 pub struct UpSampling2D {
     size: (usize, usize),
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Default for UpSampling2D {
@@ -38,38 +37,18 @@ impl Default for UpSampling2D {
 impl UpSampling2D {
     /// Keras' default: each pixel becomes a 2x2 block.
     pub fn new() -> Self {
-        UpSampling2D { size: (2, 2), input_shape: None, name: None }
+        UpSampling2D { size: (2, 2), meta: LayerMeta::default() }
     }
     /// The repetition factors (rows, columns), each at least 1.
     pub fn size(mut self, size: (usize, usize)) -> Self {
         self.size = size;
         self
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 impl Layer for UpSampling2D {
-    fn class_name(&self) -> &'static str {
-        "UpSampling2D"
-    }
-    fn base_name(&self) -> &'static str {
-        "up_sampling2d"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("UpSampling2D", "up_sampling2d");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         let (sh, sw) = self.size;
         if sh == 0 || sw == 0 {

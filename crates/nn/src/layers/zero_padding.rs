@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tensor::Tensor;
 
-use super::{ForwardCtx, Layer};
+use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -74,8 +74,7 @@ impl SidePadding {
 /// ```
 pub struct ZeroPadding2D {
     padding: SidePadding,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    meta: LayerMeta,
 }
 
 impl Default for ZeroPadding2D {
@@ -88,22 +87,13 @@ impl Default for ZeroPadding2D {
 impl ZeroPadding2D {
     /// Pads by `padding`: `p`, `(h, w)` or `((top, bottom), (left, right))`, as in Keras.
     pub fn new(padding: impl Into<SidePadding>) -> Self {
-        ZeroPadding2D { padding: padding.into(), input_shape: None, name: None }
+        ZeroPadding2D { padding: padding.into(), meta: LayerMeta::default() }
     }
     /// The padding on each side.
     pub fn padding(&self) -> SidePadding {
         self.padding
     }
-    /// Declares the per-sample input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.input_shape = Some(shape.into());
-        self
-    }
-    /// Names the layer.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    meta_builders!();
 }
 
 /// `x` with `before` and `after` zero slices added along `axis`.
@@ -129,18 +119,7 @@ fn pad_axis(x: &Tensor, axis: usize, before: usize, after: usize) -> Result<Tens
 }
 
 impl Layer for ZeroPadding2D {
-    fn class_name(&self) -> &'static str {
-        "ZeroPadding2D"
-    }
-    fn base_name(&self) -> &'static str {
-        "zero_padding2d"
-    }
-    fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
-    }
+    layer_meta!("ZeroPadding2D", "zero_padding2d");
     fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
         let &[h, w, c] = input_shape else {
             return Err(Error::Build(format!(
