@@ -3,6 +3,10 @@
 //! in `tests/data/keras-augmentation.txt`); `RandomFlip`'s draws; training-only and seeded
 //! behaviour; saving; wgpu against the CPU.
 
+mod parity;
+
+use parity::{assert_close, fixture_values};
+
 use nn::layers::{
     Dense, Dropout, FillMode, Flatten, ForwardCtx, Interpolation, Layer, RandomFlip, RandomRotation,
     RandomTranslation, RandomZoom,
@@ -32,16 +36,7 @@ fn transforms() -> Vec<f32> {
 }
 
 fn keras(tag: &str) -> Vec<f64> {
-    let text = include_str!("data/keras-augmentation.txt");
-    let line = text.lines().find(|l| l.starts_with(&format!("{tag} "))).unwrap_or_else(|| panic!("{tag}"));
-    line[tag.len()..].split_whitespace().map(|v| v.parse().unwrap()).collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tolerance * (1.0 + w.abs()), "{what}[{i}]: {g} vs {w}");
-    }
+    fixture_values(include_str!("data/keras-augmentation.txt"), tag)
 }
 
 const MODES: [(&str, FillMode); 4] = [

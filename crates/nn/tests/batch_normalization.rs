@@ -3,6 +3,10 @@
 //! `tests/data/keras-batch-normalization.txt`) and against an f64 reference; gradients against
 //! central differences; counts, saving, freezing and `fit`; wgpu against the CPU.
 
+mod parity;
+
+use parity::{assert_close, fixture_values};
+
 use nn::init::Initializer;
 use nn::layers::{BatchNormalization, Conv2D, Dense, Flatten, ForwardCtx, Layer};
 use nn::{Device, Tensor};
@@ -27,9 +31,7 @@ fn linspace(a: f32, b: f32, n: usize) -> Vec<f32> {
 }
 
 fn keras(tag: &str, what: &str) -> Vec<f64> {
-    let text = include_str!("data/keras-batch-normalization.txt");
-    let line = text.lines().find(|l| l.starts_with(&format!("{tag} {what} "))).unwrap();
-    line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect()
+    fixture_values(include_str!("data/keras-batch-normalization.txt"), &format!("{tag} {what}"))
 }
 
 /// The script's layer: `axis` (Keras' numbering), with its gamma, beta and moving statistics.
@@ -71,13 +73,6 @@ fn run(layer: &mut BatchNormalization, x: &[f32], training: bool, device: &Devic
 fn moving(layer: &BatchNormalization) -> [Vec<f32>; 2] {
     let m = layer.non_trainable();
     [m[0].to_vec().unwrap(), m[1].to_vec().unwrap()]
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tolerance * (1.0 + w.abs()), "{what}[{i}]: {g} vs {w}");
-    }
 }
 
 #[test]

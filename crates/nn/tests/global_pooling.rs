@@ -2,6 +2,10 @@
 //! Keras 3 (`benches/keras/global_pooling.py`, recorded in `tests/data/keras-global-pooling.txt`),
 //! gradients against central differences, wgpu against the CPU, shapes and saving.
 
+mod parity;
+
+use parity::{assert_close, fixture_values};
+
 use nn::layers::{Dense, ForwardCtx, GlobalAveragePooling2D, GlobalMaxPooling2D, Layer};
 use nn::{Device, Tensor};
 
@@ -20,9 +24,7 @@ fn weights() -> Vec<f32> {
 }
 
 fn keras(class: &str, what: &str) -> Vec<f64> {
-    let text = include_str!("data/keras-global-pooling.txt");
-    let line = text.lines().find(|l| l.starts_with(&format!("{class} {what} "))).unwrap();
-    line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect()
+    fixture_values(include_str!("data/keras-global-pooling.txt"), &format!("{class} {what}"))
 }
 
 /// `layer`'s output for `x` and the gradient of `sum(output * weights)` with respect to `x`.
@@ -39,13 +41,6 @@ fn layers() -> [(Box<dyn Layer>, &'static str); 2] {
         (Box::new(GlobalAveragePooling2D::new()), "GlobalAveragePooling2D"),
         (Box::new(GlobalMaxPooling2D::new()), "GlobalMaxPooling2D"),
     ]
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tolerance * (1.0 + w.abs()), "{what}[{i}]: {g} vs {w}");
-    }
 }
 
 #[test]

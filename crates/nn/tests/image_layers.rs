@@ -3,6 +3,10 @@
 //! `tests/data/keras-image-layers.txt`) and central differences, `SpatialDropout2D`'s masks,
 //! saving, Keras' names and configs, refused settings, and wgpu against the CPU.
 
+mod parity;
+
+use parity::{assert_close, fixture_values};
+
 use nn::init::Initializer;
 use nn::layers::{
     Conv2D, Dense, Flatten, ForwardCtx, Layer, LeakyReLU, ReLU, Rescaling, SpatialDropout2D, UpSampling2D,
@@ -22,9 +26,7 @@ fn input() -> Vec<f32> {
 }
 
 fn keras(tag: &str, what: &str) -> Vec<f64> {
-    let text = include_str!("data/keras-image-layers.txt");
-    let line = text.lines().find(|l| l.starts_with(&format!("{tag} {what} "))).unwrap();
-    line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect()
+    fixture_values(include_str!("data/keras-image-layers.txt"), &format!("{tag} {what}"))
 }
 
 /// The script's layers by tag, with the inputs where their derivative jumps.
@@ -67,17 +69,6 @@ fn run(
 
 /// Asserts `|got - want| <= tolerance * (1 + |want|)` everywhere; returns the largest
 /// `|got - want| / (1 + |want|)`.
-fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) -> f64 {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut largest = 0.0f64;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let d = (g as f64 - w).abs() / (1.0 + w.abs());
-        assert!(d <= tolerance, "{what}[{i}]: {g} vs {w}");
-        largest = largest.max(d);
-    }
-    largest
-}
-
 /// Training and inference alike (Rescaling is active in both, as in Keras).
 #[test]
 fn outputs_and_gradients_match_keras() {
