@@ -47,6 +47,7 @@ pub mod losses;
 mod model;
 pub mod optimizers;
 pub mod progress;
+pub mod regularizers;
 pub mod saving;
 mod summary;
 pub mod training;

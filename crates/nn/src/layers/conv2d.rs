@@ -2,11 +2,11 @@
 
 use tensor::{Padding, PoolWindow, Tensor};
 
+use super::weight_options::WeightOptions;
 use super::{ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
-use crate::initializers::WeightInit;
 
 /// A 2-D convolution layer.
 pub struct Conv2D {
@@ -17,8 +17,7 @@ pub struct Conv2D {
     activation: Activation,
     use_bias: bool,
     meta: LayerMeta,
-    kernel_initializer: WeightInit,
-    bias_initializer: WeightInit,
+    weights: WeightOptions,
     kernel: Option<Tensor>,
     bias: Option<Tensor>,
 }
@@ -34,8 +33,7 @@ impl Conv2D {
             activation: Activation::Linear,
             use_bias: true,
             meta: LayerMeta::default(),
-            kernel_initializer: WeightInit::GlorotUniform,
-            bias_initializer: WeightInit::Zeros,
+            weights: WeightOptions::default(),
             kernel: None,
             bias: None,
         }
@@ -61,17 +59,7 @@ impl Conv2D {
         self
     }
     meta_builders!();
-    /// How the kernel is initialised (Keras' `kernel_initializer`; default
-    /// [`WeightInit::GlorotUniform`]).
-    pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
-        self.kernel_initializer = init;
-        self
-    }
-    /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
-    pub fn bias_initializer(mut self, init: WeightInit) -> Self {
-        self.bias_initializer = init;
-        self
-    }
+    weight_option_builders!();
 
     /// Whether the activation is ReLU (the convolution then fuses with a following max pooling).
     pub(crate) fn is_relu(&self) -> bool {
@@ -95,6 +83,7 @@ impl Conv2D {
 impl Layer for Conv2D {
     layer_meta!("Conv2D", "conv2d");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
+        self.weights.check()?;
         let &[h, w, c] = input_shape else {
             return Err(Error::Build(format!(
                 "Conv2D expects (height, width, channels) input, got {input_shape:?}; reshape images to [n, h, w, 1]"
@@ -107,10 +96,16 @@ impl Layer for Conv2D {
             return Err(Error::Build("Conv2D needs at least one filter".into()));
         }
         let shape = [kh, kw, c, self.filters];
-        self.kernel = Some(self.kernel_initializer.create(init, &shape)?);
-        self.bias =
-            if self.use_bias { Some(self.bias_initializer.create(init, &[self.filters])?) } else { None };
+        self.kernel = Some(self.weights.kernel_initializer.create(init, &shape)?);
+        self.bias = if self.use_bias {
+            Some(self.weights.bias_initializer.create(init, &[self.filters])?)
+        } else {
+            None
+        };
         Ok(vec![out_h, out_w, self.filters])
+    }
+    fn regularization_loss(&self) -> Result<Option<Tensor>> {
+        self.weights.penalty(self.kernel.as_ref(), self.bias.as_ref())
     }
     fn params(&self) -> Vec<&Tensor> {
         self.kernel.iter().chain(self.bias.iter()).collect()
@@ -133,14 +128,7 @@ impl Layer for Conv2D {
             "activation": self.activation.keras_name(),
             "use_bias": self.use_bias,
         });
-        // Keras writes both always; here only one that is not the default, so the configs
-        // (and files) of models with the defaults are as they have always been.
-        if self.kernel_initializer != WeightInit::GlorotUniform {
-            config["kernel_initializer"] = self.kernel_initializer.to_json();
-        }
-        if self.bias_initializer != WeightInit::Zeros {
-            config["bias_initializer"] = self.bias_initializer.to_json();
-        }
+        self.weights.write_config(&mut config);
         Some(config)
     }
 }

@@ -2,11 +2,11 @@
 
 use tensor::Tensor;
 
+use super::weight_options::WeightOptions;
 use super::{ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
-use crate::initializers::WeightInit;
 
 /// A fully connected layer.
 pub struct Dense {
@@ -14,8 +14,7 @@ pub struct Dense {
     activation: Activation,
     use_bias: bool,
     meta: LayerMeta,
-    kernel_initializer: WeightInit,
-    bias_initializer: WeightInit,
+    weights: WeightOptions,
     kernel: Option<Tensor>,
     bias: Option<Tensor>,
 }
@@ -28,8 +27,7 @@ impl Dense {
             activation: Activation::Linear,
             use_bias: true,
             meta: LayerMeta::default(),
-            kernel_initializer: WeightInit::GlorotUniform,
-            bias_initializer: WeightInit::Zeros,
+            weights: WeightOptions::default(),
             kernel: None,
             bias: None,
         }
@@ -45,17 +43,7 @@ impl Dense {
         self
     }
     meta_builders!();
-    /// How the kernel is initialised (Keras' `kernel_initializer`; default
-    /// [`WeightInit::GlorotUniform`]).
-    pub fn kernel_initializer(mut self, init: WeightInit) -> Self {
-        self.kernel_initializer = init;
-        self
-    }
-    /// How the bias is initialised (Keras' `bias_initializer`; default [`WeightInit::Zeros`]).
-    pub fn bias_initializer(mut self, init: WeightInit) -> Self {
-        self.bias_initializer = init;
-        self
-    }
+    weight_option_builders!();
 
     fn linear(&self, x: &Tensor) -> Result<Tensor> {
         let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Dense used before build".into()))?;
@@ -77,18 +65,25 @@ impl Dense {
 impl Layer for Dense {
     layer_meta!("Dense", "dense");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
+        self.weights.check()?;
         let Some(&inputs) = input_shape.last() else {
             return Err(Error::Build("Dense needs an input with at least one axis".into()));
         };
         if self.units == 0 || inputs == 0 {
             return Err(Error::Build(format!("Dense of {} units on input {input_shape:?}", self.units)));
         }
-        self.kernel = Some(self.kernel_initializer.create(init, &[inputs, self.units])?);
-        self.bias =
-            if self.use_bias { Some(self.bias_initializer.create(init, &[self.units])?) } else { None };
+        self.kernel = Some(self.weights.kernel_initializer.create(init, &[inputs, self.units])?);
+        self.bias = if self.use_bias {
+            Some(self.weights.bias_initializer.create(init, &[self.units])?)
+        } else {
+            None
+        };
         let mut out = input_shape.to_vec();
         *out.last_mut().expect("checked non-empty") = self.units;
         Ok(out)
+    }
+    fn regularization_loss(&self) -> Result<Option<Tensor>> {
+        self.weights.penalty(self.kernel.as_ref(), self.bias.as_ref())
     }
     fn params(&self) -> Vec<&Tensor> {
         self.kernel.iter().chain(self.bias.iter()).collect()
@@ -108,14 +103,7 @@ impl Layer for Dense {
             "activation": self.activation.keras_name(),
             "use_bias": self.use_bias,
         });
-        // Keras writes both always; here only one that is not the default, so the configs
-        // (and files) of models with the defaults are as they have always been.
-        if self.kernel_initializer != WeightInit::GlorotUniform {
-            config["kernel_initializer"] = self.kernel_initializer.to_json();
-        }
-        if self.bias_initializer != WeightInit::Zeros {
-            config["bias_initializer"] = self.bias_initializer.to_json();
-        }
+        self.weights.write_config(&mut config);
         Some(config)
     }
 }

@@ -38,6 +38,8 @@ macro_rules! layer_meta {
     };
 }
 
+#[macro_use]
+pub(crate) mod weight_options;
 pub(crate) mod augmentation;
 mod batch_normalization;
 mod conv2d;
@@ -150,6 +152,11 @@ pub trait Layer: Any + Send {
     /// Mutable access to the same tensors, in the same order (for loading).
     fn non_trainable_mut(&mut self) -> Vec<&mut Tensor> {
         Vec::new()
+    }
+    /// The penalties of the layer's weight regularizers (Keras' `layer.losses`), summed: a
+    /// scalar added to the loss in training and evaluation; `None` without regularizers.
+    fn regularization_loss(&self) -> Result<Option<Tensor>> {
+        Ok(None)
     }
     /// Keras' names of the weights: the trainable ones, then the non-trainable ones (the
     /// names in saved files, `conv2d_1/kernel`). Only as many are used as the layer has.

@@ -7,6 +7,7 @@ use tensor::Padding;
 
 use crate::activation::Activation;
 use crate::initializers::WeightInit;
+use crate::layers::weight_options::WeightOptions;
 use crate::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
@@ -15,6 +16,7 @@ use crate::layers::{
 use crate::model::merge::{
     Add, Average, Concatenate, Divide, Maximum, MergeLayer, Minimum, Multiply, Subtract,
 };
+use crate::regularizers::Regularizer;
 
 mod augmentation;
 
@@ -130,6 +132,20 @@ impl<'a> Described<'a> {
         let name = self.config.get("activation").and_then(Value::as_str);
         name.and_then(|n| n.parse().ok()).ok_or_else(|| self.missing("activation", "a known activation"))
     }
+    /// A kernel and bias's initializers and regularizers; absent ones are the defaults.
+    fn weight_options(&self) -> Result<WeightOptions, String> {
+        Ok(WeightOptions {
+            kernel_initializer: self.initializer("kernel_initializer", WeightInit::GlorotUniform)?,
+            bias_initializer: self.initializer("bias_initializer", WeightInit::Zeros)?,
+            kernel_regularizer: self.regularizer("kernel_regularizer")?,
+            bias_regularizer: self.regularizer("bias_regularizer")?,
+        })
+    }
+    /// A weight's regularizer (`kernel_regularizer`, ...): `null` or absent for none.
+    fn regularizer(&self, key: &str) -> Result<Option<Regularizer>, String> {
+        let value = self.config.get(key).cloned().unwrap_or(Value::Null);
+        Regularizer::from_json(&value).map_err(|e| format!("'{}' ({}): {key}: {e}", self.name, self.class))
+    }
     /// A weight's initializer (`kernel_initializer`, ...), `default` when absent.
     fn initializer(&self, key: &str, default: WeightInit) -> Result<WeightInit, String> {
         match self.config.get(key) {
@@ -155,8 +171,7 @@ impl<'a> Described<'a> {
                 Dense::new(self.usize("units")?)
                     .activation(self.activation()?)
                     .use_bias(self.bool("use_bias")?)
-                    .kernel_initializer(self.initializer("kernel_initializer", WeightInit::GlorotUniform)?)
-                    .bias_initializer(self.initializer("bias_initializer", WeightInit::Zeros)?)
+                    .with_weight_options(self.weight_options()?)
                     .name(name),
             ),
             "Conv2D" => Box::new(
@@ -165,8 +180,7 @@ impl<'a> Described<'a> {
                     .padding(self.padding()?)
                     .activation(self.activation()?)
                     .use_bias(self.bool("use_bias")?)
-                    .kernel_initializer(self.initializer("kernel_initializer", WeightInit::GlorotUniform)?)
-                    .bias_initializer(self.initializer("bias_initializer", WeightInit::Zeros)?)
+                    .with_weight_options(self.weight_options()?)
                     .name(name),
             ),
             "MaxPooling2D" => Box::new(

@@ -160,7 +160,18 @@ impl Model {
             })?;
             per_output.push((loss, counts));
         }
-        Ok(BatchResult { total: total.expect("a model has outputs"), per_output })
+        let mut total = total.expect("a model has outputs");
+        // Keras adds the trainable weights' regularization penalties to the total loss, in
+        // training and evaluation alike (`model.losses`); the per-output losses stay without.
+        for (_, cell) in self.graph.weighted_layers() {
+            let state = cell.lock();
+            if state.trainable {
+                if let Some(penalty) = state.layer.regularization_loss()? {
+                    total = total.add(&penalty)?;
+                }
+            }
+        }
+        Ok(BatchResult { total, per_output })
     }
 
     /// One gradient step on a batch; `layers` are the model's layers with weights.
