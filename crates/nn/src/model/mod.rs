@@ -12,6 +12,7 @@ pub(crate) mod fusion;
 pub(crate) mod graph;
 pub(crate) mod handle;
 pub(crate) mod merge;
+mod ops;
 pub(crate) mod run;
 mod sequential;
 mod summary;
