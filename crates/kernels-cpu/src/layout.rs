@@ -2,9 +2,10 @@
 
 use crate::elementwise::build;
 use crate::{cpu_slice, store, CpuBackend};
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::random::{seed_keys, uniform_with_keys};
-use tensor::shape::{ConcatSpec, NarrowSpec};
+use tensor::shape::{ConcatSpec, NarrowSpec, PermuteSpec};
 use tensor::{LayoutOps, Storage};
 use tensor::{Result, TensorError};
 
@@ -146,6 +147,19 @@ fn dropout_chunk(keys: (u32, u32), rate: f32, keep: f32, first: u32, out: &mut [
     body(keys, rate, keep, first, out)
 }
 
+/// `x` with its axes permuted (`spec.source` gives each output element's input), in parallel
+/// over chunks of the output.
+pub fn permute(x: &[f32], spec: &PermuteSpec) -> Vec<f32> {
+    let mut out = vec![0.0f32; spec.len()];
+    const CHUNK: usize = 4096;
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            *o = x[spec.source(c * CHUNK + i)];
+        }
+    });
+    out
+}
+
 impl LayoutOps for CpuBackend {
     fn concat(&self, parts: &[&Storage], spec: &ConcatSpec) -> Result<Storage> {
         let parts = parts.iter().map(|part| cpu_slice(part, "concat")).collect::<Result<Vec<_>>>()?;
@@ -164,6 +178,11 @@ impl LayoutOps for CpuBackend {
 
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage> {
         Ok(store(self.run(|| dropout_mask(len, rate, seed))?))
+    }
+
+    fn permute(&self, x: &Storage, spec: &PermuteSpec) -> Result<Storage> {
+        let x = cpu_slice(x, "permute")?;
+        Ok(store(self.run(|| permute(x, spec))))
     }
 }
 

@@ -118,6 +118,21 @@ shader_params! {
 }
 
 shader_params! {
+    /// `permute.wgsl`'s uniform.
+    PermuteParams for [Permute] {
+        /// Output elements.
+        n: u32,
+        rank: u32,
+        _pad0: u32,
+        _pad1: u32,
+        /// Output dimensions, outermost first, 4 per vec4.
+        out_dims: [[u32; 4]; 2],
+        /// Per output axis, the input's element stride.
+        in_strides: [[u32; 4]; 2],
+    }
+}
+
+shader_params! {
     /// `image.wgsl`'s uniform.
     ImageParams for [Image] {
         /// Output elements.
@@ -275,6 +290,7 @@ mod tests {
         check::<ReduceParams>(&mut claimed);
         check::<SoftmaxParams>(&mut claimed);
         check::<ImageParams>(&mut claimed);
+        check::<PermuteParams>(&mut claimed);
         check::<NormParams>(&mut claimed);
         for shader in Shader::ALL {
             assert_eq!(

@@ -34,13 +34,15 @@ pub enum Shader {
     Layout,
     /// `shaders/image.wgsl`: image resampling through affine transforms (augmentation).
     Image,
+    /// `shaders/permute.wgsl`: axis permutations (`channels_first` layers' transposes).
+    Permute,
     /// `shaders/norm.wgsl`: per-channel moments, sums and affine maps (normalization).
     Norm,
 }
 
 impl Shader {
     /// Every shader of the crate.
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Conv2d,
@@ -51,6 +53,7 @@ impl Shader {
         Shader::SoftmaxXent,
         Shader::Layout,
         Shader::Image,
+        Shader::Permute,
         Shader::Norm,
     ];
 
@@ -67,6 +70,7 @@ impl Shader {
             Shader::SoftmaxXent => "softmax_xent.wgsl",
             Shader::Layout => "layout.wgsl",
             Shader::Image => "image.wgsl",
+            Shader::Permute => "permute.wgsl",
             Shader::Norm => "norm.wgsl",
         }
     }
@@ -122,6 +126,7 @@ impl Shader {
             Shader::SoftmaxXent => built_from!("softmax_xent.wgsl"),
             Shader::Layout => built_from!("layout.wgsl"),
             Shader::Image => built_from!("image.wgsl"),
+            Shader::Permute => built_from!("permute.wgsl"),
             Shader::Norm => built_from!("norm.wgsl"),
         }
     }

@@ -8,7 +8,7 @@
 use crate::error::Result;
 use crate::shape::{
     AffineTransformSpec, BroadcastSpec, ChannelSpec, ConcatSpec, Conv2dSpec, ConvPoolSpec, MatmulSpec,
-    NarrowSpec, Pool2dSpec, PoolKind, ReduceSpec,
+    NarrowSpec, PermuteSpec, Pool2dSpec, PoolKind, ReduceSpec,
 };
 use std::any::Any;
 use std::fmt::Debug;
@@ -301,6 +301,9 @@ pub trait LayoutOps {
     /// [`crate::random::uniform`]`(seed, i) >= rate`, else 0. Counter-based, so every backend
     /// draws the same mask for the same seed.
     fn dropout_mask(&self, len: usize, rate: f32, seed: u64) -> Result<Storage>;
+    /// The input with its axes permuted: output element `i` is input element
+    /// [`PermuteSpec::source`]`(i)`.
+    fn permute(&self, x: &Storage, spec: &PermuteSpec) -> Result<Storage>;
 }
 
 /// Per-channel statistics and maps for normalization layers (`BatchNormalization`):

@@ -2,11 +2,11 @@
 
 use super::u32_param;
 use crate::context::{wgpu_storage, Access};
-use crate::params::LayoutParams;
+use crate::params::{LayoutParams, PermuteParams};
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use tensor::random::seed_keys;
-use tensor::shape::{ConcatSpec, NarrowSpec};
+use tensor::shape::{ConcatSpec, NarrowSpec, PermuteSpec};
 use tensor::LayoutOps;
 use tensor::{Result, Storage, TensorError};
 use wgpu::util::DeviceExt;
@@ -96,6 +96,29 @@ impl LayoutOps for WgpuBackend {
                 (3, out.buffer(), Access::Write),
             ];
             ctx.dispatch(Shader::Layout, op, &params, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
+    }
+
+    /// The input with its axes permuted (`shaders/permute.wgsl`).
+    fn permute(&self, x: &Storage, spec: &PermuteSpec) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "permute";
+        let x = wgpu_storage(x, ctx, op)?;
+        let n = spec.len();
+        let out = ctx.alloc(op, n)?;
+        if n > 0 {
+            let mut params = PermuteParams {
+                n: u32_param(op, "elements", n)?,
+                rank: spec.out_dims.len() as u32,
+                ..PermuteParams::default()
+            };
+            for (k, (&d, &s)) in spec.out_dims.iter().zip(&spec.in_strides).enumerate() {
+                params.out_dims[k / 4][k % 4] = d as u32;
+                params.in_strides[k / 4][k % 4] = u32_param(op, "stride", s)?;
+            }
+            let bindings = [(1, x.buffer(), Access::Read), (3, out.buffer(), Access::Write)];
+            ctx.dispatch(Shader::Permute, op, &params, &bindings, ctx.grid_1d(n as u64))?;
         }
         ctx.store(out)
     }

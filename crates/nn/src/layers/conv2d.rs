@@ -3,7 +3,7 @@
 use tensor::{Padding, PoolWindow, Tensor};
 
 use super::weight_options::WeightOptions;
-use super::{ForwardCtx, Layer, LayerMeta};
+use super::{DataFormat, ForwardCtx, Layer, LayerMeta};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
@@ -16,6 +16,7 @@ pub struct Conv2D {
     padding: Padding,
     activation: Activation,
     use_bias: bool,
+    data_format: DataFormat,
     meta: LayerMeta,
     weights: WeightOptions,
     kernel: Option<Tensor>,
@@ -32,6 +33,7 @@ impl Conv2D {
             padding: Padding::Valid,
             activation: Activation::Linear,
             use_bias: true,
+            data_format: DataFormat::ChannelsLast,
             meta: LayerMeta::default(),
             weights: WeightOptions::default(),
             kernel: None,
@@ -58,25 +60,33 @@ impl Conv2D {
         self.use_bias = use_bias;
         self
     }
+    /// Where the channel axis is (Keras' `data_format`; default `ChannelsLast`).
+    pub fn data_format(mut self, data_format: DataFormat) -> Self {
+        self.data_format = data_format;
+        self
+    }
     meta_builders!();
     weight_option_builders!();
 
-    /// Whether the activation is ReLU (the convolution then fuses with a following max pooling).
-    pub(crate) fn is_relu(&self) -> bool {
-        self.activation == Activation::Relu
+    /// Whether the convolution fuses with a following max pooling: a ReLU one on
+    /// `channels_last` images.
+    pub(crate) fn fuses_with_max_pool(&self) -> bool {
+        self.activation == Activation::Relu && self.data_format == DataFormat::ChannelsLast
     }
 
     /// `relu(conv(x))` max-pooled over `window`, as one op that a backend may fuse
     /// ([`Tensor::conv2d_relu_max_pool`]); for a ReLU convolution (see `model/fusion.rs`).
     pub(crate) fn relu_max_pooled(&self, x: &Tensor, window: PoolWindow) -> Result<Tensor> {
-        debug_assert!(self.is_relu());
+        debug_assert!(self.fuses_with_max_pool());
         let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
         Ok(x.conv2d_relu_max_pool(kernel, self.bias.as_ref(), self.strides, self.padding, window)?)
     }
 
     fn convolve(&self, x: &Tensor) -> Result<Tensor> {
         let kernel = self.kernel.as_ref().ok_or_else(|| Error::Build("Conv2D used before build".into()))?;
-        Ok(x.conv2d(kernel, self.bias.as_ref(), self.strides, self.padding)?)
+        let x = self.data_format.to_nhwc(x)?;
+        let y = x.conv2d(kernel, self.bias.as_ref(), self.strides, self.padding)?;
+        self.data_format.restore_format(&y)
     }
 }
 
@@ -84,11 +94,7 @@ impl Layer for Conv2D {
     layer_meta!("Conv2D", "conv2d");
     fn build(&mut self, input_shape: &[usize], init: &mut Initializer) -> Result<Vec<usize>> {
         self.weights.check()?;
-        let &[h, w, c] = input_shape else {
-            return Err(Error::Build(format!(
-                "Conv2D expects (height, width, channels) input, got {input_shape:?}; reshape images to [n, h, w, 1]"
-            )));
-        };
+        let [h, w, c] = self.data_format.to_hwc("Conv2D", input_shape)?;
         let (kh, kw) = self.kernel_size;
         let (out_h, _) = tensor::shape::window_geometry(h, kh, self.strides.0, self.padding)?;
         let (out_w, _) = tensor::shape::window_geometry(w, kw, self.strides.1, self.padding)?;
@@ -102,7 +108,7 @@ impl Layer for Conv2D {
         } else {
             None
         };
-        Ok(vec![out_h, out_w, self.filters])
+        Ok(self.data_format.shape_in_format([out_h, out_w, self.filters]))
     }
     fn regularization_loss(&self) -> Result<Option<Tensor>> {
         self.weights.penalty(self.kernel.as_ref(), self.bias.as_ref())
@@ -128,6 +134,9 @@ impl Layer for Conv2D {
             "activation": self.activation.keras_name(),
             "use_bias": self.use_bias,
         });
+        if self.data_format != DataFormat::ChannelsLast {
+            config["data_format"] = self.data_format.keras_name().into();
+        }
         self.weights.write_config(&mut config);
         Some(config)
     }

@@ -8,7 +8,7 @@
 
 use tensor::{Padding, PoolKind, PoolWindow, Tensor};
 
-use super::{ForwardCtx, Layer};
+use super::{DataFormat, ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 
@@ -18,8 +18,8 @@ struct Pooling {
     pool_size: (usize, usize),
     strides: Option<(usize, usize)>,
     padding: Padding,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    data_format: DataFormat,
+    meta: LayerMeta,
 }
 
 impl Pooling {
@@ -29,37 +29,39 @@ impl Pooling {
             pool_size: (2, 2),
             strides: None,
             padding: Padding::Valid,
-            input_shape: None,
-            name: None,
+            data_format: DataFormat::ChannelsLast,
+            meta: LayerMeta::default(),
         }
     }
     fn strides(&self) -> (usize, usize) {
         self.strides.unwrap_or(self.pool_size)
     }
     fn build(&self, class: &str, input_shape: &[usize]) -> Result<Vec<usize>> {
-        let &[h, w, c] = input_shape else {
-            return Err(Error::Build(format!(
-                "{class} expects (height, width, channels) input, got {input_shape:?}"
-            )));
-        };
+        let [h, w, c] = self.data_format.to_hwc(class, input_shape)?;
         let (s_h, s_w) = self.strides();
         let (out_h, _) = tensor::shape::window_geometry(h, self.pool_size.0, s_h, self.padding)?;
         let (out_w, _) = tensor::shape::window_geometry(w, self.pool_size.1, s_w, self.padding)?;
-        Ok(vec![out_h, out_w, c])
+        Ok(self.data_format.shape_in_format([out_h, out_w, c]))
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.pool2d(self.kind, self.pool_size, self.strides(), self.padding)?)
+        let x = self.data_format.to_nhwc(x)?;
+        self.data_format.restore_format(&x.pool2d(self.kind, self.pool_size, self.strides(), self.padding)?)
     }
     fn window(&self) -> PoolWindow {
         PoolWindow { size: self.pool_size, strides: self.strides(), padding: self.padding }
     }
     fn config(&self) -> serde_json::Value {
         let (pool, strides) = (self.pool_size, self.strides());
-        serde_json::json!({
+        let mut config = serde_json::json!({
             "pool_size": [pool.0, pool.1],
             "strides": [strides.0, strides.1],
             "padding": crate::saving::padding_name(self.padding),
-        })
+        });
+        // Written only when not the default, so default models' files stay as they were.
+        if self.data_format != DataFormat::ChannelsLast {
+            config["data_format"] = self.data_format.keras_name().into();
+        }
+        config
     }
 }
 
@@ -67,31 +69,40 @@ impl Pooling {
 struct GlobalPooling {
     kind: PoolKind,
     keepdims: bool,
-    input_shape: Option<Vec<usize>>,
-    name: Option<String>,
+    data_format: DataFormat,
+    meta: LayerMeta,
 }
 
 impl GlobalPooling {
     fn new(kind: PoolKind) -> Self {
-        GlobalPooling { kind, keepdims: false, input_shape: None, name: None }
-    }
-    fn build(&self, class: &str, input_shape: &[usize]) -> Result<Vec<usize>> {
-        match *input_shape {
-            [h, w, c] if h * w > 0 => Ok(if self.keepdims { vec![1, 1, c] } else { vec![c] }),
-            _ => Err(Error::Build(format!(
-                "{class} expects a non-empty (height, width, channels) input, got {input_shape:?}"
-            ))),
+        GlobalPooling {
+            kind,
+            keepdims: false,
+            data_format: DataFormat::ChannelsLast,
+            meta: LayerMeta::default(),
         }
     }
+    fn build(&self, class: &str, input_shape: &[usize]) -> Result<Vec<usize>> {
+        let [h, w, c] = self.data_format.to_hwc(class, input_shape)?;
+        if h * w == 0 {
+            return Err(Error::Build(format!("{class} expects a non-empty image, got {input_shape:?}")));
+        }
+        Ok(if self.keepdims { self.data_format.shape_in_format([1, 1, c]) } else { vec![c] })
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.data_format.to_nhwc(x)?;
         let &[batch, h, w, c] = x.dims() else {
             return Err(Error::Data(format!("global pooling expects [batch, h, w, c], got {:?}", x.dims())));
         };
         let pooled = x.pool2d(self.kind, (h, w), (h, w), Padding::Valid)?;
-        Ok(if self.keepdims { pooled } else { pooled.reshape([batch, c])? })
+        if self.keepdims {
+            self.data_format.restore_format(&pooled)
+        } else {
+            Ok(pooled.reshape([batch, c])?)
+        }
     }
     fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "data_format": "channels_last", "keepdims": self.keepdims })
+        serde_json::json!({ "data_format": self.data_format.keras_name(), "keepdims": self.keepdims })
     }
 }
 
@@ -105,12 +116,17 @@ macro_rules! pooling_layer {
         impl $ty {
             /// Declares the per-sample input shape.
             pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-                self.0.input_shape = Some(shape.into());
+                self.0.meta.input_shape = Some(shape.into());
                 self
             }
             /// Names the layer.
             pub fn name(mut self, name: impl Into<String>) -> Self {
-                self.0.name = Some(name.into());
+                self.0.meta.name = Some(name.into());
+                self
+            }
+            /// Where the channel axis is (Keras' `data_format`; default `ChannelsLast`).
+            pub fn data_format(mut self, data_format: DataFormat) -> Self {
+                self.0.data_format = data_format;
                 self
             }
         }
@@ -129,10 +145,10 @@ macro_rules! pooling_layer {
                 $base
             }
             fn given_name(&self) -> Option<&str> {
-                self.0.name.as_deref()
+                self.0.meta.name.as_deref()
             }
             fn declared_input_shape(&self) -> Option<&[usize]> {
-                self.0.input_shape.as_deref()
+                self.0.meta.input_shape.as_deref()
             }
             fn build(&mut self, input_shape: &[usize], _init: &mut Initializer) -> Result<Vec<usize>> {
                 self.0.build($class, input_shape)
@@ -209,6 +225,13 @@ pooling_layer!(
     L2Pooling2D(Pooling), "L2Pooling2D", "l2_pooling2d"
 );
 windowed!(MaxPooling2D: PoolKind::Max, AveragePooling2D: PoolKind::Average, L2Pooling2D: PoolKind::L2);
+
+impl MaxPooling2D {
+    /// Whether the layer pools `channels_last` images (a fused convolution's pooling must).
+    pub(crate) fn is_channels_last(&self) -> bool {
+        self.0.data_format == DataFormat::ChannelsLast
+    }
+}
 
 pooling_layer!(
     /// The mean of each channel over the image: `(h, w, c)` to `(c)`.

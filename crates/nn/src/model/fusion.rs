@@ -59,8 +59,8 @@ impl Fusion {
 /// Whether `first` then `second` is a ReLU convolution then a max pooling.
 fn fusable(first: &Op, second: &Op) -> bool {
     let (Op::Layer(conv), Op::Layer(pool)) = (first, second) else { return false };
-    let relu_conv = as_layer::<Conv2D>(&*conv.lock().layer).is_some_and(Conv2D::is_relu);
-    relu_conv && as_layer::<MaxPooling2D>(&*pool.lock().layer).is_some()
+    let relu_conv = as_layer::<Conv2D>(&*conv.lock().layer).is_some_and(Conv2D::fuses_with_max_pool);
+    relu_conv && as_layer::<MaxPooling2D>(&*pool.lock().layer).is_some_and(MaxPooling2D::is_channels_last)
 }
 
 fn as_layer<L: Layer>(layer: &dyn Layer) -> Option<&L> {

@@ -9,7 +9,7 @@ use crate::activation::Activation;
 use crate::initializers::WeightInit;
 use crate::layers::weight_options::WeightOptions;
 use crate::layers::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, DataFormat, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, GlobalMaxPooling2D, L2Pooling2D, Layer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
     Reshape, SidePadding, SpatialDropout2D, UpSampling2D, ZeroPadding2D,
 };
@@ -122,6 +122,16 @@ impl<'a> Described<'a> {
             )),
         }
     }
+    /// `data_format`: absent means Keras' default, `channels_last`.
+    fn data_format(&self) -> Result<DataFormat, String> {
+        match self.config.get("data_format") {
+            None => Ok(DataFormat::ChannelsLast),
+            Some(v) => v
+                .as_str()
+                .and_then(DataFormat::from_keras_name)
+                .ok_or_else(|| self.missing("data_format", "\"channels_last\" or \"channels_first\"")),
+        }
+    }
     fn pair(&self, key: &str) -> Result<(usize, usize), String> {
         match self.config.get(key).and_then(usizes).as_deref() {
             Some(&[a, b]) => Ok((a, b)),
@@ -180,6 +190,7 @@ impl<'a> Described<'a> {
                     .padding(self.padding()?)
                     .activation(self.activation()?)
                     .use_bias(self.bool("use_bias")?)
+                    .data_format(self.data_format()?)
                     .with_weight_options(self.weight_options()?)
                     .name(name),
             ),
@@ -188,6 +199,7 @@ impl<'a> Described<'a> {
                     .pool_size(self.pair("pool_size")?)
                     .strides(self.pair("strides")?)
                     .padding(self.padding()?)
+                    .data_format(self.data_format()?)
                     .name(name),
             ),
             "AveragePooling2D" => Box::new(
@@ -195,6 +207,7 @@ impl<'a> Described<'a> {
                     .pool_size(self.pair("pool_size")?)
                     .strides(self.pair("strides")?)
                     .padding(self.padding()?)
+                    .data_format(self.data_format()?)
                     .name(name),
             ),
             "L2Pooling2D" => Box::new(
@@ -202,6 +215,7 @@ impl<'a> Described<'a> {
                     .pool_size(self.pair("pool_size")?)
                     .strides(self.pair("strides")?)
                     .padding(self.padding()?)
+                    .data_format(self.data_format()?)
                     .name(name),
             ),
             "Dropout" => {
@@ -221,14 +235,18 @@ impl<'a> Described<'a> {
                     .name(name),
             ),
             "Flatten" => Box::new(Flatten::new().name(name)),
-            "GlobalAveragePooling2D" => {
-                self.channels_last()?;
-                Box::new(GlobalAveragePooling2D::new().keepdims(self.bool("keepdims")?).name(name))
-            }
-            "GlobalMaxPooling2D" => {
-                self.channels_last()?;
-                Box::new(GlobalMaxPooling2D::new().keepdims(self.bool("keepdims")?).name(name))
-            }
+            "GlobalAveragePooling2D" => Box::new(
+                GlobalAveragePooling2D::new()
+                    .keepdims(self.bool("keepdims")?)
+                    .data_format(self.data_format()?)
+                    .name(name),
+            ),
+            "GlobalMaxPooling2D" => Box::new(
+                GlobalMaxPooling2D::new()
+                    .keepdims(self.bool("keepdims")?)
+                    .data_format(self.data_format()?)
+                    .name(name),
+            ),
             "Reshape" => {
                 let target = self.config.get("target_shape").and_then(usizes);
                 Box::new(

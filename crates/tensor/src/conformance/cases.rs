@@ -596,6 +596,20 @@ fn channel_statistics(c: &Checker<'_>) {
     }
 }
 
+/// Axis permutations forward and backward: NCHW to NHWC and back, and an arbitrary one.
+fn permutations(c: &Checker<'_>) {
+    let dims = [2, 3, 4, 5];
+    for (k, axes) in [[0, 2, 3, 1], [0, 3, 1, 2], [3, 1, 0, 2]].into_iter().enumerate() {
+        c.check_op(
+            &format!("permute {axes:?}"),
+            150 + k as u64,
+            &[input(&dims)],
+            |t| t[0].permute(&axes),
+            |v| r::permute(&v[0], &dims, &axes),
+        );
+    }
+}
+
 /// Every case, in order.
 pub(super) const ALL: &[Case] = &[
     Case { name: "broadcast_arithmetic", run: broadcast_arithmetic },
@@ -624,5 +638,6 @@ pub(super) const ALL: &[Case] = &[
     Case { name: "conv2d_max_pool_matches_conv_then_pool", run: conv2d_max_pool_matches_conv_then_pool },
     Case { name: "add_scaled", run: add_scaled },
     Case { name: "affine_transform", run: affine_transform },
+    Case { name: "permutations", run: permutations },
     Case { name: "channel_statistics", run: channel_statistics },
 ];

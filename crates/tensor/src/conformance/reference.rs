@@ -352,3 +352,23 @@ pub fn channel_sums(a: &[f64], b: &[f64], dims: &[usize], axis: usize) -> Vec<f6
     }
     out
 }
+
+/// `x` of `dims` with its axes permuted (output axis `i` is input axis `axes[i]`).
+pub fn permute(x: &[f64], dims: &[usize], axes: &[usize]) -> Vec<f64> {
+    let in_strides = strides(dims);
+    let out_dims: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+    let mut out = Vec::with_capacity(x.len());
+    let mut index = vec![0usize; dims.len()];
+    for _ in 0..x.len() {
+        out.push(x[index.iter().zip(axes).map(|(&i, &a)| i * in_strides[a]).sum::<usize>()]);
+        // Advance the output index, last axis fastest.
+        for k in (0..index.len()).rev() {
+            index[k] += 1;
+            if index[k] < out_dims[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    out
+}

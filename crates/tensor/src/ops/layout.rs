@@ -3,7 +3,7 @@
 
 use crate::error::{Result, TensorError};
 use crate::ops::binary::grad_if;
-use crate::shape::{ConcatSpec, NarrowSpec, Shape};
+use crate::shape::{ConcatSpec, NarrowSpec, PermuteSpec, Shape};
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -93,6 +93,26 @@ impl Tensor {
                 start += len;
             }
             Ok(grads)
+        }))
+    }
+
+    /// The tensor with its axes reordered: output axis `i` is axis `axes[i]` (NumPy's
+    /// `transpose(axes)`; `[0, 2, 3, 1]` turns NCHW images into NHWC). Differentiable.
+    pub fn permute(&self, axes: &[usize]) -> Result<Tensor> {
+        let spec = PermuteSpec::new(self.shape(), axes)?;
+        if axes.iter().enumerate().all(|(i, &a)| i == a) {
+            return Ok(self.clone());
+        }
+        let storage =
+            self.device().call("permute", &format_args!("{spec:?}"), |b| b.permute(self.storage(), &spec))?;
+        let out_dims = spec.out_dims.clone();
+        let axes = axes.to_vec();
+        Ok(Tensor::from_op(storage, out_dims, self.device(), &[self], "permute", move |ctx| {
+            let mut inverse = vec![0; axes.len()];
+            for (i, &a) in axes.iter().enumerate() {
+                inverse[a] = i;
+            }
+            Ok(vec![Some(ctx.grad.permute(&inverse)?)])
         }))
     }
 

@@ -5,9 +5,11 @@
 mod channels;
 mod describe;
 mod image;
+mod permute;
 
 pub use channels::ChannelSpec;
 pub use image::{AffineTransformSpec, FillMode, Interpolation, COORDINATE_LIMIT, TRANSFORM_LEN};
+pub use permute::{PermuteSpec, MAX_PERMUTE_RANK};
 
 use crate::error::{Result, TensorError};
 use std::fmt;
