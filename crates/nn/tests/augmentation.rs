@@ -227,10 +227,7 @@ fn augmented_models_save_load_and_train() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_the_cpu() {
-    let Ok(gpu) = nn::device::wgpu() else {
-        eprintln!("note: no wgpu adapter; skipped");
-        return;
-    };
+    let Some(gpu) = parity::wgpu_or_skip() else { return };
     let cpu = nn::device::cpu();
     let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
     for (mode_name, mode) in MODES {

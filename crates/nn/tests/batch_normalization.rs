@@ -277,10 +277,7 @@ fn a_frozen_layer_runs_in_inference_mode() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_the_cpu() {
-    let Ok(gpu) = nn::device::wgpu() else {
-        eprintln!("note: no wgpu adapter; skipped");
-        return;
-    };
+    let Some(gpu) = parity::wgpu_or_skip() else { return };
     let cpu = nn::device::cpu();
     let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
     for axis in [-1, 1] {

@@ -113,10 +113,7 @@ fn models_with_global_pooling_save_and_load() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_the_cpu() {
-    let Ok(gpu) = nn::device::wgpu() else {
-        eprintln!("note: no wgpu adapter; skipped");
-        return;
-    };
+    let Some(gpu) = parity::wgpu_or_skip() else { return };
     let cpu = nn::device::cpu();
     for (mut layer, class) in layers() {
         let (y, dx) = run(layer.as_mut(), &input(), &cpu);

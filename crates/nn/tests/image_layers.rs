@@ -288,10 +288,7 @@ fn configs_asking_for_what_is_not_implemented_are_refused() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_the_cpu() {
-    let Ok(gpu) = nn::device::wgpu() else {
-        eprintln!("note: no wgpu adapter; skipped");
-        return;
-    };
+    let Some(gpu) = parity::wgpu_or_skip() else { return };
     let cpu = nn::device::cpu();
     let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
     let mut cases = cases();

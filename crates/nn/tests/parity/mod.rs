@@ -1,6 +1,9 @@
 //! Shared by the tests that compare with Keras (`benches/keras/*.py` fixtures in `tests/data`):
 //! reading a fixture's numbers and comparing within a relative tolerance.
 
+// Each test file uses the part it needs.
+#![allow(dead_code)]
+
 /// The numbers of the fixture line that starts with `tag` and a space.
 pub fn fixture_values(text: &str, tag: &str) -> Vec<f64> {
     let prefix = format!("{tag} ");
@@ -20,4 +23,15 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tolerance: f64) -> f6
         largest = largest.max(d);
     }
     largest
+}
+
+/// The wgpu device, or `None` (with a note) where the machine has no adapter, so a wgpu test
+/// can skip rather than fail there.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_or_skip() -> Option<nn::Device> {
+    let device = nn::device::wgpu().ok();
+    if device.is_none() {
+        eprintln!("note: no wgpu adapter; skipped");
+    }
+    device
 }
