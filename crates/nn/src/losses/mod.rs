@@ -191,25 +191,34 @@ impl Loss {
         matches!(self, Loss::BinaryCrossentropy | Loss::SmoothedBinaryCrossentropy { .. })
     }
 
+    /// The labels the loss compares with: Keras smooths them first, `y * (1 - s) + s / classes`
+    /// for the categorical cross-entropy and `y * (1 - s) + s / 2` for the binary one; other
+    /// losses (and a smoothing of 0) take `y` as it is.
+    fn targets(self, y: &Tensor) -> Result<Tensor> {
+        let keep = |s: f32| (1.0 - s as f64) as f32;
+        Ok(match self {
+            Loss::SmoothedCategoricalCrossentropy { label_smoothing: s } if s != 0.0 => {
+                let classes = *y.dims().last().unwrap_or(&1) as f32;
+                y.affine(keep(s), s / classes)?
+            }
+            Loss::SmoothedBinaryCrossentropy { label_smoothing: s } if s != 0.0 => {
+                y.affine(keep(s), (0.5 * s as f64) as f32)?
+            }
+            _ => y.clone(),
+        })
+    }
+
     /// Mean loss over the batch, a scalar tensor. `y_true` has the prediction's shape (sparse
     /// labels arrive one-hot encoded).
     pub fn compute(self, prediction: &Prediction, y_true: &Tensor) -> Result<Tensor> {
         let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = prediction;
+        let y_true = &self.targets(y_true)?;
         let per_sample = match self {
             Loss::CategoricalCrossentropy
             | Loss::SparseCategoricalCrossentropy
             | Loss::SmoothedCategoricalCrossentropy { .. } => {
-                // Keras smooths the labels first (the fused op's gradient,
-                // `softmax * sum(y) - y`, holds for any labels).
-                let smoothed;
-                let y_true = match self {
-                    Loss::SmoothedCategoricalCrossentropy { label_smoothing: s } if s != 0.0 => {
-                        let classes = *y_true.dims().last().unwrap_or(&1) as f32;
-                        smoothed = y_true.affine((1.0 - s as f64) as f32, s / classes)?;
-                        &smoothed
-                    }
-                    _ => y_true,
-                };
+                // The labels are smoothed already (`targets`): the fused op's gradient,
+                // `softmax * sum(y) - y`, holds for any labels.
                 match prediction {
                     Prediction::SoftmaxLogits(z) => z.softmax_cross_entropy(y_true)?,
                     Prediction::Output(p) => {
@@ -220,14 +229,6 @@ impl Loss {
                 }
             }
             Loss::BinaryCrossentropy | Loss::SmoothedBinaryCrossentropy { .. } => {
-                let smoothed;
-                let y_true = match self {
-                    Loss::SmoothedBinaryCrossentropy { label_smoothing: s } if s != 0.0 => {
-                        smoothed = y_true.affine((1.0 - s as f64) as f32, (0.5 * s as f64) as f32)?;
-                        &smoothed
-                    }
-                    _ => y_true,
-                };
                 let p = p.clamp(EPSILON, 1.0 - EPSILON)?;
                 let one_minus_p = p.affine(-1.0, 1.0)?;
                 let one_minus_y = y_true.affine(-1.0, 1.0)?;
