@@ -111,13 +111,13 @@ impl<'a> Described<'a> {
     fn bool(&self, key: &str) -> Result<bool, String> {
         self.config.get(key).and_then(Value::as_bool).ok_or_else(|| self.missing(key, "true or false"))
     }
-    /// Refuses a `data_format` other than `channels_last` (the only layout built here);
-    /// a config without one is Keras' default.
+    /// Refuses `channels_first` for the layers built only for `channels_last` (read by
+    /// [`Described::data_format`]; a config without one is Keras' default).
     fn channels_last(&self) -> Result<(), String> {
-        match self.config.get("data_format").map(|v| v.as_str()) {
-            None | Some(Some("channels_last")) => Ok(()),
-            Some(other) => Err(format!(
-                "'{}' ({}): data_format {other:?} is not supported (only \"channels_last\")",
+        match self.data_format()? {
+            DataFormat::ChannelsLast => Ok(()),
+            DataFormat::ChannelsFirst => Err(format!(
+                "'{}' ({}): data_format \"channels_first\" is not supported (only \"channels_last\")",
                 self.name, self.class
             )),
         }
