@@ -52,21 +52,6 @@ impl Statistic<'_> {
     }
 }
 
-/// `storage` of `len` elements, or an error naming the op and the operand.
-fn checked<'a>(
-    ctx: &Arc<Context>,
-    op: &str,
-    what: &str,
-    storage: &'a Storage,
-    len: usize,
-) -> Result<&'a WgpuStorage> {
-    let s = wgpu_storage(storage, ctx, op)?;
-    if s.len() != len {
-        return Err(TensorError::Backend(format!("{op}: {what} has {} elements, expected {len}", s.len())));
-    }
-    Ok(s)
-}
-
 /// The first pass' uniform of a statistic over `spec` (`per_channel > 0`), and its channel
 /// blocks: it runs `blocks * chunks` workgroups.
 fn plan(op: &str, spec: &ChannelSpec) -> Result<(NormParams, usize)> {
@@ -150,7 +135,7 @@ fn statistic(
 impl NormOps for WgpuBackend {
     fn channel_moments(&self, x: &Storage, spec: &ChannelSpec) -> Result<Storage> {
         let ctx = &self.context;
-        let x = checked(ctx, "channel_moments", "x", x, spec.len())?;
+        let x = wgpu_storage(x, ctx, "channel_moments")?;
         ctx.store(statistic(ctx, Statistic::Moments, x, spec)?)
     }
 
@@ -163,9 +148,9 @@ impl NormOps for WgpuBackend {
     ) -> Result<Storage> {
         let ctx = &self.context;
         let op = "channel_affine";
-        let x = checked(ctx, op, "x", x, spec.len())?;
-        let scale = checked(ctx, op, "scale", scale, spec.channels)?;
-        let shift = checked(ctx, op, "shift", shift, spec.channels)?;
+        let x = wgpu_storage(x, ctx, op)?;
+        let scale = wgpu_storage(scale, ctx, op)?;
+        let shift = wgpu_storage(shift, ctx, op)?;
         let n = spec.len();
         let out = ctx.alloc(op, n)?;
         if n > 0 {
@@ -190,8 +175,8 @@ impl NormOps for WgpuBackend {
     fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage> {
         let ctx = &self.context;
         let op = "channel_sums";
-        let a = checked(ctx, op, "a", a, spec.len())?;
-        let b = checked(ctx, op, "b", b, spec.len())?;
+        let a = wgpu_storage(a, ctx, op)?;
+        let b = wgpu_storage(b, ctx, op)?;
         ctx.store(statistic(ctx, Statistic::Sums(b), a, spec)?)
     }
 }
