@@ -211,3 +211,26 @@ pub fn conv_pool_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Wo
     }
     Ok(out)
 }
+
+/// model6's 3x3 `same` convolutions (layers 2-5) at batch `batch`: forward, input gradient
+/// and filter gradient, each counted as the direct convolution's `2 * MACs`.
+pub fn model6_conv_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Workload>> {
+    let mut out = Vec::new();
+    for (hw, in_c, out_c) in [(28, 32, 32), (14, 32, 64), (14, 64, 64), (7, 64, 128)] {
+        let (x_dims, f_dims) = ([batch, hw, hw, in_c], [3, 3, in_c, out_c]);
+        let spec = Conv2dSpec::new(&Shape::new(x_dims), &Shape::new(f_dims), (1, 1), Padding::Same)?;
+        let label = format!("{batch}x{hw}x{hw}x{in_c} -> {out_c}@3x3 same");
+        let x = upload(backend, spec.input_shape().numel(), 3)?;
+        let w = upload(backend, spec.filter_shape().numel(), 4)?;
+        let dy = upload(backend, spec.output_shape().numel(), 6)?;
+        let passes = [
+            ("conv2d_fwd", vec![x.clone(), w.clone(), upload(backend, out_c, 5)?], Kind::ConvForward(spec)),
+            ("conv2d_bwd_input", vec![dy.clone(), w], Kind::ConvBackwardInput(spec)),
+            ("conv2d_bwd_filter", vec![x, dy], Kind::ConvBackwardFilter(spec)),
+        ];
+        for (pass, inputs, kind) in passes {
+            out.push(Workload { name: format!("{pass} {label}"), flops: spec.flops(), inputs, kind });
+        }
+    }
+    Ok(out)
+}

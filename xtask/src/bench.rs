@@ -1,9 +1,10 @@
-//! `cargo xtask bench-kernels`: a quick GFLOP/s table of the kernels at the MNIST shapes on
-//! the CPU or the wgpu backend. criterion (`cargo bench -p benches`) gives the careful numbers.
+//! `cargo xtask bench-kernels`: a quick GFLOP/s table of the kernels at the MNIST shapes
+//! (model4/model5's layers and model6's 3x3 convolutions) on the CPU or the wgpu backend.
+//! criterion (`cargo bench -p benches`) gives the careful numbers.
 
 use std::time::Instant;
 
-use benches::{conv_pool_workloads, matmul_workloads, square_matmul, Workload};
+use benches::{conv_pool_workloads, matmul_workloads, model6_conv_workloads, square_matmul, Workload};
 use kernels_cpu::CpuBackend;
 use kernels_wgpu::WgpuBackend;
 use tensor::Backend;
@@ -69,6 +70,7 @@ pub fn bench_kernels(argv: &[String]) -> Result<(), String> {
         workloads.push(square_matmul(backend, n).map_err(|e| e.to_string())?);
     }
     workloads.extend(conv_pool_workloads(backend, batch).map_err(|e| e.to_string())?);
+    workloads.extend(model6_conv_workloads(backend, batch).map_err(|e| e.to_string())?);
     println!("backend: {}", backend.name());
     println!("| kernel | median ms | GFLOP/s | best ms | GFLOP/s |\n|---|---:|---:|---:|---:|");
     for w in workloads.iter().filter(|w| w.name.contains(filter)) {

@@ -181,6 +181,8 @@ pub fn conv2d_forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Co
     match dispatch::conv2d_forward(spec) {
         #[cfg(target_arch = "x86_64")]
         Conv::Direct(build) => crate::conv2d_direct::forward(build, x, filter, bias, spec),
+        #[cfg(target_arch = "x86_64")]
+        Conv::Winograd => crate::conv2d_winograd::plain::forward(x, filter, bias, spec),
         Conv::Im2col => forward_im2col(x, filter, bias, spec),
     }
 }
@@ -218,12 +220,23 @@ pub(crate) fn forward_im2col(x: &[f32], filter: &[f32], bias: Option<&[f32]>, sp
     })
 }
 
-/// Gradient of [`conv2d_forward`] with respect to its input: `dx = col2im(dY W^T)`.
+/// Gradient of [`conv2d_forward`] with respect to its input.
 ///
 /// # Panics
 /// If `dy` or `filter` is shorter than the spec implies.
 pub fn conv2d_backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
     assert_lengths(spec, None, Some(filter.len()), Some(dy.len()));
+    match dispatch::conv2d_input_gradient(spec) {
+        #[cfg(target_arch = "x86_64")]
+        Conv::Winograd => crate::conv2d_winograd::plain::backward_input(dy, filter, spec),
+        #[cfg(target_arch = "x86_64")]
+        Conv::Direct(_) => unreachable!("no direct input gradient"),
+        Conv::Im2col => backward_input_im2col(dy, filter, spec),
+    }
+}
+
+/// [`conv2d_backward_input`] by im2col + GEMM, `dx = col2im(dY W^T)`, for any spec.
+pub(crate) fn backward_input_im2col(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
     let (patch, out_c) = (spec.patch_len(), spec.out_c);
     let image_len = spec.in_h * spec.in_w * spec.in_c;
     let dx_len = spec.batch * image_len;
@@ -272,6 +285,8 @@ pub fn conv2d_backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f
     match dispatch::conv2d_filter_gradient(spec) {
         #[cfg(target_arch = "x86_64")]
         Conv::Direct(build) => crate::conv2d_direct::backward_filter(build, x, dy, spec),
+        #[cfg(target_arch = "x86_64")]
+        Conv::Winograd => crate::conv2d_winograd::plain::backward_filter(x, dy, spec),
         Conv::Im2col => backward_filter_im2col(x, dy, spec),
     }
 }

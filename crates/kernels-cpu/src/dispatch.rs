@@ -7,11 +7,14 @@
 //!
 //! | op | kernel | when |
 //! |---|---|---|
-//! | conv2d forward | `conv2d_direct` | the widest build takes the layer; several input channels only up to [`MAX_DIRECT_IN_C`] |
+//! | conv2d forward | `conv2d_winograd::plain` | AVX-512, 3x3, stride 1, at least [`MIN_WINOGRAD_CHANNELS`] input and output channels |
+//! | | `conv2d_direct` | the widest build takes the layer; several input channels only up to [`MAX_DIRECT_IN_C`] |
 //! | | im2col + GEMM (`conv2d`) | otherwise |
-//! | conv2d filter gradient | `conv2d_direct` | one input channel and the widest build takes the layer |
+//! | conv2d filter gradient | `conv2d_winograd::plain` | as its forward pass |
+//! | | `conv2d_direct` | one input channel and the widest build takes the layer |
 //! | | im2col + GEMM | otherwise |
-//! | conv2d input gradient | im2col + GEMM (col2im) | always |
+//! | conv2d input gradient | `conv2d_winograd::plain` | as its forward pass |
+//! | | im2col + GEMM (col2im) | otherwise |
 //! | conv2d + max pool | unfused (conv2d, then pool2d) | windows overlap, pad, exceed [`MAX_WINDOW`], or the direct forward kernel does not take the convolution |
 //! | | `conv2d_direct::batch_lanes` | AVX-512, one input channel, 2x2 windows, at least 16 images |
 //! | | `conv2d_winograd` | AVX-512, several input channels, 3x3 stride 1, 2x2 windows |
@@ -33,7 +36,9 @@
 use crate::isa::Build;
 use crate::matrix::MatrixRef;
 #[cfg(target_arch = "x86_64")]
-use crate::{conv2d_direct, conv2d_winograd::WinogradPool, matmul_narrow, winners::MAX_WINDOW};
+use crate::{
+    conv2d_direct, conv2d_winograd::plain, conv2d_winograd::WinogradPool, matmul_narrow, winners::MAX_WINDOW,
+};
 use tensor::shape::{Conv2dSpec, ConvPoolSpec, Pool2dSpec};
 
 /// With several input channels the direct forward kernel (AVX-512 only) is chosen only while
@@ -41,23 +46,63 @@ use tensor::shape::{Conv2dSpec, ConvPoolSpec, Pool2dSpec};
 /// faster than im2col + GEMM; with many channels GEMM's blocking wins.
 pub(crate) const MAX_DIRECT_IN_C: usize = 64;
 
+/// Winograd's F(2x2, 3x3) for a plain 3x3 convolution's three passes from this many input
+/// and output channels on: on model6's layers (32 to 128 channels) each pass measured 1.3
+/// to 2x as fast as the direct kernels or im2col + GEMM. With few channels the transforms,
+/// which cost per channel what a product costs per pair of channels, do not pay.
+pub(crate) const MIN_WINOGRAD_CHANNELS: usize = 16;
+
 /// How a convolution's forward pass or filter gradient runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Conv {
     /// The direct kernels (`conv2d_direct`) in this build.
     #[cfg(target_arch = "x86_64")]
     Direct(Build),
+    /// Winograd's F(2x2, 3x3) (`conv2d_winograd::plain`).
+    #[cfg(target_arch = "x86_64")]
+    Winograd,
     /// im2col + GEMM, for any shape.
     Im2col,
+}
+
+/// Whether a plain convolution's passes run by Winograd's algorithm (see
+/// [`MIN_WINOGRAD_CHANNELS`]); the fused convolution + pooling has its own rules.
+#[cfg(target_arch = "x86_64")]
+fn plain_winograd(spec: &Conv2dSpec) -> bool {
+    Build::Avx512.runs_here()
+        && spec.in_c >= MIN_WINOGRAD_CHANNELS
+        && spec.out_c >= MIN_WINOGRAD_CHANNELS
+        && plain::takes(spec)
+}
+
+/// The direct kernels' build for a convolution's forward pass, where they are chosen over
+/// im2col (plain or fused with pooling).
+#[cfg(target_arch = "x86_64")]
+fn direct_forward(spec: &Conv2dSpec) -> Option<Build> {
+    // Only the widest build: where it does not take the layer, a narrower one does not
+    // either (AVX2's kernels take a subset of AVX-512's shapes).
+    let build = Build::widest()?;
+    (spec.in_c <= MAX_DIRECT_IN_C && conv2d_direct::takes(build, spec)).then_some(build)
+}
+
+/// The direct kernels' build for a convolution's filter gradient, where they are chosen over
+/// im2col.
+#[cfg(target_arch = "x86_64")]
+fn direct_filter_gradient(spec: &Conv2dSpec) -> Option<Build> {
+    // With several input channels the direct filter gradient measured at half GEMM's
+    // speed: patch rows are long enough for im2col to pay.
+    let build = Build::widest()?;
+    (spec.in_c == 1 && conv2d_direct::takes(build, spec)).then_some(build)
 }
 
 /// The kernel for a convolution's forward pass.
 pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
-    if let Some(build) = Build::widest() {
-        // Only the widest build: where it does not take the layer, a narrower one does not
-        // either (AVX2's kernels take a subset of AVX-512's shapes).
-        if spec.in_c <= MAX_DIRECT_IN_C && conv2d_direct::takes(build, spec) {
+    {
+        if plain_winograd(spec) {
+            return Conv::Winograd;
+        }
+        if let Some(build) = direct_forward(spec) {
             return Conv::Direct(build);
         }
     }
@@ -69,12 +114,25 @@ pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
 /// The kernel for a convolution's filter gradient.
 pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
-    if let Some(build) = Build::widest() {
-        // With several input channels the direct filter gradient measured at half GEMM's
-        // speed: patch rows are long enough for im2col to pay.
-        if spec.in_c == 1 && conv2d_direct::takes(build, spec) {
+    {
+        if plain_winograd(spec) {
+            return Conv::Winograd;
+        }
+        if let Some(build) = direct_filter_gradient(spec) {
             return Conv::Direct(build);
         }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = spec;
+    Conv::Im2col
+}
+
+/// The kernel for a convolution's input gradient: Winograd ([`Conv::Winograd`]) or im2col +
+/// col2im ([`Conv::Im2col`]).
+pub(crate) fn conv2d_input_gradient(spec: &Conv2dSpec) -> Conv {
+    #[cfg(target_arch = "x86_64")]
+    if plain_winograd(spec) {
+        return Conv::Winograd;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = spec;
@@ -114,7 +172,7 @@ pub(crate) fn conv2d_max_pool(spec: &ConvPoolSpec) -> ConvPool {
         let fusable =
             spec.windows_disjoint() && pool.pool_h * pool.pool_w <= MAX_WINDOW && pool.out_h * pool.out_w > 0;
         // Every fused kernel, and the backward pass, builds on the direct kernels' shapes.
-        let Conv::Direct(build) = conv2d_forward(&spec.conv) else { return ConvPool::Unfused };
+        let Some(build) = direct_forward(&spec.conv) else { return ConvPool::Unfused };
         if !fusable {
             return ConvPool::Unfused;
         }
@@ -173,12 +231,12 @@ pub(crate) fn conv2d_max_pool_backward(spec: &ConvPoolSpec) -> Option<ConvPoolBa
         return None;
     }
     let winners = Build::widest()?;
-    let filter = match conv2d_filter_gradient(&spec.conv) {
-        Conv::Direct(build) if conv2d_direct::window_gradient::gradient_takes(spec, build.lanes()) => {
+    let filter = match direct_filter_gradient(&spec.conv) {
+        Some(build) if conv2d_direct::window_gradient::gradient_takes(spec, build.lanes()) => {
             PooledFilterGradient::WindowByWindow(build)
         }
-        Conv::Direct(build) => PooledFilterGradient::Rebuilt(build),
-        Conv::Im2col => PooledFilterGradient::Winners,
+        Some(build) => PooledFilterGradient::Rebuilt(build),
+        None => PooledFilterGradient::Winners,
     };
     Some(ConvPoolBackward { winners, filter })
 }
@@ -249,9 +307,22 @@ mod tests {
         match Build::widest() {
             #[cfg(target_arch = "x86_64")]
             Some(Build::Avx512) => {
-                assert_eq!(conv2d_forward(&second.conv), Conv::Direct(Build::Avx512));
-                assert_eq!(conv2d_filter_gradient(&second.conv), Conv::Im2col, "several channels");
-                assert_eq!(conv2d_forward(&wide), Conv::Im2col, "128 input channels");
+                // Unfused, model5's second layer and model6's 3x3 layers run Winograd's
+                // kernels; fused with pooling, model5's keeps its own (below).
+                let model6 = conv([128, 14, 14, 32], [3, 3, 32, 64]);
+                for spec in [&second.conv, &model6] {
+                    assert_eq!(conv2d_forward(spec), Conv::Winograd);
+                    assert_eq!(conv2d_input_gradient(spec), Conv::Winograd);
+                    assert_eq!(conv2d_filter_gradient(spec), Conv::Winograd);
+                }
+                let model6_first = conv([128, 28, 28, 1], [3, 3, 1, 32]);
+                assert_eq!(conv2d_forward(&model6_first), Conv::Direct(Build::Avx512));
+                assert_eq!(conv2d_filter_gradient(&model6_first), Conv::Direct(Build::Avx512));
+                assert_eq!(conv2d_input_gradient(&first.conv), Conv::Im2col, "5x5");
+                let few_filters = conv([2, 12, 12, 20], [3, 3, 20, 8]);
+                assert_eq!(conv2d_forward(&few_filters), Conv::Direct(Build::Avx512), "8 filters");
+                assert_eq!(conv2d_filter_gradient(&few_filters), Conv::Im2col, "several channels");
+                assert_eq!(conv2d_forward(&wide), Conv::Im2col, "128 input channels, 8 filters");
                 assert_eq!(conv2d_max_pool(&first), ConvPool::BatchLanes);
                 assert_eq!(conv2d_max_pool(&second), ConvPool::Winograd);
                 let few_images = conv_pool([8, 28, 28, 1], [5, 5, 1, 20]);

@@ -14,13 +14,16 @@ use std::ops::Range;
 pub(super) const LANES: usize = Avx512::LANES;
 
 /// A buffer of `tiles` tiles, each 16 rows (one per position `xi` of the 4x4 tile) of
-/// `lanes` floats: the value of channel `c` of tile `t` at position `xi` is at
-/// `(t * 16 + xi) * lanes + c`. A tile's rows are adjacent, so a transform writes (or
-/// reads) one run; a product's row for position `xi` steps a tile at a time.
+/// `lanes` floats. Tile-major (the pooled kernel): the value of channel `c` of tile `t` at
+/// position `xi` is at `(t * 16 + xi) * lanes + c`, so a transform writes (or reads) one
+/// run. Position-major (`xi_major`, the plain kernels' larger blocks): at
+/// `(xi * tiles + t) * lanes + c`, so a product's rows for one position are adjacent, where
+/// tile-major rows a multiple of 4 KiB apart would share one L1 set.
 #[derive(Clone, Copy)]
 pub(super) struct Planes {
     pub(super) tiles: usize,
     pub(super) lanes: usize,
+    pub(super) xi_major: bool,
 }
 
 impl Planes {
@@ -29,14 +32,32 @@ impl Planes {
     }
 
     #[inline(always)]
-    fn at(self, xi: usize, tile: usize) -> usize {
-        (tile * 16 + xi) * self.lanes
+    pub(super) fn at(self, xi: usize, tile: usize) -> usize {
+        if self.xi_major {
+            (xi * self.tiles + tile) * self.lanes
+        } else {
+            (tile * 16 + xi) * self.lanes
+        }
     }
 
     /// Floats from one tile to the next.
     #[inline(always)]
     pub(super) fn tile_stride(self) -> usize {
-        16 * self.lanes
+        if self.xi_major {
+            self.lanes
+        } else {
+            16 * self.lanes
+        }
+    }
+
+    /// Floats from one position to the next.
+    #[inline(always)]
+    pub(super) fn xi_stride(self) -> usize {
+        if self.xi_major {
+            self.tiles * self.lanes
+        } else {
+            self.lanes
+        }
     }
 }
 
@@ -99,14 +120,14 @@ pub(super) unsafe fn input_tiles(
                 rows[2][s] = sub(d[2][s], d[1][s]);
                 rows[3][s] = sub(d[1][s], d[3][s]);
             }
-            // Columns: (B^T d) B, stored as the tile's 16 adjacent rows.
+            // Columns: (B^T d) B, stored as the tile's 16 rows.
             let mut out = v.as_mut_ptr().add(planes.at(0, row) + lane);
             for row in rows {
                 for value in
                     [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])]
                 {
                     _mm512_storeu_ps(out, value);
-                    out = out.add(planes.lanes);
+                    out = out.add(planes.xi_stride());
                 }
             }
         }
@@ -114,13 +135,13 @@ pub(super) unsafe fn input_tiles(
 }
 
 #[inline(always)]
-fn add(a: __m512, b: __m512) -> __m512 {
-    // SAFETY: only inlined into the `avx512f` kernels of this module.
+pub(super) fn add(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: only inlined into the `avx512f` kernels of this module and of `plain_avx512`.
     unsafe { _mm512_add_ps(a, b) }
 }
 
 #[inline(always)]
-fn sub(a: __m512, b: __m512) -> __m512 {
+pub(super) fn sub(a: __m512, b: __m512) -> __m512 {
     // SAFETY: as for `add`.
     unsafe { _mm512_sub_ps(a, b) }
 }
@@ -140,7 +161,7 @@ pub(super) unsafe fn forward_products<const NV: usize, const TB: usize>(
     m: &mut [f32],
 ) {
     let tiles = in_planes.tiles;
-    let out_planes = Planes { tiles, lanes: NV * LANES };
+    let out_planes = Planes { tiles, lanes: NV * LANES, xi_major: in_planes.xi_major };
     assert!(tiles.is_multiple_of(TB) && in_c <= in_planes.lanes && v.len() >= in_planes.len());
     assert!(u.len() >= 16 * in_c * NV * LANES && m.len() >= out_planes.len());
     for xi in 0..16 {

@@ -20,6 +20,8 @@
 //! products over every tile (`dU[xi] = V[xi]^T Z[xi]` with `Z = A dY A^T`) measured slower.
 
 mod avx512;
+pub(crate) mod plain;
+mod plain_avx512;
 
 use crate::conv2d_direct::{pad_image, padded_dims};
 use avx512::{PaddedImages, Planes, PooledOut, LANES};
@@ -77,11 +79,15 @@ impl<'s> WinogradPool<'s> {
     }
 
     fn in_planes(&self) -> Planes {
-        Planes { tiles: self.tile_block(), lanes: self.spec.conv.in_c.next_multiple_of(LANES) }
+        Planes {
+            tiles: self.tile_block(),
+            lanes: self.spec.conv.in_c.next_multiple_of(LANES),
+            xi_major: false,
+        }
     }
 
     fn out_planes(&self) -> Planes {
-        Planes { tiles: self.tile_block(), lanes: self.out_vectors * LANES }
+        Planes { tiles: self.tile_block(), lanes: self.out_vectors * LANES, xi_major: false }
     }
 
     /// Floats of one padded image.

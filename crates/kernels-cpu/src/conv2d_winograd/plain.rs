@@ -1,0 +1,384 @@
+//! Winograd's F(2x2, 3x3) for plain (unpooled) 3x3, stride-1 convolutions, with AVX-512:
+//! the forward pass, the input gradient and the filter gradient (model6's `same` layers).
+//!
+//! The forward pass and the input gradient are both a [`Correlation`] of zero-padded images
+//! with 3x3 filters at stride 1: the input gradient is the output gradient, padded by
+//! `2 - pad` on the top and left, correlated with the filter turned 180° and its input and
+//! output channels swapped. Each 2x2 output tile is `Y = A^T [U . V] A` as in the pooled
+//! kernel (the module's page): a task pads its images into scratch, and their tiles go
+//! through in blocks that stay in L2 (input transform `V`; for each of the 16 positions and
+//! each group of up to 64 output channels, the product over the input channels with `U`,
+//! whose slice stays in L1 across the block; the output transform into the NHWC output).
+//! Every output is computed by the same operations whatever the blocks or threads.
+//!
+//! The filter gradient reads the same identity backwards: with `Z = A dY A^T` for each
+//! output-gradient tile, `dU[xi] = sum over tiles of V[xi]^T Z[xi]` and `dW = G^T dU G`.
+//! Fixed slots of images (a function of the batch size) sum their tiles in order into their
+//! own `dU`, and the slots are added in order, so the result does not depend on the number
+//! of threads.
+//!
+//! Rounding: the transforms only add, subtract and halve, so an output is the direct sum to
+//! a few ulps of the sum of its terms' magnitudes; `plain_tests.rs` bounds it.
+
+use super::avx512::{input_tiles, PaddedImages, Planes, LANES};
+use super::plain_avx512::{self as kernels, TileGrid};
+use super::{G, TAPS};
+use crate::buffers::{slot_partials, with_scratch, zeroed_chunks};
+use rayon::prelude::*;
+use tensor::shape::Conv2dSpec;
+
+/// Tiles per block are a multiple of this: every product block (`TB` = 6, 8 or 12 tiles)
+/// divides it.
+const BLOCK_QUANTUM: usize = 24;
+
+/// Floats of a block's `V` and `M` (or `Z`) together, about 256 KiB: in L2 with room for
+/// `U` and the padded images.
+const BLOCK_FLOATS: usize = 64 * 1024;
+
+/// Floats of padded images per task (128 KiB), at most [`MAX_IMAGES_PER_CHUNK`] images.
+const CHUNK_FLOATS: usize = 32 * 1024;
+
+/// Most images one task pads and transforms together (few: enough tasks for the threads).
+const MAX_IMAGES_PER_CHUNK: usize = 4;
+
+/// Convolutions with fewer multiply-adds than this run on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Whether these kernels compute `spec`'s passes (on a CPU with AVX-512F): a 3x3 filter at
+/// stride 1 with an output.
+pub(crate) fn takes(spec: &Conv2dSpec) -> bool {
+    (spec.kernel_h, spec.kernel_w, spec.stride_h, spec.stride_w) == (3, 3, 1, 1)
+        && spec.pad_top <= 2
+        && spec.pad_left <= 2
+        && spec.batch * spec.in_c * spec.out_c * spec.out_h * spec.out_w > 0
+}
+
+/// A 3x3, stride-1 correlation: `y[b, oy, ox, o] = sum over a, b', k of
+/// xp[b, oy + a, ox + b', k] * g[a, b', k, o]`, with `xp` the input shifted down by
+/// `pad_top` and right by `pad_left` in zeros.
+#[derive(Clone, Copy, Debug)]
+struct Correlation {
+    batch: usize,
+    in_h: usize,
+    in_w: usize,
+    in_c: usize,
+    out_h: usize,
+    out_w: usize,
+    out_c: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl Correlation {
+    /// The convolution's forward pass.
+    fn forward(spec: &Conv2dSpec) -> Self {
+        let (s, batch) = (spec, spec.batch);
+        let (in_h, in_w, in_c, out_h, out_w, out_c) = (s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c);
+        Correlation { batch, in_h, in_w, in_c, out_h, out_w, out_c, pad_top: s.pad_top, pad_left: s.pad_left }
+    }
+
+    /// The convolution's input gradient, from the output gradient.
+    fn input_gradient(s: &Conv2dSpec) -> Self {
+        Correlation {
+            batch: s.batch,
+            in_h: s.out_h,
+            in_w: s.out_w,
+            in_c: s.out_c,
+            out_h: s.in_h,
+            out_w: s.in_w,
+            out_c: s.in_c,
+            pad_top: 2 - s.pad_top,
+            pad_left: 2 - s.pad_left,
+        }
+    }
+
+    fn tiles_h(&self) -> usize {
+        self.out_h.div_ceil(2)
+    }
+
+    fn tiles_w(&self) -> usize {
+        self.out_w.div_ceil(2)
+    }
+
+    fn per_image(&self) -> usize {
+        self.tiles_h() * self.tiles_w()
+    }
+
+    /// Rows and columns of a padded image: every tile's 4x4 input inside.
+    fn padded_dims(&self) -> (usize, usize) {
+        (2 * self.tiles_h() + 2, 2 * self.tiles_w() + 2)
+    }
+
+    fn padded_len(&self) -> usize {
+        let (ph, pw) = self.padded_dims();
+        ph * pw * self.in_c
+    }
+
+    fn in_lanes(&self) -> usize {
+        self.in_c.next_multiple_of(LANES)
+    }
+
+    fn out_lanes(&self) -> usize {
+        self.out_c.next_multiple_of(LANES)
+    }
+
+    fn image_in(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+
+    fn image_out(&self) -> usize {
+        self.out_h * self.out_w * self.out_c
+    }
+
+    fn grid(&self) -> TileGrid {
+        let (out_h, out_w, out_c) = (self.out_h, self.out_w, self.out_c);
+        TileGrid { out_h, out_w, out_c, tiles_w: self.tiles_w(), per_image: self.per_image() }
+    }
+
+    /// Tiles per block: [`BLOCK_FLOATS`] of `V` and `M`, a multiple of [`BLOCK_QUANTUM`].
+    fn block_tiles(&self) -> usize {
+        let per_tile = 16 * (self.in_lanes() + self.out_lanes());
+        (BLOCK_FLOATS / (per_tile * BLOCK_QUANTUM)).max(1) * BLOCK_QUANTUM
+    }
+
+    fn images_per_chunk(&self) -> usize {
+        (CHUNK_FLOATS / self.padded_len()).clamp(1, MAX_IMAGES_PER_CHUNK)
+    }
+
+    fn parallel(&self) -> bool {
+        self.batch * self.out_h * self.out_w * self.out_c * self.in_c * 9 >= PARALLEL_MIN_MACS
+    }
+
+    /// Writes image `x` (`[in_h, in_w, in_c]`) into `padded` (`padded_dims`), zeros around it.
+    fn pad(&self, x: &[f32], padded: &mut [f32]) {
+        let (ph, pw) = self.padded_dims();
+        let c = self.in_c;
+        let (first, last) = (self.pad_left.min(pw), (self.pad_left + self.in_w).min(pw));
+        for (py, row) in padded[..ph * pw * c].chunks_exact_mut(pw * c).enumerate() {
+            let iy = py as isize - self.pad_top as isize;
+            if iy < 0 || iy >= self.in_h as isize {
+                row.fill(0.0);
+                continue;
+            }
+            row[..first * c].fill(0.0);
+            row[last * c..].fill(0.0);
+            let src = iy as usize * self.in_w * c;
+            row[first * c..last * c].copy_from_slice(&x[src..src + (last - first) * c]);
+        }
+    }
+
+    /// Pads images `first..first + count` of `x` into `padded`, then a register of zeros.
+    fn pad_images<'a>(
+        &self,
+        x: &[f32],
+        first: usize,
+        count: usize,
+        padded: &'a mut [f32],
+    ) -> PaddedImages<'a> {
+        let (len, image_in) = (self.padded_len(), self.image_in());
+        for i in 0..count {
+            let image = &x[(first + i) * image_in..(first + i + 1) * image_in];
+            self.pad(image, &mut padded[i * len..(i + 1) * len]);
+        }
+        padded[count * len..].fill(0.0);
+        PaddedImages {
+            padded,
+            image_len: len,
+            pw: self.padded_dims().1,
+            in_c: self.in_c,
+            windows_h: self.tiles_h(),
+            windows_w: self.tiles_w(),
+        }
+    }
+
+    /// `U = G g G^T` as `[16, in_c, out_lanes]` (unused lanes zero), with `tap(a, b, k, o)`
+    /// the correlation's filter; each sum in f64, rounded once.
+    fn transform_filter(&self, tap: impl Fn(usize, usize, usize, usize) -> f32) -> Vec<f32> {
+        let (in_c, out_c, lanes) = (self.in_c, self.out_c, self.out_lanes());
+        let mut u = vec![0.0; 16 * in_c * lanes];
+        for (xi, plane) in u.chunks_exact_mut(in_c * lanes).enumerate() {
+            for (k, row) in plane.chunks_exact_mut(lanes).enumerate() {
+                for (o, value) in row[..out_c].iter_mut().enumerate() {
+                    let sum: f64 = TAPS
+                        .iter()
+                        .map(|&(a, b)| f64::from(G[xi / 4][a] * G[xi % 4][b]) * f64::from(tap(a, b, k, o)))
+                        .sum();
+                    *value = sum as f32;
+                }
+            }
+        }
+        u
+    }
+
+    /// The correlation of `x` with the transformed filter `u`, plus `bias` (`out_lanes`).
+    fn run(&self, x: &[f32], u: &[f32], bias: &[f32]) -> Vec<f32> {
+        assert!(crate::isa::Build::Avx512.runs_here(), "the Winograd kernels need AVX-512F");
+        assert!(x.len() >= self.batch * self.image_in() && bias.len() >= self.out_lanes());
+        let (image_out, per_chunk, block) = (self.image_out(), self.images_per_chunk(), self.block_tiles());
+        let v_planes = Planes { tiles: block, lanes: self.in_lanes(), xi_major: true };
+        let m_planes = Planes { tiles: block, lanes: self.out_lanes(), xi_major: true };
+        zeroed_chunks(self.batch * image_out, per_chunk * image_out, self.parallel(), |index, y| {
+            let images = y.len() / image_out;
+            let padded_len = images * self.padded_len() + LANES;
+            with_scratch(padded_len + v_planes.len() + m_planes.len(), |scratch| {
+                let (padded, rest) = scratch.split_at_mut(padded_len);
+                let (v, m) = rest.split_at_mut(v_planes.len());
+                let source = self.pad_images(x, index * per_chunk, images, padded);
+                let tiles = images * self.per_image();
+                for start in (0..tiles).step_by(block) {
+                    let count = block.min(tiles - start);
+                    // SAFETY: AVX-512F checked above; the kernels check their bounds.
+                    unsafe {
+                        input_tiles(&source, start..start + count, v_planes, v);
+                        self.products((v, v_planes), u, (m, m_planes), count);
+                        kernels::output_tiles((m, m_planes), (start, count), bias, self.grid(), y);
+                    }
+                }
+            })
+        })
+    }
+
+    /// `M = V U` for the first `count` tiles of a block, a group of output registers at a
+    /// time (rows past `count`, up to the product's tile block, are computed and not read).
+    fn products(&self, v: (&[f32], Planes), u: &[f32], m: (&mut [f32], Planes), count: usize) {
+        let (vectors, in_c, (m, m_planes)) = (self.out_lanes() / LANES, self.in_c, m);
+        let mut first = 0;
+        while first < vectors {
+            let nv = (vectors - first).min(4);
+            let group = first * LANES;
+            let m = (&mut *m, m_planes);
+            // SAFETY: callers run on AVX-512F (`run` checks it); the products check their
+            // bounds, and a block is a multiple of every `TB` below.
+            unsafe {
+                match nv {
+                    1 => kernels::products::<1, 12>(v, in_c, u, m, group, count.next_multiple_of(12)),
+                    2 => kernels::products::<2, 12>(v, in_c, u, m, group, count.next_multiple_of(12)),
+                    3 => kernels::products::<3, 8>(v, in_c, u, m, group, count.next_multiple_of(8)),
+                    _ => kernels::products::<4, 6>(v, in_c, u, m, group, count.next_multiple_of(6)),
+                }
+            }
+            first += nv;
+        }
+    }
+}
+
+/// The forward pass of `spec`, which [`takes`] must take, on a CPU with AVX-512F.
+pub(crate) fn forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
+    assert!(takes(spec), "the Winograd kernels do not take this layer");
+    let corr = Correlation::forward(spec);
+    let (in_c, out_c) = (spec.in_c, spec.out_c);
+    let u = corr.transform_filter(|a, b, k, o| filter[((a * 3 + b) * in_c + k) * out_c + o]);
+    let mut padded_bias = vec![0.0; corr.out_lanes()];
+    if let Some(bias) = bias {
+        padded_bias[..out_c].copy_from_slice(&bias[..out_c]);
+    }
+    corr.run(x, &u, &padded_bias)
+}
+
+/// The input gradient of `spec` (which [`takes`] must take) from the output gradient `dy`,
+/// on a CPU with AVX-512F.
+pub(crate) fn backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
+    assert!(takes(spec), "the Winograd kernels do not take this layer");
+    let corr = Correlation::input_gradient(spec);
+    let (in_c, out_c) = (spec.in_c, spec.out_c);
+    // Turned 180°, input and output channels swapped: tap (a, b) from output channel k to
+    // input channel o is the filter's (2 - a, 2 - b) from o to k.
+    let u = corr.transform_filter(|a, b, k, o| filter[(((2 - a) * 3 + 2 - b) * in_c + o) * out_c + k]);
+    corr.run(dy, &u, &vec![0.0; corr.out_lanes()])
+}
+
+/// The filter gradient of `spec` (which [`takes`] must take), HWIO, on a CPU with AVX-512F.
+/// Bit-identical whatever the number of threads.
+pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
+    assert!(takes(spec), "the Winograd kernels do not take this layer");
+    assert!(crate::isa::Build::Avx512.runs_here(), "the Winograd kernels need AVX-512F");
+    let corr = Correlation::forward(spec);
+    assert!(x.len() >= corr.batch * corr.image_in() && dy.len() >= corr.batch * corr.image_out());
+    let (in_lanes, out_lanes) = (corr.in_lanes(), corr.out_lanes());
+    let du_len = 16 * in_lanes * out_lanes;
+    let (block, per_chunk, image_out) = (corr.block_tiles(), corr.images_per_chunk(), corr.image_out());
+    let v_planes = Planes { tiles: block, lanes: in_lanes, xi_major: true };
+    let z_planes = Planes { tiles: block, lanes: out_lanes, xi_major: true };
+    let partials = slot_partials(corr.batch, du_len, |images, du| {
+        for first in images.clone().step_by(per_chunk) {
+            let count = per_chunk.min(images.end - first);
+            let padded_len = count * corr.padded_len() + LANES;
+            with_scratch(padded_len + v_planes.len() + z_planes.len(), |scratch| {
+                let (padded, rest) = scratch.split_at_mut(padded_len);
+                let (v, z) = rest.split_at_mut(v_planes.len());
+                let source = corr.pad_images(x, first, count, padded);
+                let dy = &dy[first * image_out..(first + count) * image_out];
+                let tiles = count * corr.per_image();
+                for start in (0..tiles).step_by(block) {
+                    let n = block.min(tiles - start);
+                    // SAFETY: AVX-512F checked above; the kernels check their bounds.
+                    unsafe {
+                        input_tiles(&source, start..start + n, v_planes, v);
+                        kernels::gradient_tiles(dy, corr.grid(), (start, n), (z, z_planes));
+                    }
+                    gradient_products((v, v_planes), (z, z_planes), n, du);
+                }
+            })
+        }
+    });
+    let du = sum_in_order(partials, du_len);
+    // dW[a][b] = sum over i, j of G[i][a] dU[i][j] G[j][b], in f64.
+    let (in_c, out_c) = (spec.in_c, spec.out_c);
+    let mut dw = vec![0.0; 9 * in_c * out_c];
+    for (tap, plane) in dw.chunks_exact_mut(in_c * out_c).enumerate() {
+        let (a, b) = (tap / 3, tap % 3);
+        for (c, row) in plane.chunks_exact_mut(out_c).enumerate() {
+            for (o, value) in row.iter_mut().enumerate() {
+                let mut sum = 0.0f64;
+                for xi in 0..16 {
+                    let weight = G[xi / 4][a] * G[xi % 4][b];
+                    if weight != 0.0 {
+                        sum += f64::from(weight) * f64::from(du[(xi * in_lanes + c) * out_lanes + o]);
+                    }
+                }
+                *value = sum as f32;
+            }
+        }
+    }
+    dw
+}
+
+/// `dU += V^T Z` for the first `count` tiles, a group of output registers at a time.
+fn gradient_products(v: (&[f32], Planes), z: (&[f32], Planes), count: usize, du: &mut [f32]) {
+    let vectors = z.1.lanes / LANES;
+    let mut first = 0;
+    while first < vectors {
+        let nv = (vectors - first).min(4);
+        let group = first * LANES;
+        // SAFETY: the caller checked AVX-512F; the products check their bounds (input lanes
+        // are whole registers, so every `TC` below divides them).
+        unsafe {
+            match nv {
+                1 => kernels::gradient_products::<16, 1>(v, z, count, group, du),
+                2 => kernels::gradient_products::<8, 2>(v, z, count, group, du),
+                3 => kernels::gradient_products::<8, 3>(v, z, count, group, du),
+                _ => kernels::gradient_products::<4, 4>(v, z, count, group, du),
+            }
+        }
+        first += nv;
+    }
+}
+
+/// The sum of the `len`-long partials in slot order (each element's order is fixed, so
+/// splitting the elements across threads changes nothing).
+fn sum_in_order(partials: Vec<f32>, len: usize) -> Vec<f32> {
+    let (first, rest) = partials.split_at(len);
+    let mut sum = first.to_vec();
+    let chunk = crate::PARALLEL_CHUNK;
+    sum.par_chunks_mut(chunk).enumerate().for_each(|(i, out)| {
+        for partial in rest.chunks_exact(len) {
+            let partial = &partial[i * chunk..i * chunk + out.len()];
+            out.iter_mut().zip(partial).for_each(|(s, p)| *s += p);
+        }
+    });
+    sum
+}
+
+#[cfg(test)]
+#[path = "plain_tests.rs"]
+mod tests;
