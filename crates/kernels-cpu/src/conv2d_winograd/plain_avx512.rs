@@ -9,6 +9,7 @@
 
 use super::avx512::{add, sub, Planes, LANES};
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Where tiles sit in a few NHWC images of `out_h` x `out_w` pixels of `out_c` channels:
 /// tile `t` is tile `t % per_image` (scan order over `tiles_w` per row) of image
@@ -105,8 +106,8 @@ pub(super) unsafe fn products<const NV: usize, const TB: usize>(
 }
 
 /// `Y = A^T M A + bias` of rows `0..count` of `m`, which are tiles `first..first + count`
-/// of `grid`, stored into `y` (the grid's images); pixels past the images' edges are not
-/// written.
+/// of `grid`, stored into `y` (the grid's images): every channel of every pixel of these
+/// tiles inside the images, nothing past the images' edges.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
@@ -116,7 +117,7 @@ pub(super) unsafe fn output_tiles(
     (first, count): (usize, usize),
     bias: &[f32],
     grid: TileGrid,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let c = grid.out_c;
     assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
@@ -124,7 +125,7 @@ pub(super) unsafe fn output_tiles(
     grid.check(first, count, y.len());
     for row in 0..count {
         let (image, oy, ox, rows, cols) = grid.place(first + row);
-        let corner = y.as_mut_ptr().add(grid.pixel(image, oy, ox));
+        let corner = y.as_mut_ptr().cast::<f32>().add(grid.pixel(image, oy, ox));
         let step = [0, grid.out_c, grid.out_w * grid.out_c, (grid.out_w + 1) * grid.out_c];
         for lane in (0..c).step_by(LANES) {
             let mask = lane_mask(c - lane);
