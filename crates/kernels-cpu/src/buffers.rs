@@ -228,7 +228,7 @@ pub(crate) fn slot_partials(
 ) -> Vec<f32> {
     let slots = batch.clamp(1, MAX_FILTER_PARTIALS);
     let images_per_slot = batch.div_ceil(slots);
-    let mut partials = take_zeroed(slots * partial_len);
+    let mut partials = vec![0.0; slots * partial_len];
     partials.par_chunks_mut(partial_len.max(1)).enumerate().for_each(|(slot, partial)| {
         let first = slot * images_per_slot;
         fill(first.min(batch)..(first + images_per_slot).min(batch), partial)

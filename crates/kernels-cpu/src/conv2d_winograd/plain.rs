@@ -23,7 +23,7 @@
 use super::avx512::{input_tiles, PaddedImages, Planes, LANES};
 use super::plain_avx512::{self as kernels, TileGrid};
 use super::{G, TAPS};
-use crate::buffers::{build_chunks, slot_partials, with_scratch};
+use crate::buffers::{build_chunks, with_scratch, zeroed_chunks, MAX_FILTER_PARTIALS};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::Conv2dSpec;
@@ -41,6 +41,9 @@ const CHUNK_FLOATS: usize = 32 * 1024;
 
 /// Most images one task pads and transforms together (few: enough tasks for the threads).
 const MAX_IMAGES_PER_CHUNK: usize = 4;
+
+/// Floats of the filter gradient's partial sums together (2 MiB), at least two slots.
+const PARTIALS_FLOATS: usize = 512 * 1024;
 
 /// Convolutions with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -192,20 +195,23 @@ impl Correlation {
         }
     }
 
-    /// `U = G g G^T` as `[16, in_c, out_lanes]` (unused lanes zero), with `tap(a, b, k, o)`
-    /// the correlation's filter; each sum in f64, rounded once.
-    fn transform_filter(&self, tap: impl Fn(usize, usize, usize, usize) -> f32) -> Vec<f32> {
+    /// `U = G g G^T` as `[16, in_c, out_lanes]` (unused lanes zero), with `g` the
+    /// correlation's filter (`[3, 3, in_c, out_c]`); each sum in f64, rounded once.
+    fn transform_filter(&self, g: &[f32]) -> Vec<f32> {
         let (in_c, out_c, lanes) = (self.in_c, self.out_c, self.out_lanes());
         let mut u = vec![0.0; 16 * in_c * lanes];
+        let mut sums = vec![0.0f64; in_c * out_c];
         for (xi, plane) in u.chunks_exact_mut(in_c * lanes).enumerate() {
-            for (k, row) in plane.chunks_exact_mut(lanes).enumerate() {
-                for (o, value) in row[..out_c].iter_mut().enumerate() {
-                    let sum: f64 = TAPS
-                        .iter()
-                        .map(|&(a, b)| f64::from(G[xi / 4][a] * G[xi % 4][b]) * f64::from(tap(a, b, k, o)))
-                        .sum();
-                    *value = sum as f32;
+            sums.fill(0.0);
+            for (a, b) in TAPS {
+                let weight = f64::from(G[xi / 4][a] * G[xi % 4][b]);
+                if weight != 0.0 {
+                    let taps = &g[(a * 3 + b) * in_c * out_c..][..in_c * out_c];
+                    sums.iter_mut().zip(taps).for_each(|(s, &t)| *s += weight * f64::from(t));
                 }
+            }
+            for (row, sums) in plane.chunks_exact_mut(lanes).zip(sums.chunks_exact(out_c)) {
+                row[..out_c].iter_mut().zip(sums).for_each(|(u, &s)| *u = s as f32);
             }
         }
         u
@@ -272,7 +278,7 @@ pub(crate) fn forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Co
     assert!(takes(spec), "the Winograd kernels do not take this layer");
     let corr = Correlation::forward(spec);
     let (in_c, out_c) = (spec.in_c, spec.out_c);
-    let u = corr.transform_filter(|a, b, k, o| filter[((a * 3 + b) * in_c + k) * out_c + o]);
+    let u = corr.transform_filter(&filter[..9 * in_c * out_c]);
     let mut padded_bias = vec![0.0; corr.out_lanes()];
     if let Some(bias) = bias {
         padded_bias[..out_c].copy_from_slice(&bias[..out_c]);
@@ -288,7 +294,14 @@ pub(crate) fn backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> V
     let (in_c, out_c) = (spec.in_c, spec.out_c);
     // Turned 180°, input and output channels swapped: tap (a, b) from output channel k to
     // input channel o is the filter's (2 - a, 2 - b) from o to k.
-    let u = corr.transform_filter(|a, b, k, o| filter[(((2 - a) * 3 + 2 - b) * in_c + o) * out_c + k]);
+    let mut turned = vec![0.0; 9 * in_c * out_c];
+    for (tap, plane) in turned.chunks_exact_mut(in_c * out_c).enumerate() {
+        let source = &filter[(8 - tap) * in_c * out_c..][..in_c * out_c];
+        for (k, row) in plane.chunks_exact_mut(in_c).enumerate() {
+            row.iter_mut().zip(source.chunks_exact(out_c)).for_each(|(g, taps)| *g = taps[k]);
+        }
+    }
+    let u = corr.transform_filter(&turned);
     corr.run(dy, &u, &vec![0.0; corr.out_lanes()])
 }
 
@@ -304,7 +317,13 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f
     let (block, per_chunk, image_out) = (corr.block_tiles(), corr.images_per_chunk(), corr.image_out());
     let v_planes = Planes { tiles: block, lanes: in_lanes, xi_major: true };
     let z_planes = Planes { tiles: block, lanes: out_lanes, xi_major: true };
-    let partials = slot_partials(corr.batch, du_len, |images, du| {
+    // Fixed slots of images (a function of the shapes only), each partial zeroed by its own
+    // task; fewer slots where partials are large, as zeroing and adding them costs a pass
+    // over all of them.
+    let slots = (PARTIALS_FLOATS / du_len).clamp(2, MAX_FILTER_PARTIALS).min(corr.batch);
+    let images_per_slot = corr.batch.div_ceil(slots);
+    let partials = zeroed_chunks(slots * du_len, du_len, true, |slot, du| {
+        let images = (slot * images_per_slot).min(corr.batch)..((slot + 1) * images_per_slot).min(corr.batch);
         for first in images.clone().step_by(per_chunk) {
             let count = per_chunk.min(images.end - first);
             let padded_len = count * corr.padded_len() + LANES;
