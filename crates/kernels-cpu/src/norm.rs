@@ -7,8 +7,10 @@
 //! enough at their size, then combined across blocks in f64 (Chan et al.'s pairwise rule for
 //! the variance), so neither a long channel nor data far from zero loses precision.
 
+use crate::buffers::build_chunks;
 use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use tensor::shape::ChannelSpec;
 use tensor::{NormOps, Result, Storage};
 
@@ -122,26 +124,34 @@ pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
 /// `x * scale[c] + shift[c]`.
 pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
-    let mut out = vec![0.0f32; x.len()];
+    // Built from the buffer pool without zeroing: a fresh zeroed vector costs page faults
+    // and a pass of its own (a BatchNormalization's activations are megabytes).
     if inner == 1 {
         let rows = block_rows(channels) * channels;
-        out.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(out, x)| {
+        let fill = |block: usize, out: &mut [MaybeUninit<f32>]| {
+            let x = &x[block * rows..][..out.len()];
             for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
                 for (((o, &v), &a), &b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
-                    *o = v * a + b;
+                    o.write(v * a + b);
                 }
             }
-        });
+        };
+        // SAFETY: a piece is whole rows of `channels` (`x.len()` is a multiple of it), and
+        // `fill` writes every channel of every row, as `x` is sliced to the piece's length.
+        unsafe { build_chunks(x.len(), rows, true, fill) }
     } else {
-        out.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(run, (out, x))| {
+        let fill = |run: usize, out: &mut [MaybeUninit<f32>]| {
             let c = run % channels;
             let (a, b) = (scale[c], shift[c]);
+            let x = &x[run * inner..][..out.len()];
             for (o, &v) in out.iter_mut().zip(x) {
-                *o = v * a + b;
+                o.write(v * a + b);
             }
-        });
+        };
+        // SAFETY: each piece is one run of `inner`, every element written from `x` sliced to
+        // its length.
+        unsafe { build_chunks(x.len(), inner, true, fill) }
     }
-    out
 }
 
 /// Per channel `sum(a * b)` and `sum(a)`, `[2, channels]`.
