@@ -10,6 +10,7 @@
 //! - `gpu-check`: the prepared GPU check: kernels against the CPU, GEMM rate, model5 training.
 //! - `compare-backends`: the same training on the CPU and on wgpu, and the accuracy gap.
 //! - `import-loops`: fails where a crate's modules import each other in a loop.
+//! - `allreduce-bench`: under `mpirun`, the all-reduce's cost per training step.
 
 mod args;
 mod bench;
@@ -22,6 +23,7 @@ mod import_loops;
 mod maps;
 mod predict;
 mod profile;
+mod ranks;
 mod train;
 
 const USAGE: &str = "usage: cargo xtask <command> [flags]
@@ -35,6 +37,8 @@ commands:
                  [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
                  [--early-stopping PATIENCE] [--reduce-lr-on-plateau] [--csv FILE.csv]
                  [--plot FILE.png|svg] [--history FILE.json|csv]
+                 [--distributed [--fail-at RANK:STEP]] [--adapter N]
+                 (--distributed: under mpirun/srun, built with --features mpi)
   summary        [--model model1|model4|model5|model6] [--functional]
   bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
                  [--filter TEXT] [--square 1024,4096]
@@ -50,7 +54,8 @@ commands:
                  [--train-images N] [--batch N] [--data DIR] [--seed N]
   compare-backends [--model NAME] [--epochs N] [--batch-size N] [--train-images N]
                  [--normalize] [--seed N] [--max-gap POINTS] [--data DIR]
-  import-loops   SRC_DIR...  (e.g. crates/kernels-cpu/src crates/kernels-wgpu/src)";
+  import-loops   SRC_DIR...  (e.g. crates/kernels-cpu/src crates/kernels-wgpu/src)
+  allreduce-bench [--repeats N]  (under mpirun, built with --features mpi)";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -70,6 +75,7 @@ fn main() {
         "compare-backends" => compare::compare_backends(rest),
         "profile-step" => profile::profile_step(rest),
         "import-loops" => import_loops::import_loops(rest),
+        "allreduce-bench" => ranks::allreduce_bench(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

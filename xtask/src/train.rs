@@ -5,6 +5,7 @@ use nn::{Adam, FitOptions, Loss, Metric, Model, Optimizer, Sgd};
 
 use crate::args::Args;
 use crate::data;
+use crate::ranks::{InjectedFault, Ranks};
 
 /// Epochs the lecture trained each model for (model6: the course's 10).
 fn lecture_epochs(model: &str) -> usize {
@@ -55,6 +56,8 @@ struct Report<'a> {
     test_loss: f32,
     test_accuracy: f32,
     wrong: usize,
+    /// Processes that trained together (`--distributed`).
+    ranks: usize,
 }
 
 pub fn summary(argv: &[String]) -> Result<(), String> {
@@ -89,9 +92,18 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "history",
             "early-stopping",
             "csv",
+            "fail-at",
+            "adapter",
         ],
-        &["normalize", "validate", "functional", "reduce-lr-on-plateau"],
+        &["normalize", "validate", "functional", "reduce-lr-on-plateau", "distributed"],
     )?;
+    let ranks = Ranks::new(args.switch("distributed"))?;
+    train(&args, &ranks).map_err(|e| ranks.fail(e))
+}
+
+/// `train-mnist` on `ranks`: every rank runs this; only the chief prints and writes files.
+fn train(args: &Args, ranks: &Ranks) -> Result<(), String> {
+    let chief = ranks.is_chief();
     let name = args.value("model").unwrap_or("model5").to_string();
     let epochs = args.get("epochs", lecture_epochs(&name))?;
     let batch_size = args.get("batch-size", 128usize)?;
@@ -102,10 +114,11 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let min_accuracy: Option<f32> = args.optional("min-accuracy")?;
     let patience: Option<usize> = args.optional("early-stopping")?;
     // Checked before training; built once the number of steps is known.
-    optimizer(&args, &name, 1)?;
+    optimizer(args, &name, 1)?;
+    let fault = args.value("fail-at").map(InjectedFault::parse).transpose()?;
     let kind: nn::DeviceKind =
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
-    let device = nn::device::select(kind).map_err(|e| format!("--backend: {e}"))?;
+    let device = ranks.device(kind, args.optional("adapter")?).map_err(|e| format!("--backend: {e}"))?;
     // A checkpoint brings its own architecture, optimizer state and epoch count.
     let resumed = args.value("resume").is_some();
     let mut model = match args.value("resume") {
@@ -120,6 +133,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         }
         None => lecture_model(&name, functional, &device, seed)?,
     };
+    ranks.attach(&mut model);
     let dataset = data::dataset_kind(args.value("dataset"))?;
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1] (model6's
     // recipe always does).
@@ -128,16 +142,18 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     let data::Prepared { x_train, y_train, x_test, y_test } =
         data::load(args.value("data"), dataset, &shape, normalize)?;
 
-    if verbose > 0 {
+    if verbose > 0 && chief {
         println!("backend: {}", device.name());
         print!("{}", model.summary().map_err(|e| e.to_string())?);
     }
     if model.is_compiled() {
-        println!("resuming after epoch {} with the checkpoint's optimizer", model.epochs_done());
+        if chief {
+            println!("resuming after epoch {} with the checkpoint's optimizer", model.epochs_done());
+        }
     } else {
         let steps = (epochs * x_train.len().div_ceil(batch_size)) as u64;
         model
-            .compile(Loss::CategoricalCrossentropy, optimizer(&args, &name, steps)?, &[Metric::Accuracy])
+            .compile(Loss::CategoricalCrossentropy, optimizer(args, &name, steps)?, &[Metric::Accuracy])
             .map_err(|e| e.to_string())?;
     }
     // TerminateOnNaN is on (FitOptions' default): a NaN loss ends the run with an error naming
@@ -162,6 +178,9 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
     if let Some(path) = args.value("checkpoint") {
         fit = fit.checkpoint(ModelCheckpoint::new(path));
     }
+    if let Some(fault) = fault {
+        fit = fit.callback(fault);
+    }
     // Test accuracy after every epoch, as the lecture's curves show it: asked for, drawn by
     // --plot, or watched by the callbacks that monitor val_loss.
     let validate = args.switch("validate")
@@ -172,6 +191,12 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         fit = fit.validation_data(x_test.clone(), y_test.clone());
     }
     let history = model.fit(&x_train, &y_train, &fit).map_err(|e| e.to_string())?;
+    let eval_start = std::time::Instant::now();
+    let scores = model.evaluate(&x_test, &y_test, 256).map_err(|e| e.to_string())?;
+    let eval_seconds = eval_start.elapsed().as_secs_f64();
+    if !chief {
+        return Ok(());
+    }
 
     if let Some(path) = args.value("plot") {
         history.plot(path).map_err(|e| format!("--plot: {e}"))?;
@@ -192,9 +217,6 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
         println!("saved the weights to {path}");
     }
 
-    let eval_start = std::time::Instant::now();
-    let scores = model.evaluate(&x_test, &y_test, 256).map_err(|e| e.to_string())?;
-    let eval_seconds = eval_start.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) = (scores["loss"], scores["accuracy"]);
     let wrong = ((1.0 - test_accuracy as f64) * x_test.len() as f64).round() as usize;
     println!("test loss: {test_loss:.4} (evaluated in {eval_seconds:.2}s)");
@@ -212,6 +234,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             test_loss,
             test_accuracy,
             wrong,
+            ranks: ranks.size(),
         };
         let text = serde_json::to_string_pretty(&report).map_err(|e| format!("--report: {e}"))?;
         std::fs::write(path, text + "\n").map_err(|e| format!("cannot write report {path}: {e}"))?;

@@ -73,7 +73,9 @@ fn overhead(backend: &WgpuBackend) -> Result<()> {
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "quick");
-    let make = |gemm_tile| WgpuBackend::with_options(WgpuOptions { poison_outputs: false, gemm_tile });
+    let make = |gemm_tile| {
+        WgpuBackend::with_options(WgpuOptions { poison_outputs: false, gemm_tile, adapter: None })
+    };
     let auto = make(GemmTile::Auto)?;
     overhead(&auto)?;
     if std::env::args().any(|a| a == "overhead") {

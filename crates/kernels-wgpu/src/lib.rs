@@ -44,6 +44,43 @@ pub struct WgpuOptions {
     pub poison_outputs: bool,
     /// Which GEMM tile matmul and convolution use (tests force each one).
     pub gemm_tile: GemmTile,
+    /// The adapter to open: the `i`-th of [`adapter_names`]' list (hardware GPUs first), as
+    /// a rank of data-parallel training picks its machine's GPU; `None`, the high-performance
+    /// one.
+    pub adapter: Option<usize>,
+}
+
+/// The machine's adapters (name and graphics API) in the order [`WgpuOptions::adapter`] counts
+/// them: discrete GPUs, then integrated ones, then the rest (software renderers last).
+pub fn adapter_names() -> Vec<String> {
+    let instance = instance();
+    pollster::block_on(ranked_adapters(&instance))
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            format!("{} ({:?})", info.name, info.backend)
+        })
+        .collect()
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    wgpu::Instance::new(desc)
+}
+
+async fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut adapters = instance.enumerate_adapters(backends).await;
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 3,
+    };
+    // Stable: the driver's order within a kind.
+    adapters.sort_by_key(rank);
+    adapters
 }
 
 /// The output tile of one workgroup in the matmul / convolution GEMMs.
@@ -94,18 +131,28 @@ impl WgpuBackend {
     }
 
     async fn create(options: WgpuOptions) -> Result<Self> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        let instance = wgpu::Instance::new(desc);
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-                apply_limit_buckets: false,
-            })
-            .await
-            .map_err(|e| TensorError::Backend(format!("wgpu: no GPU adapter found: {e}")))?;
+        let instance = instance();
+        let adapter = match options.adapter {
+            Some(index) => {
+                let mut adapters = ranked_adapters(&instance).await;
+                let count = adapters.len();
+                if index >= count {
+                    return Err(TensorError::Backend(format!(
+                        "wgpu: adapter {index} asked for, but this machine has {count}"
+                    )));
+                }
+                adapters.swap_remove(index)
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    apply_limit_buckets: false,
+                })
+                .await
+                .map_err(|e| TensorError::Backend(format!("wgpu: no GPU adapter found: {e}")))?,
+        };
         let info = adapter.get_info();
         // The adapter's own limits, not wgpu's portable defaults (128 MiB bindings, 16 KiB of
         // workgroup memory), which would cap tensor sizes far below what the GPU can do.

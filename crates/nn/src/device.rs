@@ -78,6 +78,33 @@ pub fn wgpu() -> Result<Device> {
     Err(unavailable("the wgpu backend is not compiled in: enable nn's `wgpu` feature"))
 }
 
+/// The wgpu backend on the machine's `index`-th adapter, counting discrete GPUs first, then
+/// integrated ones, then the rest (a new device each call). Data-parallel training opens one
+/// GPU per rank this way: `wgpu_adapter(local_rank % gpus)`, [`wgpu_adapters`] giving `gpus`.
+pub fn wgpu_adapter(index: usize) -> Result<Device> {
+    #[cfg(feature = "wgpu")]
+    {
+        let options = kernels_wgpu::WgpuOptions { adapter: Some(index), ..Default::default() };
+        kernels_wgpu::WgpuBackend::with_options(options)
+            .map(Device::new)
+            .map_err(|e| unavailable(&format!("no wgpu device: {e}")))
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = index;
+        Err(unavailable("the wgpu backend is not compiled in: enable nn's `wgpu` feature"))
+    }
+}
+
+/// The machine's wgpu adapters (name and graphics API), in [`wgpu_adapter`]'s order; empty
+/// without the `wgpu` feature.
+pub fn wgpu_adapters() -> Vec<String> {
+    #[cfg(feature = "wgpu")]
+    return kernels_wgpu::adapter_names();
+    #[cfg(not(feature = "wgpu"))]
+    Vec::new()
+}
+
 fn unavailable(message: &str) -> Error {
     Error::Tensor(TensorError::Backend(message.to_string()))
 }

@@ -47,6 +47,9 @@ pub enum Error {
     },
     /// An option of `fit` (or of one of its callbacks) is invalid; the text names it.
     Options(String),
+    /// Data-parallel training failed on another rank, or the ranks could not communicate
+    /// (see [`distributed`](crate::distributed)); the text names the rank.
+    Distributed(String),
 }
 
 impl fmt::Display for Error {
@@ -63,6 +66,7 @@ impl fmt::Display for Error {
                 write!(f, "epoch {epoch}, batch {step}: invalid loss ({loss}), terminating training")
             }
             Error::Options(msg) => write!(f, "bad option: {msg}"),
+            Error::Distributed(msg) => write!(f, "distributed training: {msg}"),
         }
     }
 }

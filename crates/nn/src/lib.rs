@@ -37,6 +37,7 @@ pub mod callbacks;
 pub mod confusion;
 pub mod datasets;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod functional;
 pub mod history;

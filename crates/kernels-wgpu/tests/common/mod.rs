@@ -26,7 +26,8 @@ pub fn backend_with(gemm_tile: GemmTile) -> Option<&'static WgpuBackend> {
         GemmTile::KGroups => &BACKENDS[4],
     };
     let found = slot.get_or_init(|| {
-        WgpuBackend::with_options(WgpuOptions { poison_outputs: true, gemm_tile }).map_err(|e| e.to_string())
+        WgpuBackend::with_options(WgpuOptions { poison_outputs: true, gemm_tile, adapter: None })
+            .map_err(|e| e.to_string())
     });
     match found {
         Ok(b) => Some(b),

@@ -133,6 +133,9 @@ pub(crate) struct FitState {
     pub log_keys: Vec<String>,
     pub output: ProgressOutput,
     pub epoch_seconds: f64,
+    /// This process's rank and the number of ranks (0 and 1 unless distributed).
+    pub rank: usize,
+    pub ranks: usize,
 }
 
 impl CallbackContext<'_> {
@@ -193,13 +196,31 @@ impl CallbackContext<'_> {
         self.state.epoch_seconds
     }
     /// Prints a line where `fit` prints its progress (standard output unless
-    /// [`FitOptions::output`](crate::FitOptions::output) says otherwise).
+    /// [`FitOptions::output`](crate::FitOptions::output) says otherwise); on rank 0 only in
+    /// data-parallel training.
     pub fn print(&self, line: &str) {
-        self.state.output.write_line(line);
+        if self.is_chief() {
+            self.state.output.write_line(line);
+        }
     }
     /// Where `fit` prints its progress.
     pub fn output(&self) -> &ProgressOutput {
         &self.state.output
+    }
+    /// This process's rank in data-parallel training (0 in a single process; see
+    /// [`distributed`](crate::distributed)).
+    pub fn rank(&self) -> usize {
+        self.state.rank
+    }
+    /// The number of ranks training together (1 in a single process).
+    pub fn ranks(&self) -> usize {
+        self.state.ranks
+    }
+    /// Whether this rank is the one that prints and writes files (rank 0, Keras' "chief"):
+    /// every rank runs the callbacks, so that their decisions agree, but a callback that
+    /// writes (a checkpoint, a CSV log) does so only here.
+    pub fn is_chief(&self) -> bool {
+        self.state.rank == 0
     }
 }
 
@@ -288,6 +309,8 @@ pub(crate) mod testing {
             log_keys: log_keys.iter().map(|k| k.to_string()).collect(),
             output: ProgressOutput::new(Sink(printed.clone()), false),
             epoch_seconds: 0.0,
+            rank: 0,
+            ranks: 1,
         }
     }
 

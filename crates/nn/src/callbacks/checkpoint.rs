@@ -187,20 +187,25 @@ impl Callback for ModelCheckpoint {
                     path.display()
                 ));
             }
-            self.save(ctx.model(), &path)?;
+            self.save(ctx, &path)?;
             self.best = Some(current);
         } else {
             if self.verbose {
                 ctx.print(&format!("\nEpoch {shown}: saving model to {}", path.display()));
             }
-            self.save(ctx.model(), &path)?;
+            self.save(ctx, &path)?;
         }
         Ok(())
     }
 }
 
 impl ModelCheckpoint {
-    fn save(&self, model: &Model, path: &std::path::Path) -> Result<()> {
+    /// Saves on rank 0 only (the one rank of a single process).
+    fn save(&self, ctx: &CallbackContext<'_>, path: &std::path::Path) -> Result<()> {
+        if !ctx.is_chief() {
+            return Ok(());
+        }
+        let model: &Model = ctx.model();
         if let Some(name) = crate::saving::first_non_finite_variable(model)? {
             return Err(SavingError::NonFiniteWeights { path: path.to_path_buf(), name }.into());
         }

@@ -61,7 +61,12 @@ impl CSVLogger {
 }
 
 impl Callback for CSVLogger {
-    fn on_train_begin(&mut self, _ctx: &mut CallbackContext<'_>) -> Result<()> {
+    fn on_train_begin(&mut self, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        self.file = None;
+        // In data-parallel training only rank 0 writes.
+        if !ctx.is_chief() {
+            return Ok(());
+        }
         self.write_header = true;
         if self.append && self.path.exists() {
             let mut first = String::new();
@@ -81,7 +86,10 @@ impl Callback for CSVLogger {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, _ctx: &mut CallbackContext<'_>) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut CallbackContext<'_>) -> Result<()> {
+        if !ctx.is_chief() {
+            return Ok(());
+        }
         let sep = self.separator.to_string();
         let mut text = String::new();
         if self.keys.is_none() {

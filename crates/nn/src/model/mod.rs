@@ -26,6 +26,7 @@ pub use handle::LayerHandle;
 pub use sequential::Sequential;
 
 use crate::array::Array;
+use crate::distributed::{Cluster, Communicator};
 use crate::error::{Error, Result};
 use crate::training::Compiled;
 use graph::{Graph, GraphKind};
@@ -66,6 +67,8 @@ pub struct Model {
     pub(crate) compiled: Option<Compiled>,
     /// Epochs of training done so far (by `fit`, or restored from a checkpoint).
     pub(crate) epochs_done: usize,
+    /// The ranks `fit` and `evaluate` share the work with ([`Model::distribute`]).
+    pub(crate) cluster: Option<Cluster>,
 }
 
 impl Model {
@@ -96,7 +99,27 @@ impl Model {
     /// A model of `graph`, creating the weights its layers do not have yet.
     pub(crate) fn from_graph(graph: Graph, device: &Device, seed: u64) -> Result<Model> {
         graph.initialize(device, seed)?;
-        Ok(Model { graph: Arc::new(graph), device: device.clone(), seed, compiled: None, epochs_done: 0 })
+        Ok(Model {
+            graph: Arc::new(graph),
+            device: device.clone(),
+            seed,
+            compiled: None,
+            epochs_done: 0,
+            cluster: None,
+        })
+    }
+
+    /// Trains and evaluates data-parallel over `communicator`'s ranks from now on (see
+    /// [`distributed`](crate::distributed)): every rank runs the same program on its own copy of
+    /// the model, and `fit` starts by giving them all rank 0's weights. A communicator of one
+    /// rank trains exactly as no communicator.
+    pub fn distribute(&mut self, communicator: Arc<dyn Communicator>) {
+        self.cluster = (communicator.size() > 1).then(|| Cluster::new(communicator));
+    }
+
+    /// This process's rank and the number of ranks: `(0, 1)` unless distributed.
+    pub fn rank_and_size(&self) -> (usize, usize) {
+        self.cluster.as_ref().map_or((0, 1), |c| (c.rank(), c.size()))
     }
 
     /// The model's name (`functional_1`, or a `Sequential`'s).

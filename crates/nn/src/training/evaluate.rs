@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use tensor::{no_grad, Tensor};
+use tensor::{no_grad, Gradients, Tensor};
 
 use super::data::{Arrays, Prepared};
 use super::{Logs, Metric};
 use crate::array::Array;
+use crate::distributed::Cluster;
 use crate::error::{Error, Result};
 use crate::losses::Prediction;
 use crate::model::run::RunMode;
@@ -47,15 +48,38 @@ impl RunningTotals {
         self.samples += n;
         Ok(())
     }
-    /// The mean loss, and each metric's value (reads the device).
-    fn means(&self, metrics: &[Metric]) -> Result<(f32, Vec<f32>)> {
-        let n = self.samples.max(1) as f32;
-        let loss = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN) / n;
-        let mut values = Vec::with_capacity(self.metric_sums.len());
-        for (metric, sum) in metrics.iter().zip(&self.metric_sums) {
-            let counts = sum.as_ref().map(|t| t.to_vec()).transpose()?.unwrap_or_default();
-            values.push(metric.value(&counts, self.samples));
+    /// The mean loss, and each metric's value (reads the device), over every rank of
+    /// `cluster` (which all must call this together).
+    fn means(&self, metrics: &[Metric], cluster: Option<&Cluster>) -> Result<(f32, Vec<f32>)> {
+        let mut loss_sum = self.loss_sum.as_ref().map(|t| t.item()).transpose()?.unwrap_or(f32::NAN);
+        let mut counts = Vec::with_capacity(self.metric_sums.len());
+        for (i, metric) in metrics.iter().enumerate() {
+            // A rank that saw no batch has no sums: zeros, as long as the others'.
+            let sum = self.metric_sums.get(i).and_then(Option::as_ref);
+            let mut c = sum.map(|t| t.to_vec()).transpose()?.unwrap_or_default();
+            c.resize(metric.count_len(), 0.0);
+            counts.push(c);
         }
+        let mut samples = self.samples;
+        if let Some(cluster) = cluster {
+            // A rank that saw no sample adds nothing (its missing loss sum is 0, not NaN).
+            let own_loss = if self.samples == 0 { 0.0 } else { loss_sum as f64 };
+            let mut sums: Vec<f64> = [own_loss, self.samples as f64]
+                .into_iter()
+                .chain(counts.iter().flatten().map(|&c| c as f64))
+                .collect();
+            cluster.sum_f64(&mut sums)?;
+            loss_sum = if self.loss_sum.is_some() || sums[1] > 0.0 { sums[0] as f32 } else { f32::NAN };
+            samples = sums[1] as usize;
+            let mut rest = &sums[2..];
+            for c in &mut counts {
+                let (head, tail) = rest.split_at(c.len());
+                c.iter_mut().zip(head).for_each(|(c, &s)| *c = s as f32);
+                rest = tail;
+            }
+        }
+        let loss = loss_sum / samples.max(1) as f32;
+        let values = metrics.iter().zip(&counts).map(|(m, c)| m.value(c, samples)).collect();
         Ok((loss, values))
     }
 }
@@ -96,14 +120,20 @@ impl EpochTotals {
     }
 
     /// `loss`, then per output `<name>_loss` and `<name>_<metric>` (for one output just
-    /// `<metric>`), each key prefixed with `prefix`. Reads the device.
+    /// `<metric>`), each key prefixed with `prefix`. Reads the device. This rank's own values:
+    /// see [`report_over`](Self::report_over) for the global ones.
     pub fn report(&self, prefix: &str) -> Result<Logs> {
-        let (total, _) = self.total.means(&[])?;
+        self.report_over(prefix, None)
+    }
+
+    /// [`report`](Self::report) over every rank of `cluster`, which all call it together.
+    pub fn report_over(&self, prefix: &str, cluster: Option<&Cluster>) -> Result<Logs> {
+        let (total, _) = self.total.means(&[], cluster)?;
         let mut out = Logs::new();
         out.insert(format!("{prefix}loss"), total);
         let single = self.names.len() == 1;
         for (name, totals) in self.names.iter().zip(&self.per_output) {
-            let (loss, values) = totals.means(&self.metrics)?;
+            let (loss, values) = totals.means(&self.metrics, cluster)?;
             if !single {
                 out.insert(format!("{prefix}{name}_loss"), loss);
             }
@@ -174,32 +204,41 @@ impl Model {
         Ok(BatchResult { total, per_output })
     }
 
-    /// One gradient step on a batch; `layers` are the model's layers with weights.
-    pub(crate) fn train_step(
-        &mut self,
-        layers: &[Arc<LayerCell>],
+    /// A batch's forward and backward pass: its losses and metric counts, and the gradients of
+    /// its total loss.
+    pub(crate) fn batch_gradients(
+        &self,
         x: &[Tensor],
         y: &[Tensor],
         step_seed: u64,
-    ) -> Result<BatchResult> {
+    ) -> Result<(BatchResult, Gradients)> {
         let batch = self.batch_losses(x, y, RunMode { training: true, step_seed })?;
         let grads = batch.total.backward()?;
+        let result = BatchResult {
+            total: batch.total.detach(),
+            per_output: batch.per_output.into_iter().map(|(l, c)| (l.detach(), c)).collect(),
+        };
+        Ok((result, grads))
+    }
+
+    /// The optimizer's step with `grads`; `layers` are the model's layers with weights.
+    pub(crate) fn apply_gradients(&mut self, layers: &[Arc<LayerCell>], grads: &Gradients) -> Result<()> {
         let compiled = self.compiled.as_mut().expect("checked by prepare");
         let mut guards: Vec<_> = layers.iter().map(|cell| cell.lock()).collect();
         let mut variables: Vec<&mut Tensor> = guards.iter_mut().flat_map(|g| g.layer.params_mut()).collect();
-        compiled.optimizer.apply(&mut variables, &grads)?;
-        Ok(BatchResult {
-            total: batch.total.detach(),
-            per_output: batch.per_output.into_iter().map(|(l, c)| (l.detach(), c)).collect(),
-        })
+        compiled.optimizer.apply(&mut variables, grads)
     }
 
-    /// Loss and metrics over prepared data, in batches of `batch_size`.
+    /// Loss and metrics over prepared data, in batches of `batch_size`; when distributed, this
+    /// rank's batches only (dealt round-robin), the error of any rank failing them all.
     pub(crate) fn evaluate_prepared(&self, data: &Prepared<'_>, batch_size: usize) -> Result<EpochTotals> {
         let mut totals = EpochTotals::new(self.output_names(), &self.compiled_metrics());
         let n = data.len();
-        no_grad(|| -> Result<()> {
-            for start in (0..n).step_by(batch_size) {
+        let local = no_grad(|| -> Result<()> {
+            for (index, start) in (0..n).step_by(batch_size).enumerate() {
+                if self.cluster.as_ref().is_some_and(|c| !c.owns_batch(index)) {
+                    continue;
+                }
                 let end = (start + batch_size).min(n);
                 let upload = |arrays: &[std::borrow::Cow<'_, Array>]| {
                     arrays
@@ -211,7 +250,11 @@ impl Model {
                 totals.add(&batch, end - start)?;
             }
             Ok(())
-        })?;
+        });
+        match &self.cluster {
+            Some(cluster) => cluster.agree(local.map(|()| false)).map(|_| ())?,
+            None => local?,
+        }
         Ok(totals)
     }
 
@@ -228,7 +271,7 @@ impl Model {
     ) -> Result<Logs> {
         let batch_size = batch_size_or_default(batch_size.into())?;
         let data = self.prepare(&x.into(), &y.into(), "evaluate")?;
-        self.evaluate_prepared(&data, batch_size)?.report("")
+        self.evaluate_prepared(&data, batch_size)?.report_over("", self.cluster.as_ref())
     }
 
     /// The model's outputs for `x` (one array per input, or one array for a model of one

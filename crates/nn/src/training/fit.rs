@@ -7,12 +7,14 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use tensor::Tensor;
 
 use super::data::{Arrays, BatchSource, Prepared};
 use super::evaluate::EpochTotals;
 use super::{FitOptions, History, Logs};
 use crate::array::Array;
 use crate::callbacks::{BatchLogs, Callback, CallbackList, FitState, TerminateOnNaN};
+use crate::distributed::{Cluster, LocalStep};
 use crate::error::{Error, Result};
 use crate::model::symbolic::LayerCell;
 use crate::model::Model;
@@ -46,15 +48,21 @@ impl Model {
         let mut batches = BatchSource::new(arrays, &self.device)?;
 
         let output = options.output.clone().unwrap_or_else(ProgressOutput::stdout);
+        let cluster = self.cluster.clone();
+        let (rank, ranks) = self.rank_and_size();
+        // Only rank 0 prints.
+        let verbose = if rank == 0 { options.verbose } else { 0 };
         let mut state = FitState {
             stop_training: false,
             epochs: options.epochs,
             initial_epoch: options.initial_epoch,
             steps,
-            verbose: options.verbose,
+            verbose,
             log_keys: self.log_keys(validation.is_some())?,
             output: output.clone(),
             epoch_seconds: 0.0,
+            rank,
+            ranks,
         };
         // Keras' order: the user's callbacks, then the History, then the progress output.
         let mut nan_guard = options.terminate_on_nan.then(|| TerminateOnNaN::new().raise_error(true));
@@ -64,7 +72,7 @@ impl Model {
             .map(|c| c.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
             .collect();
         let mut history = History::default();
-        let mut progress = Progress::new(output, options.verbose, steps);
+        let mut progress = Progress::new(output.clone(), verbose, steps);
         let mut list: Vec<&mut dyn Callback> = Vec::new();
         if let Some(guard) = &mut nan_guard {
             list.push(guard);
@@ -74,7 +82,22 @@ impl Model {
         list.push(&mut progress);
         let mut callbacks = CallbackList { callbacks: list };
 
-        callbacks.train_begin(self, &mut state)?;
+        if let Some(cluster) = &cluster {
+            let mut weights = self.get_weights()?;
+            cluster.broadcast_weights(&mut weights)?;
+            self.set_weights(&weights)?;
+            if verbose > 0 {
+                let size = options.batch_size;
+                output.write_line(&format!(
+                    "data-parallel on {ranks} ranks ({}): global batch {size}, {} to {} samples per rank",
+                    cluster.communicator().describe(),
+                    size / ranks,
+                    size.div_ceil(ranks),
+                ));
+            }
+        }
+        let hook = callbacks.train_begin(self, &mut state);
+        together(cluster.as_ref(), hook, &mut state)?;
         let mut order: Vec<usize> = (0..n).collect();
         if options.shuffle {
             // Each epoch shuffles the previous epoch's order: replay the skipped ones.
@@ -84,7 +107,8 @@ impl Model {
         }
         let mut last_logs: Option<Logs> = None;
         for epoch in options.initial_epoch + 1..=options.epochs {
-            callbacks.epoch_begin(epoch - 1, self, &mut state)?;
+            let hook = callbacks.epoch_begin(epoch - 1, self, &mut state);
+            together(cluster.as_ref(), hook, &mut state)?;
             if options.shuffle {
                 shuffle_for_epoch(&mut order, seed, epoch);
             }
@@ -92,27 +116,62 @@ impl Model {
             let mut totals = EpochTotals::new(self.output_names(), &self.compiled_metrics());
             let mut steps_done = 0;
             for (step, batch) in order.chunks(options.batch_size).enumerate() {
-                callbacks.batch_begin(step, self, &mut state)?;
-                let mut tensors = batches.gather(batch)?;
-                let labels = tensors.split_off(inputs);
-                let result =
-                    self.train_step(&layers, &tensors, &labels, step_seed(seed, epoch, steps, step))?;
-                totals.add(&result, batch.len())?;
+                let step_seed = step_seed(seed, epoch, steps, step);
+                let loss = match &cluster {
+                    None => {
+                        callbacks.batch_begin(step, self, &mut state)?;
+                        let mut tensors = batches.gather(batch)?;
+                        let labels = tensors.split_off(inputs);
+                        let (result, grads) = self.batch_gradients(&tensors, &labels, step_seed)?;
+                        self.apply_gradients(&layers, &grads)?;
+                        totals.add(&result, batch.len())?;
+                        result.total
+                    }
+                    Some(cluster) => {
+                        // This rank's share; the step's gradient is the whole batch's.
+                        let share = &batch[cluster.share(batch.len())];
+                        let local = callbacks.batch_begin(step, self, &mut state).and_then(|()| {
+                            if share.is_empty() {
+                                return Ok(None);
+                            }
+                            let mut tensors = batches.gather(share)?;
+                            let labels = tensors.split_off(inputs);
+                            let (result, grads) =
+                                self.batch_gradients(&tensors, &labels, cluster.step_seed(step_seed))?;
+                            let loss = result.total.item()?;
+                            Ok(Some((result, LocalStep { grads, loss, samples: share.len() })))
+                        });
+                        let (result, local) = match local {
+                            Ok(Some((result, local))) => (Some(result), Ok(local)),
+                            Ok(None) => {
+                                (None, Ok(LocalStep { grads: Default::default(), loss: 0.0, samples: 0 }))
+                            }
+                            Err(e) => (None, Err(e)),
+                        };
+                        let where_ = format!(" in batch {} of epoch {epoch}", step + 1);
+                        let loss = self.exchange_step(cluster, &layers, local, batch.len(), &where_)?;
+                        if let Some(result) = &result {
+                            totals.add(result, share.len())?;
+                        }
+                        Tensor::scalar(loss, &self.device)?
+                    }
+                };
                 steps_done = step + 1;
                 let running = || totals.report("");
                 let logs = BatchLogs {
-                    loss: &result.total,
+                    loss: &loss,
                     size: batch.len(),
                     running: &running,
                     running_loss_sum: totals.total.loss_sum.as_ref(),
                 };
-                callbacks.batch_end(step, &logs, self, &mut state)?;
+                let hook = callbacks.batch_end(step, &logs, self, &mut state);
+                together(cluster.as_ref(), hook, &mut state)?;
                 if state.stop_training {
                     break;
                 }
             }
             state.epoch_seconds = start.elapsed().as_secs_f64();
-            let mut logs = totals.report("")?;
+            let mut logs = totals.report_over("", cluster.as_ref())?;
             let loss = logs["loss"];
             // Without TerminateOnNaN, a non-finite epoch still ends training (a callback that
             // stopped training on it has had its say).
@@ -121,18 +180,63 @@ impl Model {
             }
             if let Some(validation) = &validation {
                 let batch_size = options.batch_size.max(MIN_VALIDATION_BATCH);
-                logs.extend(self.evaluate_prepared(validation, batch_size)?.report("val_")?);
+                logs.extend(
+                    self.evaluate_prepared(validation, batch_size)?.report_over("val_", cluster.as_ref())?,
+                );
             }
             self.epochs_done = epoch;
-            callbacks.epoch_end(epoch - 1, &mut logs, self, &mut state)?;
+            let hook = callbacks.epoch_end(epoch - 1, &mut logs, self, &mut state);
+            together(cluster.as_ref(), hook, &mut state)?;
             last_logs = Some(logs);
             if state.stop_training {
                 break;
             }
         }
-        callbacks.train_end(last_logs.as_ref(), self, &mut state)?;
+        let hook = callbacks.train_end(last_logs.as_ref(), self, &mut state);
+        together(cluster.as_ref(), hook, &mut state)?;
         drop(callbacks);
         Ok(history)
+    }
+
+    /// Exchanges this rank's share of a step with the other ranks and applies the whole batch's
+    /// gradient; returns the batch's loss. The moving statistics (BatchNormalization's) become
+    /// the ranks' weighted mean, as the whole batch would have moved them.
+    fn exchange_step(
+        &mut self,
+        cluster: &Cluster,
+        layers: &[Arc<LayerCell>],
+        local: Result<LocalStep>,
+        batch: usize,
+        while_doing: &str,
+    ) -> Result<f32> {
+        let mut variables = Vec::new();
+        let mut stats = Vec::new();
+        for cell in layers {
+            let state = cell.lock();
+            variables.extend(state.layer.params().into_iter().filter(|p| p.is_variable()).cloned());
+            if state.trainable {
+                stats.extend(state.layer.non_trainable().into_iter().cloned());
+            }
+        }
+        let outcome = cluster.exchange_step(
+            local,
+            &variables.iter().collect::<Vec<_>>(),
+            &stats.iter().collect::<Vec<_>>(),
+            batch,
+            &self.device,
+            while_doing,
+        )?;
+        self.apply_gradients(layers, &outcome.grads)?;
+        let mut averaged = outcome.stats.into_iter();
+        for cell in layers {
+            let mut state = cell.lock();
+            if state.trainable {
+                for s in state.layer.non_trainable_mut() {
+                    *s = averaged.next().expect("one per statistic sent");
+                }
+            }
+        }
+        Ok(outcome.loss)
     }
 
     /// The training and validation sets `options` ask for: `data` and `validation_data`
@@ -159,6 +263,18 @@ impl Model {
             )));
         }
         Ok((data.slice(0, split), Some(data.slice(split, n))))
+    }
+}
+
+/// A callback hook's outcome, agreed by every rank when distributed: an error on any rank is an
+/// error on all, and a stop asked by any rank stops all.
+fn together(cluster: Option<&Cluster>, hook: Result<()>, state: &mut FitState) -> Result<()> {
+    match cluster {
+        None => hook,
+        Some(cluster) => {
+            state.stop_training = cluster.agree(hook.map(|()| state.stop_training))?;
+            Ok(())
+        }
     }
 }
 

@@ -133,6 +133,15 @@ impl Metric {
         })
     }
 
+    /// How many numbers [`batch_counts`](Self::batch_counts) gives.
+    pub(crate) fn count_len(self) -> usize {
+        match self {
+            Metric::Accuracy | Metric::TopKCategoricalAccuracy(_) => 1,
+            Metric::Precision | Metric::Recall => 2,
+            Metric::Auc => 2 * AUC_THRESHOLDS + 2,
+        }
+    }
+
     /// The metric's value from its counts summed over `samples` samples.
     pub(crate) fn value(self, counts: &[f32], samples: usize) -> f32 {
         let ratio = |a: f32, b: f32| if b == 0.0 { 0.0 } else { a / b };

@@ -1,0 +1,112 @@
+//! [`Mpi`]: the [`Communicator`] over the system's MPI (Open MPI, MPICH), through the `mpi`
+//! crate.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::environment::Universe;
+use mpi::topology::{Communicator as _, SimpleCommunicator};
+use mpi::Threading;
+
+use super::Communicator;
+use crate::error::{Error, Result};
+
+/// The world of an MPI job (`mpirun -np N`, `srun`) as a [`Communicator`]. Created once per
+/// process ([`Mpi::init`]); MPI is finalised when the last clone of it is dropped. A program
+/// started without `mpirun` is a world of one rank.
+///
+/// ```no_run
+/// # fn main() -> nn::Result<()> {
+/// let mpi = nn::distributed::Mpi::init()?;
+/// let mut model = nn::zoo::model4(&nn::device::cpu(), 1)?.into_model()?;
+/// model.distribute(mpi.clone());
+/// // compile and fit as in one process: every rank runs this same program.
+/// # Ok(())
+/// # }
+/// ```
+pub struct Mpi {
+    world: Mutex<World>,
+    rank: usize,
+    size: usize,
+    local_rank: usize,
+    library: String,
+}
+
+struct World {
+    comm: SimpleCommunicator,
+    /// Finalises MPI when dropped, after `comm`.
+    _universe: Universe,
+}
+
+// SAFETY: MPI is initialised with at least `Threading::Serialized` (checked in `Mpi::init`),
+// under which any thread may call MPI as long as no two calls overlap; every call goes through
+// the mutex around `World`.
+unsafe impl Send for World {}
+
+impl Mpi {
+    /// Initialises MPI (once per process) and returns the world communicator.
+    pub fn init() -> Result<Arc<Mpi>> {
+        let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
+            .ok_or_else(|| Error::Distributed("MPI is already initialised in this process".into()))?;
+        if matches!(threading, Threading::Single | Threading::Funneled) {
+            return Err(Error::Distributed(format!(
+                "this MPI library offers only {threading:?} threading; training needs Serialized"
+            )));
+        }
+        let comm = universe.world();
+        let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+        // The ranks sharing this machine, in world order: which of its GPUs this one opens.
+        let local_rank = comm.split_shared(comm.rank()).rank() as usize;
+        let library = mpi::environment::library_version()
+            .map(|v| v.lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_else(|_| "unknown library".into());
+        Ok(Arc::new(Mpi {
+            world: Mutex::new(World { comm, _universe: universe }),
+            rank,
+            size,
+            local_rank,
+            library,
+        }))
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends every rank of the job at once with exit status `code` (`MPI_Abort`): what a rank
+    /// does after an error outside the collective steps of `fit`, where the other ranks may be
+    /// waiting for it.
+    pub fn abort(&self, code: i32) -> ! {
+        self.world().comm.abort(code)
+    }
+}
+
+impl Communicator for Mpi {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+    fn all_reduce_sum(&self, values: &mut [f32]) -> Result<()> {
+        let send = values.to_vec();
+        self.world().comm.all_reduce_into(&send[..], values, SystemOperation::sum());
+        Ok(())
+    }
+    fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
+        let send = values.to_vec();
+        self.world().comm.all_reduce_into(&send[..], values, SystemOperation::sum());
+        Ok(())
+    }
+    fn broadcast(&self, values: &mut [f32], root: usize) -> Result<()> {
+        let world = self.world();
+        world.comm.process_at_rank(root as i32).broadcast_into(values);
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("MPI ({})", self.library)
+    }
+}
