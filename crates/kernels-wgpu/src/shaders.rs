@@ -4,7 +4,7 @@
 /// list that names a module's files is the one its source is compiled from.
 macro_rules! built_from {
     ($($file:literal),+) => {
-        (&[$($file),+], concat!($(include_str!(concat!("../../../shaders/", $file))),+))
+        (&[$($file),+], concat!($(include_str!(concat!("../shaders/", $file))),+))
     };
 }
 

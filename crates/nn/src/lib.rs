@@ -1,5 +1,37 @@
 //! Keras-style neural networks in Rust: define, summarise, train and evaluate a network in a
-//! few lines, on the CPU (and, with the `wgpu` feature, on a GPU).
+//! few lines, on the CPU (and, with the `wgpu` feature, on a GPU; with `mpi`, on a cluster).
+//!
+//! The lecture's model4, as its Keras program reads (`cargo run --release -p nn --example
+//! model4` trains it on MNIST; `model1`, `model1_v2` and `model5` are there too):
+//!
+//! ```
+//! use nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+//! use nn::Activation::{Relu, Softmax, Tanh};
+//! use nn::{to_categorical, Array, FitOptions, Loss, Metric, Sequential, Sgd};
+//!
+//! # fn main() -> nn::Result<()> {
+//! let mut model4 = Sequential::new();
+//! model4.add(Conv2D::new(20, (5, 5)).activation(Relu).input_shape([28, 28, 1]))?;
+//! model4.add(MaxPooling2D::new().pool_size((2, 2)))?;
+//! model4.add(Flatten::new())?;
+//! model4.add(Dense::new(100).activation(Tanh))?;
+//! model4.add(Dense::new(10).activation(Softmax))?;
+//! print!("{}", model4.summary()?);
+//! assert_eq!(model4.count_params(), 289_630); // Keras' count for the same layers
+//! model4.compile(Loss::CategoricalCrossentropy, Sgd::new(0.01), &[Metric::Accuracy])?;
+//!
+//! // MNIST would be `nn::datasets::mnist::load_data()?`; here, 32 blank images of digit 3.
+//! let x_train = Array::zeros([32, 28, 28, 1]);
+//! let y_train = to_categorical(&Array::new(vec![3.0; 32], [32])?, 10)?;
+//! let history = model4.fit(&x_train, &y_train, &FitOptions::new().batch_size(16).epochs(2).verbose(0))?;
+//! let score = model4.evaluate(&x_train, &y_train, None)?;
+//! println!("Test loss: {}, test accuracy: {}", score["loss"], score["accuracy"]);
+//! assert_eq!(history.get("loss").unwrap().len(), 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A network small enough to learn inside this page:
 //!
 //! ```
 //! use nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};

@@ -58,7 +58,8 @@ impl Mpi {
         // The ranks sharing this machine, in world order: which of its GPUs this one opens.
         let local_rank = comm.split_shared(comm.rank()).rank() as usize;
         let library = mpi::environment::library_version()
-            .map(|v| v.lines().next().unwrap_or("").trim().to_string())
+            // "Open MPI v4.1.4, package: ..., ident: ...": the name and version.
+            .map(|v| v.split([',', '\n']).next().unwrap_or("").trim().to_string())
             .unwrap_or_else(|_| "unknown library".into());
         Ok(Arc::new(Mpi {
             world: Mutex::new(World { comm, _universe: universe }),
