@@ -184,7 +184,14 @@ fn a_file_written_by_the_old_sequential_save_still_loads_and_resumes() {
     let mut loaded = Sequential::load(path).unwrap();
     assert_eq!((loaded.epochs_done(), loaded.is_compiled()), (1, true));
     let p = loaded.predict(&x.slice(0, 4), 4).unwrap().remove(0);
-    assert_eq!(p.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected);
+    // The predictions the old save made, to rounding: the kernels have since changed their
+    // order of additions (3x3 layers with 16 or more channels run Winograd's algorithm).
+    let got = p.data();
+    assert_eq!(got.len(), expected.len());
+    for (&g, &w) in got.iter().zip(&expected) {
+        let w = f32::from_bits(w);
+        assert!((g - w).abs() <= 1e-6 * w.abs().max(1e-3), "predicted {g}, the old save {w}");
+    }
     let as_model = Model::load(path).unwrap();
     assert_eq!(as_model.class_name(), "Sequential");
     // It resumes: the optimizer's momenta came back (a second epoch from them moves the
