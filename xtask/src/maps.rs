@@ -1,5 +1,6 @@
 //! `cargo xtask feature-maps`: the pictures a lecture on CNNs shows, the first convolution's
 //! filters and the feature maps one test image produces after each Conv2D and pooling layer.
+//! `--weights` takes a model saved by `Model::save` or a Keras 3 `.keras` file.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,6 @@
 //! `cargo xtask predict --weights FILE image.png`: classifies a user's own picture of a digit.
+//! `FILE` is a model saved by `Model::save` (safetensors) or a Keras 3 `.keras` file (read by
+//! `Model::load` through its extension).
 //!
 //! The picture is made to look like an MNIST digit by `nn::datasets::image::mnist_digit`.
 
@@ -9,7 +11,8 @@ use nn::Model;
 use crate::args::Args;
 
 pub fn predict(argv: &[String]) -> Result<(), String> {
-    const USAGE: &str = "usage: cargo xtask predict --weights MODEL.safetensors [--normalize] IMAGE.png";
+    const USAGE: &str =
+        "usage: cargo xtask predict --weights MODEL.safetensors|MODEL.keras [--normalize] IMAGE.png";
     let (flags, images): (Vec<&String>, Vec<&String>) = {
         let mut flags = Vec::new();
         let mut images = Vec::new();

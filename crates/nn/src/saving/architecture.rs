@@ -52,7 +52,7 @@ fn architecture(model: &Model, path: &Path) -> Result<Value> {
 }
 
 /// A layer's config, with `"trainable": false` when it is frozen.
-fn layer_config(name: &str, op: &Op) -> std::result::Result<Value, String> {
+pub(super) fn layer_config(name: &str, op: &Op) -> std::result::Result<Value, String> {
     match op {
         Op::Input(_) => unreachable!("inputs are described by their shape"),
         Op::Layer(cell) => {
@@ -176,7 +176,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> Result<Model> {
 }
 
 /// The model an architecture describes, with fresh weights drawn from `seed`.
-fn build(arch: &Value, device: &Device, seed: u64) -> std::result::Result<Model, String> {
+pub(super) fn build(arch: &Value, device: &Device, seed: u64) -> std::result::Result<Model, String> {
     let name = arch.get("name").and_then(Value::as_str).map(str::to_string);
     match arch.get("class_name").and_then(Value::as_str) {
         Some("Sequential") => {

@@ -84,6 +84,26 @@ pub enum SavingError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A Keras `.keras` file (a zip archive) is malformed: not a zip, an entry missing or
+    /// unreadable, `config.json` not JSON of Keras' layout, or `model.weights.h5` not HDF5.
+    KerasFile {
+        /// The file.
+        path: PathBuf,
+        /// The part at fault: `"zip"`, `"config.json"`, `"metadata.json"` or `"model.weights.h5"`.
+        part: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A model's architecture uses a layer class this library does not have (the first such
+    /// layer in the file's order).
+    UnknownLayer {
+        /// The file.
+        path: PathBuf,
+        /// The layer's name in the file, e.g. `lstm`.
+        layer: String,
+        /// Its Keras class, e.g. `LSTM`.
+        class: String,
+    },
     /// A checkpoint was not written because a weight is NaN or infinite (the previous file, if
     /// any, is kept).
     NonFiniteWeights {
@@ -133,6 +153,14 @@ impl fmt::Display for SavingError {
             SavingError::TrainingState { path, reason } => {
                 write!(f, "{}: cannot read the training state: {reason}", path.display())
             }
+            SavingError::KerasFile { path, part, reason } => {
+                write!(f, "{}: not a valid Keras file ({part}): {reason}", path.display())
+            }
+            SavingError::UnknownLayer { path, layer, class } => write!(
+                f,
+                "{}: layer '{layer}' is a {class}, a layer class this library does not have",
+                path.display()
+            ),
             SavingError::NonFiniteWeights { path, name } => write!(
                 f,
                 "{}: not written: weight '{name}' is NaN or infinite (the previous file is kept)",

@@ -184,7 +184,14 @@ impl<'a> Described<'a> {
                     .with_weight_options(self.weight_options()?)
                     .name(name),
             ),
-            "Conv2D" => Box::new(
+            "Conv2D" => Box::new({
+                // Keras writes both; other values would be silently built wrong.
+                self.only(
+                    "dilation_rate",
+                    &serde_json::json!([1, 1]),
+                    "dilated convolutions are not implemented",
+                )?;
+                self.only("groups", &Value::from(1), "grouped convolutions are not implemented")?;
                 Conv2D::new(self.usize("filters")?, self.pair("kernel_size")?)
                     .strides(self.pair("strides")?)
                     .padding(self.padding()?)
@@ -192,8 +199,8 @@ impl<'a> Described<'a> {
                     .use_bias(self.bool("use_bias")?)
                     .data_format(self.data_format()?)
                     .with_weight_options(self.weight_options()?)
-                    .name(name),
-            ),
+                    .name(name)
+            }),
             "MaxPooling2D" => Box::new(
                 MaxPooling2D::new()
                     .pool_size(self.pair("pool_size")?)

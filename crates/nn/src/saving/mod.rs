@@ -20,6 +20,7 @@
 pub mod architecture;
 pub mod atomic;
 mod error;
+mod keras;
 mod layer_config;
 mod training_state;
 mod weights;
@@ -31,6 +32,7 @@ use std::path::Path;
 
 pub use architecture::ARCHITECTURE_KEY;
 pub use error::SavingError;
+pub use keras::KERAS_VERSION;
 pub use layer_config::padding_name;
 pub use training_state::TRAINING_KEY;
 
@@ -74,21 +76,34 @@ impl Model {
     ///
     /// Fails if a layer has no config ([`Layer::config`](crate::layers::Layer::config)), or the
     /// model was compiled with a user loss (a closure no file can hold).
+    ///
+    /// A path ending in `.keras` writes a Keras 3 `.keras` file instead ([`Model::save_keras`]:
+    /// architecture and weights, no training state).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        architecture::save(self, path.as_ref())
+        let path = path.as_ref();
+        if keras::is_keras_path(path) {
+            return keras::save(self, path);
+        }
+        architecture::save(self, path)
     }
 
     /// Rebuilds a model saved by [`Model::save`] (or `Sequential::save`), with its weights, on
     /// the default device. A model saved compiled comes back compiled, with its optimizer state
     /// and [`epochs_done`](Model::epochs_done); resume with
     /// `fit(.., &FitOptions::new().epochs(total).initial_epoch(model.epochs_done()))`.
+    ///
+    /// A path ending in `.keras` is read as a Keras 3 `.keras` file ([`Model::load_keras`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        architecture::load(path.as_ref(), &crate::device::default_device())
+        Self::load_on(path, &crate::device::default_device())
     }
 
     /// As [`Model::load`], with the weights on `device`.
     pub fn load_on(path: impl AsRef<Path>, device: &Device) -> Result<Model> {
-        architecture::load(path.as_ref(), device)
+        let path = path.as_ref();
+        if keras::is_keras_path(path) {
+            return keras::load(path, device);
+        }
+        architecture::load(path, device)
     }
 }
 
