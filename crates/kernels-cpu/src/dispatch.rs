@@ -47,9 +47,9 @@ use tensor::shape::{Conv2dSpec, ConvPoolSpec, Pool2dSpec};
 pub(crate) const MAX_DIRECT_IN_C: usize = 64;
 
 /// Winograd's F(2x2, 3x3) for a plain 3x3 convolution's three passes from this many input
-/// and output channels on: on model6's layers (32 to 128 channels) each pass measured 1.3
-/// to 2x as fast as the direct kernels or im2col + GEMM. With few channels the transforms,
-/// which cost per channel what a product costs per pair of channels, do not pay.
+/// and output channels on: on model6's layers (32 to 128 channels) each pass measured 1.2
+/// to 2.1x as fast as the direct kernels or im2col + GEMM, and at 16 channels it still won;
+/// with 8 input channels the direct forward kernel was faster (docs/performance.md).
 pub(crate) const MIN_WINOGRAD_CHANNELS: usize = 16;
 
 /// How a convolution's forward pass or filter gradient runs.
