@@ -5,7 +5,7 @@ Writes, under OUT (default crates/nn/tests/data/):
 - `keras-model4.keras`: the lecture's model4 as a Keras `Sequential` (Conv2D(20, 5x5, relu) on
   28x28x1, MaxPooling2D, Flatten, Dense(100, tanh), Dense(10, softmax));
 - `keras-two-inputs.keras`: a small functional model, two inputs, Dense layers, Concatenate and
-  two outputs;
+  two outputs, compiled with Adam (so the file has an `optimizer` group too);
 - `keras-files.txt`: for each model its fixed inputs and Keras' predictions.
 
 Weights and inputs come from NumPy's seeded generator, set with `set_weights`, so they do not
@@ -98,6 +98,10 @@ def make(out):
     x4 = rng.uniform(0.0, 1.0, (3, 28, 28, 1)).astype(np.float32)
     m2 = two_inputs()
     set_weights(m2, 2)
+    # Compiled, with the optimizer's variables built (zeros, no step taken), so the file also
+    # holds `optimizer/vars/...` and a compile config, which nn ignores.
+    m2.compile(optimizer=keras.optimizers.Adam(), loss=["categorical_crossentropy", "mse"])
+    m2.optimizer.build(m2.trainable_variables)
     xa = rng.standard_normal((5, 6)).astype(np.float32)
     xb = rng.standard_normal((5, 4)).astype(np.float32)
     m4.save(os.path.join(out, "keras-model4.keras"))

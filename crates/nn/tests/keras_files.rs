@@ -89,6 +89,12 @@ fn keras_two_input_functional_model_predicts_as_keras() {
     let ours = model.predict(&[&xa, &xb], None).unwrap();
     assert_close(ours[0].data(), &b["two_inputs.output0"].1, "two_inputs class");
     assert_close(ours[1].data(), &b["two_inputs.output1"].1, "two_inputs score");
+    // The file was saved compiled: its Adam state (ignored here) is in it.
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(data("keras-two-inputs.keras")).unwrap()).unwrap();
+    let mut h5 = Vec::new();
+    zip.by_name("model.weights.h5").unwrap().read_to_end(&mut h5).unwrap();
+    let h5 = hdf5_pure::File::from_bytes(h5).unwrap();
+    assert_eq!(h5.dataset("optimizer/vars/10").unwrap().shape().unwrap(), [8, 4]);
 }
 
 /// Model4 initialised here (seed 7), written as `.keras`, and its inputs and predictions.
