@@ -126,6 +126,13 @@ pub fn download_from(spec: &DownloadSpec<'_>, dest_dir: &Path) -> Result<Vec<Pat
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_per_read(Some(Duration::from_secs(60)))
         .user_agent(concat!("nn-datasets/", env!("CARGO_PKG_VERSION")))
+        // The system's TLS library and certificate store (ureq's `native-tls`).
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build(),
+        )
         .build()
         .new_agent();
 

@@ -3,7 +3,7 @@
 //! of the model.
 //!
 //! Give a model a [`Communicator`] ([`Model::distribute`](crate::Model::distribute); with the
-//! `mpi` feature, [`Mpi`] over the system's MPI) and the one `fit` loop then:
+//! `mpi` feature, `Mpi` over the system's MPI) and the one `fit` loop then:
 //! - broadcasts rank 0's weights before the first step, so every rank starts from the same
 //!   model (its optimizer state comes from `compile` or from the same checkpoint);
 //! - shuffles with the same seed on every rank and splits each global batch of `batch_size`
@@ -45,7 +45,7 @@ pub use mpi::Mpi;
 /// place among them, and sums and broadcasts of buffers over all of them. Every rank must make
 /// the same calls in the same order (MPI's rule for collectives).
 ///
-/// [`Mpi`] (feature `mpi`) implements it over MPI; an implementation over threads (for tests)
+/// `Mpi` (feature `mpi`) implements it over MPI; an implementation over threads (for tests)
 /// or another transport (NCCL, Gloo) plugs in the same way.
 pub trait Communicator: Send + Sync {
     /// This process's rank, from 0.
