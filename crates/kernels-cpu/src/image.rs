@@ -13,7 +13,16 @@ type Taps = [(Option<usize>, f32); 2];
 /// The taps of coordinate `at` on an axis of `n` pixels.
 fn taps(at: f32, n: usize, spec: &AffineTransformSpec) -> Taps {
     let at = at.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT);
-    let fix = |i: f32| spec.fill_mode.index(i as i64, n);
+    // Inside the image every fill mode reads the pixel itself: only taps outside need
+    // `FillMode::index`, whose integer divisions cost most of a pixel's time.
+    let fix = |i: f32| {
+        let i = i as i64;
+        if (0..n as i64).contains(&i) {
+            Some(i as usize)
+        } else {
+            spec.fill_mode.index(i, n)
+        }
+    };
     match spec.interpolation {
         // Half away from zero, as JAX's map_coordinates rounds (`f32::round`).
         Interpolation::Nearest => [(fix(at.round()), 1.0), (None, 0.0)],
