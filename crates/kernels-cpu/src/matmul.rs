@@ -1,11 +1,11 @@
-//! Matrix products through the `gemm` crate, or, for products with few columns and a
-//! transposed left operand on CPUs with AVX-512 (dense weight gradients), `matmul_narrow`'s
-//! kernel. Transposed operands are read through strides, so
+//! Matrix products through the `gemm` crate family's f32 kernels (`gemm-f32`), or, for products
+//! with few columns and a transposed left operand on CPUs with AVX-512 (dense weight gradients),
+//! `matmul_narrow`'s kernel. Transposed operands are read through strides, so
 //! `trans_a` / `trans_b` cost nothing.
 
 pub use crate::matrix::MatrixRef;
 use crate::{cpu_slice, store, CpuBackend};
-use gemm::Parallelism;
+use gemm_common::Parallelism;
 use rayon::prelude::*;
 use tensor::shape::MatmulSpec;
 use tensor::{MatmulOps, Result, Storage};
@@ -129,27 +129,59 @@ unsafe fn gemm_serial(
         unsafe { crate::matmul_narrow::gemm(dst, dst_row_stride, lhs, rhs, (m, k, n), accumulate) };
         return;
     }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_row_stride as isize,
-        accumulate,
-        lhs.data.as_ptr(),
-        lhs.col_stride as isize,
-        lhs.row_stride as isize,
-        rhs.data.as_ptr(),
-        rhs.col_stride as isize,
-        rhs.row_stride as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
+    // gemm-f32's kernel, called as the `gemm` crate's generic entry calls it for f32: its
+    // microkernels prefer a column-major destination, so a row-major one is computed as the
+    // transposed product `dst^T = rhs^T lhs^T` (all strides here are positive).
+    let gemm_f32 = gemm_f32::gemm::f32::get_gemm_fn();
+    let (lhs_ptr, lhs_cs, lhs_rs) = (lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize);
+    let (rhs_ptr, rhs_cs, rhs_rs) = (rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize);
+    let dst_rs = dst_row_stride as isize;
+    let no = false;
+    if 1 < dst_rs {
+        gemm_f32(
+            n,
+            m,
+            k,
+            dst,
+            dst_rs,
+            1,
+            accumulate,
+            rhs_ptr,
+            rhs_rs,
+            rhs_cs,
+            lhs_ptr,
+            lhs_rs,
+            lhs_cs,
+            1.0,
+            1.0,
+            no,
+            no,
+            no,
+            Parallelism::None,
+        );
+    } else {
+        gemm_f32(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs,
+            accumulate,
+            lhs_ptr,
+            lhs_cs,
+            lhs_rs,
+            rhs_ptr,
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            no,
+            no,
+            no,
+            Parallelism::None,
+        );
+    }
 }
 
 /// `C[batch, m, n] = op(A) op(B)` (+ `bias[n]` on every row), as [`tensor::MatmulOps::matmul`]

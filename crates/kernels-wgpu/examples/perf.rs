@@ -1,5 +1,5 @@
 //! Times the wgpu kernels and checks the large products against an f64 reference:
-//! `cargo run --release -p kernels-wgpu --example perf [quick]`.
+//! `cargo run --release -p mnist-rs-kernels-wgpu --example perf [quick]`.
 //!
 //! Each measurement records `reps` calls back to back and waits once, so the device never
 //! idles between them (the way a training step runs); the time per call is the total over

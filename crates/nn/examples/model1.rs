@@ -2,11 +2,11 @@
 //! softmax over the 10 digits, trained with SGD.
 //!
 //! ```sh
-//! cargo run --release -p nn --example model1
+//! cargo run --release -p mnist-rs-nn --example model1
 //! ```
 //!
 //! MNIST comes from `$MNIST_DIR`, else `data/mnist/` (downloaded there if missing). To try it
-//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p nn --example model1`.
+//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p mnist-rs-nn --example model1`.
 
 use nn::datasets::mnist;
 use nn::layers::Dense;

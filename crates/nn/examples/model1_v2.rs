@@ -2,11 +2,11 @@
 //! applied to it, and a `Model` from the input to the output. The same network as model1.
 //!
 //! ```sh
-//! cargo run --release -p nn --example model1_v2
+//! cargo run --release -p mnist-rs-nn --example model1_v2
 //! ```
 //!
 //! MNIST comes from `$MNIST_DIR`, else `data/mnist/` (downloaded there if missing). To try it
-//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p nn --example model1_v2`.
+//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p mnist-rs-nn --example model1_v2`.
 
 use nn::datasets::mnist;
 use nn::functional::{Apply, Input, Model};

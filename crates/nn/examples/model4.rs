@@ -2,11 +2,11 @@
 //! layers, trained with SGD on the raw MNIST pixels.
 //!
 //! ```sh
-//! cargo run --release -p nn --example model4
+//! cargo run --release -p mnist-rs-nn --example model4
 //! ```
 //!
 //! MNIST comes from `$MNIST_DIR`, else `data/mnist/` (downloaded there if missing). To try it
-//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p nn --example model4`.
+//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p mnist-rs-nn --example model4`.
 
 use nn::datasets::mnist;
 use nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};

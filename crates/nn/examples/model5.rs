@@ -1,11 +1,11 @@
 //! The lecture's model5: model4 with a second convolution and pooling, trained for 100 epochs.
 //!
 //! ```sh
-//! cargo run --release -p nn --example model5
+//! cargo run --release -p mnist-rs-nn --example model5
 //! ```
 //!
 //! MNIST comes from `$MNIST_DIR`, else `data/mnist/` (downloaded there if missing). To try it
-//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p nn --example model5`.
+//! quickly: `EPOCHS=1 TRAIN_IMAGES=6000 cargo run --release -p mnist-rs-nn --example model5`.
 
 use nn::datasets::mnist;
 use nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};

@@ -3,7 +3,7 @@
 //! digit", sigmoid with binary cross-entropy), trained with `loss_weights = [1.0, 0.2]`.
 //!
 //! ```sh
-//! cargo run --release -p nn --example two_heads -- --data ../shared/data/mnist --epochs 2
+//! cargo run --release -p mnist-rs-nn --example two_heads -- --data ../shared/data/mnist --epochs 2
 //! ```
 //!
 //! `--backend wgpu` runs it on the GPU (build with `--features wgpu`).

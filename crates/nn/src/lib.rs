@@ -1,7 +1,7 @@
 //! Keras-style neural networks in Rust: define, summarise, train and evaluate a network in a
 //! few lines, on the CPU (and, with the `wgpu` feature, on a GPU; with `mpi`, on a cluster).
 //!
-//! The lecture's model4, as its Keras program reads (`cargo run --release -p nn --example
+//! The lecture's model4, as its Keras program reads (`cargo run --release -p mnist-rs-nn --example
 //! model4` trains it on MNIST; `model1`, `model1_v2` and `model5` are there too):
 //!
 //! ```

@@ -2,7 +2,7 @@
 //! load and predict as Keras did, files written here read back identically and have Keras'
 //! layout, and malformed files give typed errors.
 //!
-//! `NN_KERAS_OUT=DIR cargo test -p nn --test keras_files` also leaves `DIR/model4.keras` and
+//! `NN_KERAS_OUT=DIR cargo test -p mnist-rs-nn --test keras_files` also leaves `DIR/model4.keras` and
 //! `DIR/model4.txt` (inputs and nn's predictions; likewise `two.keras` and `two.txt`, the
 //! functional fixture written again here), which
 //! `python benches/keras/keras_files.py --check DIR/model4.keras DIR/model4.txt` checks with Keras.
