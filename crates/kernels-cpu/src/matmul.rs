@@ -136,52 +136,18 @@ unsafe fn gemm_serial(
     let (lhs_ptr, lhs_cs, lhs_rs) = (lhs.data.as_ptr(), lhs.col_stride as isize, lhs.row_stride as isize);
     let (rhs_ptr, rhs_cs, rhs_rs) = (rhs.data.as_ptr(), rhs.col_stride as isize, rhs.row_stride as isize);
     let dst_rs = dst_row_stride as isize;
-    let no = false;
-    if 1 < dst_rs {
-        gemm_f32(
-            n,
-            m,
-            k,
-            dst,
-            dst_rs,
-            1,
-            accumulate,
-            rhs_ptr,
-            rhs_rs,
-            rhs_cs,
-            lhs_ptr,
-            lhs_rs,
-            lhs_cs,
-            1.0,
-            1.0,
-            no,
-            no,
-            no,
-            Parallelism::None,
-        );
+    // (rows, columns, destination column and row strides, left and right operands with theirs)
+    let (m, n, dst_cs, dst_rs, a, a_cs, a_rs, b, b_cs, b_rs) = if 1 < dst_rs {
+        (n, m, dst_rs, 1, rhs_ptr, rhs_rs, rhs_cs, lhs_ptr, lhs_rs, lhs_cs)
     } else {
-        gemm_f32(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs,
-            accumulate,
-            lhs_ptr,
-            lhs_cs,
-            lhs_rs,
-            rhs_ptr,
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            no,
-            no,
-            no,
-            Parallelism::None,
-        );
-    }
+        (m, n, 1, dst_rs, lhs_ptr, lhs_cs, lhs_rs, rhs_ptr, rhs_cs, rhs_rs)
+    };
+    let (conj_dst, conj_a, conj_b) = (false, false, false);
+    #[rustfmt::skip]
+    gemm_f32(
+        m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, 1.0, conj_dst, conj_a,
+        conj_b, Parallelism::None,
+    );
 }
 
 /// `C[batch, m, n] = op(A) op(B)` (+ `bias[n]` on every row), as [`tensor::MatmulOps::matmul`]
