@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use benches::{conv_pool_workloads, matmul_workloads, model6_conv_workloads, square_matmul, Workload};
 use kernels_cpu::CpuBackend;
+#[cfg(feature = "wgpu")]
 use kernels_wgpu::WgpuBackend;
 use tensor::Backend;
 
@@ -57,6 +58,7 @@ pub fn bench_kernels(argv: &[String]) -> Result<(), String> {
                 };
                 (Box::new(cpu), Box::new(|| Ok(())), 1)
             }
+            #[cfg(feature = "wgpu")]
             "wgpu" => {
                 let gpu = WgpuBackend::new().map_err(|e| format!("--backend wgpu: {e}"))?;
                 let handle = gpu.clone();

@@ -17,6 +17,7 @@ mod bench;
 mod compare;
 mod confusion;
 mod data;
+#[cfg(feature = "wgpu")]
 mod gpu_check;
 mod gpu_table;
 mod import_loops;
@@ -27,6 +28,8 @@ mod ranks;
 mod train;
 
 const USAGE: &str = "usage: cargo xtask <command> [flags]
+       cargo xtask-gpu <command> [flags]   (the same, with the wgpu backend compiled in: needed by
+                                            --backend wgpu, gpu-table, gpu-check, compare-backends)
 
 commands:
   train-mnist    [--model model1|model4|model5|model6] [--functional] [--epochs N] [--batch-size N]
@@ -71,7 +74,10 @@ fn main() {
         "predict" => predict::predict(rest),
         "confusion" => confusion::confusion(rest),
         "gpu-table" => gpu_table::gpu_table(rest),
+        #[cfg(feature = "wgpu")]
         "gpu-check" => gpu_check::gpu_check(rest),
+        #[cfg(not(feature = "wgpu"))]
+        "gpu-check" => Err("gpu-check needs the wgpu backend".into()),
         "compare-backends" => compare::compare_backends(rest),
         "profile-step" => profile::profile_step(rest),
         "import-loops" => import_loops::import_loops(rest),
@@ -82,7 +88,11 @@ fn main() {
         }
         other => Err(format!("unknown command '{other}'\n{USAGE}")),
     };
-    if let Err(e) = result {
+    if let Err(mut e) = result {
+        if !cfg!(feature = "wgpu") && e.contains("wgpu") {
+            e += "\n(`cargo xtask` is built without the GPU backend; `cargo xtask-gpu ...` runs the same \
+                  command with it)";
+        }
         eprintln!("error: {e}");
         std::process::exit(1);
     }
