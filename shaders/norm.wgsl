@@ -1,6 +1,10 @@
 // Per-channel statistics and maps for normalization layers, over a tensor viewed as
 // [outer, channels, inner] (tensor::shape::ChannelSpec): channel_moments (mean and biased
-// variance), channel_sums (sum(a * b) and sum(a)) and channel_affine (x * scale[c] + shift[c]).
+// variance), channel_sums (sum(g * (b - center[c])) and sum(g)), channel_affine
+// (x * scale[c] + shift[c], then ReLU when asked) and channel_affine_pair
+// (g * k0[c] + b * k1[c] + shift[c]). g is a, or, when a ReLU was fused into the op whose
+// gradient a is, a where that ReLU's output (gate) is positive: batch normalization's backward
+// pass reads the mask on the fly.
 //
 // Element j of channel c (0 <= j < outer * inner) is (o, c, i) with o = j / inner, i = j % inner.
 // A statistic takes one or two passes. The first (`moments`, `sums`) cuts each channel's
@@ -26,8 +30,12 @@ struct Params {
     chunk_len: u32, // elements of one channel a first-pass workgroup takes
     chunks: u32,    // pieces each channel is cut into (1: the first pass writes the result)
     width: u32,     // statistics: channels per workgroup, a power of 2 up to 256
-    n: u32,         // channel_affine: elements
+    n: u32,         // channel_affine, channel_affine_pair: elements
+    relu: u32,      // channel_affine: 1 to apply ReLU
+    gated: u32,     // sums, affine_pair: 1 to gate a by gate > 0
+    centered: u32,  // sums: 1 to subtract k0[c] from b
     _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -37,6 +45,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> shift: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// The fused ReLU's output (sums, affine_pair; bound to a and unread when not gated).
+@group(0) @binding(5) var<storage, read> gate: array<f32>;
+// center (sums; unread when not centered), the gradient's scale (affine_pair).
+@group(0) @binding(6) var<storage, read> k0: array<f32>;
+// x's scale (affine_pair).
+@group(0) @binding(7) var<storage, read> k1: array<f32>;
 
 // A running statistic: (count, mean, M2) for moments, (unused, sum(a * b), sum(a)) for sums.
 struct Stat {
@@ -67,6 +81,14 @@ fn moments_merge(p: Stat, q: Stat) -> Stat {
     let delta = q.s0 - p.s0;
     let w = q.n / n;
     return Stat(n, p.s0 + delta * w, p.s1 + q.s1 + delta * delta * (p.n * w));
+}
+
+// Element `at` of the gradient, gated by the fused ReLU's output when asked.
+fn gated_grad(at: u32) -> f32 {
+    if (params.gated != 0u && !(gate[at] > 0.0)) {
+        return 0.0;
+    }
+    return a[at];
 }
 
 fn sums_merge(p: Stat, q: Stat) -> Stat {
@@ -171,7 +193,7 @@ fn moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
-// First pass of channel_sums: (sum(a * b), sum(a)) of each (chunk, channel).
+// First pass of channel_sums: (sum(g * (b - center)), sum(g)) of each (chunk, channel).
 @compute @workgroup_size(256)
 fn sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -185,10 +207,14 @@ fn sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let l = lane(g % nb, lid, start, start + chunk_size(k));
     var s = Stat(0.0, 0.0, 0.0);
     if (l.c < params.channels) {
+        var center = 0.0;
+        if (params.centered != 0u) {
+            center = k0[l.c];
+        }
         for (var j = l.first; j < l.end; j += l.step) {
             let at = element(j, l.c);
-            let v = a[at];
-            s.s0 += v * b[at];
+            let v = gated_grad(at);
+            s.s0 += v * (b[at] - center);
             s.s1 += v;
         }
     }
@@ -250,7 +276,7 @@ fn sums_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-// channel_affine: one invocation per element, x * scale[c] + shift[c].
+// channel_affine: one invocation per element, x * scale[c] + shift[c], then ReLU if asked.
 @compute @workgroup_size(256)
 fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -262,5 +288,30 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (params.inner != 1u) {
         c = (i / params.inner) % params.channels;
     }
-    out[i] = a[i] * b[c] + shift[c];
+    let v = a[i] * b[c] + shift[c];
+    if (params.relu != 0u && !(v > 0.0)) {
+        out[i] = 0.0;
+    } else {
+        out[i] = v;
+    }
+}
+
+// The channel of element i of a [outer, channels, inner] tensor.
+fn channel_of(i: u32) -> u32 {
+    if (params.inner == 1u) {
+        return i % params.channels;
+    }
+    return (i / params.inner) % params.channels;
+}
+
+// channel_affine_pair: one invocation per element, g * k0[c] + b * k1[c] + shift[c].
+@compute @workgroup_size(256)
+fn affine_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = group_index(wid, nwg) * 256u + lid;
+    if (i >= params.n) {
+        return;
+    }
+    let c = channel_of(i);
+    out[i] = gated_grad(i) * k0[c] + b[i] * k1[c] + shift[c];
 }

@@ -12,7 +12,7 @@ use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use tensor::shape::ChannelSpec;
-use tensor::{NormOps, Result, Storage};
+use tensor::{ChannelCoefficients, ChannelGrad, NormOps, Result, Storage};
 
 /// Values per block of a channels-last statistic (rows times channels).
 const BLOCK_VALUES: usize = 8192;
@@ -121,56 +121,126 @@ pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     out
 }
 
-/// `x * scale[c] + shift[c]`.
-pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], spec: &ChannelSpec) -> Vec<f32> {
-    let &ChannelSpec { channels, inner, .. } = spec;
-    // Built from the buffer pool without zeroing: a fresh zeroed vector costs page faults
-    // and a pass of its own (a BatchNormalization's activations are megabytes).
-    if inner == 1 {
-        let rows = block_rows(channels) * channels;
-        let fill = |block: usize, out: &mut [MaybeUninit<f32>]| {
-            let x = &x[block * rows..][..out.len()];
-            for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
-                for (((o, &v), &a), &b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
-                    o.write(v * a + b);
-                }
-            }
-        };
-        // SAFETY: a piece is whole rows of `channels` (`x.len()` is a multiple of it), and
-        // `fill` writes every channel of every row, as `x` is sliced to the piece's length.
-        unsafe { build_chunks(x.len(), rows, true, fill) }
+/// ReLU as the unary op computes it (NaN becomes 0).
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
     } else {
-        let fill = |run: usize, out: &mut [MaybeUninit<f32>]| {
-            let c = run % channels;
-            let (a, b) = (scale[c], shift[c]);
-            let x = &x[run * inner..][..out.len()];
-            for (o, &v) in out.iter_mut().zip(x) {
-                o.write(v * a + b);
-            }
-        };
-        // SAFETY: each piece is one run of `inner`, every element written from `x` sliced to
-        // its length.
-        unsafe { build_chunks(x.len(), inner, true, fill) }
+        0.0
     }
 }
 
-/// Per channel `sum(a * b)` and `sum(a)`, `[2, channels]`.
-pub fn channel_sums(a: &[f32], b: &[f32], spec: &ChannelSpec) -> Vec<f32> {
+/// `dy`, or 0 where the fused ReLU's output is not positive.
+#[inline(always)]
+fn gated<const GATED: bool>(dy: f32, relu_output: f32) -> f32 {
+    if !GATED || relu_output > 0.0 {
+        dy
+    } else {
+        0.0
+    }
+}
+
+/// A new tensor whose element `j` of channel `c` is `f(inputs at j, coefficients at c)`:
+/// `inputs` are tensors of `spec`'s shape, `coefficients` `[channels]`. Pieces of whole rows
+/// (channels last) or whole runs go to rayon's threads; the memory comes from the buffer pool.
+fn map_channels<const N: usize, const M: usize>(
+    spec: &ChannelSpec,
+    inputs: [&[f32]; N],
+    coefficients: [&[f32]; M],
+    f: impl Fn([f32; N], [f32; M]) -> f32 + Sync + Send,
+) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
+    // Built without zeroing: a fresh zeroed vector costs page faults and a pass of its own (a
+    // BatchNormalization's activations are megabytes).
+    if inner == 1 {
+        let rows = block_rows(channels) * channels;
+        let fill = |block: usize, out: &mut [MaybeUninit<f32>]| {
+            let first = block * rows;
+            let coefficients = coefficients.map(|k| &k[..channels]);
+            for (r, out) in out.chunks_exact_mut(channels).enumerate() {
+                let at = first + r * channels;
+                let inputs = inputs.map(|x| &x[at..at + channels]);
+                for (c, o) in out.iter_mut().enumerate() {
+                    o.write(f(inputs.map(|x| x[c]), coefficients.map(|k| k[c])));
+                }
+            }
+        };
+        // SAFETY: a piece is whole rows of `channels` (the length is a multiple of it), and
+        // `fill` writes every channel of every row.
+        unsafe { build_chunks(spec.len(), rows, true, fill) }
+    } else {
+        let fill = |run: usize, out: &mut [MaybeUninit<f32>]| {
+            let c = run % channels;
+            let k = coefficients.map(|k| k[c]);
+            let inputs = inputs.map(|x| &x[run * inner..][..out.len()]);
+            for (i, o) in out.iter_mut().enumerate() {
+                o.write(f(inputs.map(|x| x[i]), k));
+            }
+        };
+        // SAFETY: each piece is one run of `inner`, every element written.
+        unsafe { build_chunks(spec.len(), inner, true, fill) }
+    }
+}
+
+/// `x * scale[c] + shift[c]`, then ReLU when `relu`.
+pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, spec: &ChannelSpec) -> Vec<f32> {
+    let affine = |[x]: [f32; 1], [a, b]: [f32; 2]| x * a + b;
+    if relu {
+        map_channels(spec, [x], [scale, shift], |x, k| self::relu(affine(x, k)))
+    } else {
+        map_channels(spec, [x], [scale, shift], affine)
+    }
+}
+
+/// The gradient a normalization's backward pass reads: `dy` and, when a ReLU was fused, its
+/// output.
+#[derive(Clone, Copy)]
+pub struct Grad<'a> {
+    /// The output's gradient.
+    pub dy: &'a [f32],
+    /// The fused ReLU's output (`dy` counts where it is positive).
+    pub relu_output: Option<&'a [f32]>,
+}
+
+/// `g * g_scale[c] + x * x_scale[c] + shift[c]` (`coefficients`: the three), with `g` the
+/// gradient gated by the fused ReLU's output, if any.
+pub fn channel_affine_pair(
+    grad: Grad<'_>,
+    x: &[f32],
+    coefficients: [&[f32]; 3],
+    spec: &ChannelSpec,
+) -> Vec<f32> {
+    let pair = |g: f32, x: f32, [a, b, c]: [f32; 3]| g * a + x * b + c;
+    match grad.relu_output {
+        Some(gate) => map_channels(spec, [grad.dy, gate, x], coefficients, |[dy, z, x], k| {
+            pair(gated::<true>(dy, z), x, k)
+        }),
+        None => map_channels(spec, [grad.dy, x], coefficients, |[dy, x], k| pair(dy, x, k)),
+    }
+}
+
+/// Per channel `sum(g * (x - center[c]))` and `sum(g)`, `[2, channels]`, in blocks of f32
+/// combined in f64.
+fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &ChannelSpec) -> Vec<f32> {
+    let &ChannelSpec { channels, inner, .. } = spec;
+    let (a, gate) = (grad.dy, grad.relu_output.unwrap_or(grad.dy));
     let add = |mut p: Vec<f64>, q: Vec<f64>| {
         p.iter_mut().zip(q).for_each(|(p, q)| *p += q);
         p
     };
     let sums = if inner == 1 {
         let rows = block_rows(channels) * channels;
-        a.par_chunks(rows)
-            .zip(b.par_chunks(rows))
-            .map(|(a, b)| {
+        (a.par_chunks(rows).zip(b.par_chunks(rows)).zip(gate.par_chunks(rows)))
+            .map(|((a, b), gate)| {
                 let (mut ab, mut sa) = (vec![0.0f32; channels], vec![0.0f32; channels]);
-                for (a, b) in a.chunks_exact(channels).zip(b.chunks_exact(channels)) {
+                let rows =
+                    a.chunks_exact(channels).zip(b.chunks_exact(channels)).zip(gate.chunks_exact(channels));
+                for ((a, b), gate) in rows {
                     for k in 0..channels {
-                        ab[k] += a[k] * b[k];
-                        sa[k] += a[k];
+                        let g = gated::<GATED>(a[k], gate[k]);
+                        ab[k] += g * (b[k] - center[k]);
+                        sa[k] += g;
                     }
                 }
                 ab.iter().chain(&sa).map(|&v| v as f64).collect::<Vec<f64>>()
@@ -180,10 +250,11 @@ pub fn channel_sums(a: &[f32], b: &[f32], spec: &ChannelSpec) -> Vec<f32> {
         let per_channel: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
             .map(|c| {
-                let runs = a.chunks_exact(inner).zip(b.chunks_exact(inner)).skip(c).step_by(channels);
-                runs.fold((0.0, 0.0), |(ab, sa), (a, b)| {
-                    let run_ab: f32 = a.iter().zip(b).map(|(&a, &b)| a * b).sum();
-                    let run_a: f32 = a.iter().sum();
+                let runs = a.chunks_exact(inner).zip(b.chunks_exact(inner)).zip(gate.chunks_exact(inner));
+                runs.skip(c).step_by(channels).fold((0.0, 0.0), |(ab, sa), ((a, b), gate)| {
+                    let g = |i: usize| gated::<GATED>(a[i], gate[i]);
+                    let run_ab: f32 = (0..a.len()).map(|i| g(i) * (b[i] - center[c])).sum();
+                    let run_a: f32 = (0..a.len()).map(g).sum();
                     (ab + run_ab as f64, sa + run_a as f64)
                 })
             })
@@ -191,6 +262,29 @@ pub fn channel_sums(a: &[f32], b: &[f32], spec: &ChannelSpec) -> Vec<f32> {
         per_channel.iter().map(|p| p.0).chain(per_channel.iter().map(|p| p.1)).collect()
     };
     sums.iter().map(|&v| v as f32).collect()
+}
+
+/// Per channel `sum(g * (x - center[c]))` and `sum(g)`, `[2, channels]`; `center` 0 when
+/// `None`, `g` the gradient gated by the fused ReLU's output, if any.
+pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &ChannelSpec) -> Vec<f32> {
+    let zeros;
+    let center = match center {
+        Some(center) => center,
+        None => {
+            zeros = vec![0.0; spec.channels];
+            &zeros
+        }
+    };
+    match grad.relu_output {
+        Some(_) => sums::<true>(grad, x, center, spec),
+        None => sums::<false>(grad, x, center, spec),
+    }
+}
+
+/// The host slices of a [`ChannelGrad`].
+fn host_grad<'a>(grad: ChannelGrad<'a>, op: &str) -> Result<Grad<'a>> {
+    let relu_output = grad.relu_output.map(|r| cpu_slice(r, op)).transpose()?;
+    Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_output })
 }
 
 impl NormOps for CpuBackend {
@@ -204,16 +298,39 @@ impl NormOps for CpuBackend {
         x: &Storage,
         scale: &Storage,
         shift: &Storage,
+        relu: bool,
         spec: &ChannelSpec,
     ) -> Result<Storage> {
         let op = "channel_affine";
         let (x, scale, shift) = (cpu_slice(x, op)?, cpu_slice(scale, op)?, cpu_slice(shift, op)?);
-        Ok(store(self.run(|| channel_affine(x, scale, shift, spec))))
+        Ok(store(self.run(|| channel_affine(x, scale, shift, relu, spec))))
     }
 
-    fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage> {
-        let (a, b) = (cpu_slice(a, "channel_sums")?, cpu_slice(b, "channel_sums")?);
-        Ok(store(self.run(|| channel_sums(a, b, spec))))
+    fn channel_sums(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        center: Option<&Storage>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage> {
+        let op = "channel_sums";
+        let (grad, x) = (host_grad(grad, op)?, cpu_slice(x, op)?);
+        let center = center.map(|c| cpu_slice(c, op)).transpose()?;
+        Ok(store(self.run(|| channel_sums(grad, x, center, spec))))
+    }
+
+    fn channel_affine_pair(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        coefficients: ChannelCoefficients<'_>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage> {
+        let op = "channel_affine_pair";
+        let (grad, x) = (host_grad(grad, op)?, cpu_slice(x, op)?);
+        let ChannelCoefficients { g_scale, x_scale, shift } = coefficients;
+        let k = [cpu_slice(g_scale, op)?, cpu_slice(x_scale, op)?, cpu_slice(shift, op)?];
+        Ok(store(self.run(|| channel_affine_pair(grad, x, k, spec))))
     }
 }
 

@@ -162,9 +162,16 @@ shader_params! {
         chunks: u32,
         /// Channels per statistics workgroup: a power of 2 up to 256.
         width: u32,
-        /// `channel_affine`: elements.
+        /// `channel_affine`, `channel_affine_pair`: elements.
         n: u32,
+        /// `channel_affine`: 1 to apply ReLU.
+        relu: u32,
+        /// Statistics and `channel_affine_pair`: 1 to gate the gradient by the ReLU's output.
+        gated: u32,
+        /// `channel_sums`: 1 to subtract a per-channel center.
+        centered: u32,
         _pad0: u32,
+        _pad1: u32,
     }
 }
 

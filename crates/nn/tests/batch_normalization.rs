@@ -296,3 +296,43 @@ fn wgpu_matches_the_cpu() {
         }
     }
 }
+
+/// `small_model` with a ReLU after the normalization: `Activation("relu")`, which the model
+/// fuses into the normalization, or `ReLU(max_value=1e30)`, the same function, which it does
+/// not fuse.
+fn model_with_relu(fused: bool) -> nn::Sequential {
+    let mut model = nn::Sequential::new().seed(5);
+    model.add(Conv2D::new(3, (3, 3)).use_bias(false).input_shape([5, 5, 1])).unwrap();
+    model.add(BatchNormalization::new().momentum(0.5)).unwrap();
+    if fused {
+        model.add(nn::layers::ActivationLayer::new(nn::Activation::Relu)).unwrap();
+    } else {
+        model.add(nn::layers::ReLU::new().max_value(Some(1e30))).unwrap();
+    }
+    model.add(Flatten::new()).unwrap();
+    model.add(Dense::new(2)).unwrap();
+    model.compile(nn::Loss::MeanSquaredError, nn::Sgd::new(0.1), &[]).unwrap();
+    model
+}
+
+/// A normalization and the ReLU after it, fused into one op, train as the two layers do: the
+/// same predictions before and after two epochs, the same weights and moving statistics (up
+/// to the rounding of the fused backward pass' sums).
+#[test]
+fn a_fused_relu_trains_as_the_separate_layers_do() {
+    let (x, y) = data();
+    let (mut fused, mut separate) = (model_with_relu(true), model_with_relu(false));
+    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+    let predict = |m: &mut nn::Sequential| m.predict(&x, 4).unwrap()[0].data().to_vec();
+    assert_eq!(predict(&mut fused), predict(&mut separate));
+    let options = nn::FitOptions { epochs: 2, batch_size: 4, verbose: 0, ..Default::default() };
+    fused.fit(&x, &y, &options).unwrap();
+    separate.fit(&x, &y, &options).unwrap();
+    let (a, b) = (fused.get_weights().unwrap(), separate.get_weights().unwrap());
+    assert_eq!(a.len(), b.len());
+    for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert_close(&format!("weight {k}"), a.data(), &wide(b.data()), 1e-5);
+    }
+    assert_ne!(a[0].data(), model_with_relu(true).get_weights().unwrap()[0].data(), "trained");
+    assert_close("predictions", &predict(&mut fused), &wide(&predict(&mut separate)), 1e-5);
+}

@@ -315,17 +315,58 @@ pub trait NormOps {
     /// storage: the means, then the variances. Must be accurate for data far from zero
     /// (no `E[x^2] - E[x]^2` over the whole channel in f32).
     fn channel_moments(&self, x: &Storage, spec: &ChannelSpec) -> Result<Storage>;
-    /// `x * scale[c] + shift[c]`, with `scale` and `shift` of `[channels]`.
+    /// `x * scale[c] + shift[c]`, with `scale` and `shift` of `[channels]`; then `max(0, .)`
+    /// when `relu` (a normalization and the ReLU after it in one pass).
     fn channel_affine(
         &self,
         x: &Storage,
         scale: &Storage,
         shift: &Storage,
+        relu: bool,
         spec: &ChannelSpec,
     ) -> Result<Storage>;
-    /// Per channel, `sum(a * b)` and `sum(a)` as one `[2, channels]` storage: the gradients of
-    /// [`NormOps::channel_affine`]'s `scale` and `shift` from `a = dy`, `b = x`.
-    fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage>;
+    /// Per channel, `sum(g * (x - center[c]))` and `sum(g)` as one `[2, channels]` storage,
+    /// with `g` the [`ChannelGrad`] (no `center`: 0). With `center` the channel's mean, these
+    /// are batch normalization's gradients of `gamma` (times the standard deviation) and
+    /// `beta`; without, those of [`NormOps::channel_affine`]'s `scale` and `shift`.
+    fn channel_sums(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        center: Option<&Storage>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage>;
+    /// `g * g_scale[c] + x * x_scale[c] + shift[c]`, with `g` the [`ChannelGrad`]: batch
+    /// normalization's input gradient in one pass.
+    fn channel_affine_pair(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        coefficients: ChannelCoefficients<'_>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage>;
+}
+
+/// The gradient a normalization's backward pass starts from: `dy`, or, when a ReLU followed
+/// the normalization in the same op, `dy` where the ReLU's output `relu_output` is positive
+/// and 0 elsewhere.
+#[derive(Clone, Copy)]
+pub struct ChannelGrad<'a> {
+    /// The gradient of the op's output.
+    pub dy: &'a Storage,
+    /// The fused ReLU's output, which gates `dy`; `None` when no ReLU was fused.
+    pub relu_output: Option<&'a Storage>,
+}
+
+/// The three `[channels]` coefficients of [`NormOps::channel_affine_pair`].
+#[derive(Clone, Copy)]
+pub struct ChannelCoefficients<'a> {
+    /// Multiplies the gradient.
+    pub g_scale: &'a Storage,
+    /// Multiplies `x`.
+    pub x_scale: &'a Storage,
+    /// Added.
+    pub shift: &'a Storage,
 }
 
 /// Image resampling for augmentation: `tensor/src/ops/image.rs`.

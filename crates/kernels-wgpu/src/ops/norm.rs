@@ -9,7 +9,7 @@ use crate::shaders::Shader;
 use crate::WgpuBackend;
 use std::sync::Arc;
 use tensor::shape::ChannelSpec;
-use tensor::{NormOps, Result, Storage, TensorError};
+use tensor::{ChannelCoefficients, ChannelGrad, NormOps, Result, Storage, TensorError};
 
 /// Workgroups a statistic's first pass aims for, so that a few channels of many elements
 /// (a batch normalization's statistics) still occupy the GPU.
@@ -31,15 +31,16 @@ const ROW_WIDTH: usize = 64;
 enum Statistic<'a> {
     /// Mean and biased variance (`channel_moments`).
     Moments,
-    /// `sum(a * b)` and `sum(a)` (`channel_sums`), with `b`.
-    Sums(&'a WgpuStorage),
+    /// `sum(g * (x - center))` and `sum(g)` (`channel_sums`), `g` the first input gated by
+    /// `gate` (the fused ReLU's output) when given.
+    Sums { x: &'a WgpuStorage, gate: Option<&'a WgpuStorage>, center: Option<&'a WgpuStorage> },
 }
 
 impl Statistic<'_> {
     fn op(self) -> &'static str {
         match self {
             Statistic::Moments => "channel_moments",
-            Statistic::Sums(_) => "channel_sums",
+            Statistic::Sums { .. } => "channel_sums",
         }
     }
 
@@ -47,7 +48,7 @@ impl Statistic<'_> {
     fn entries(self) -> (&'static str, &'static str) {
         match self {
             Statistic::Moments => ("moments", "moments_combine"),
-            Statistic::Sums(_) => ("sums", "sums_combine"),
+            Statistic::Sums { .. } => ("sums", "sums_combine"),
         }
     }
 }
@@ -102,20 +103,27 @@ fn statistic(
             Statistic::Moments => {
                 Err(TensorError::InvalidArgument(format!("{op}: no elements per channel in {spec:?}")))
             }
-            Statistic::Sums(_) => {
+            Statistic::Sums { .. } => {
                 ctx.fill_buffer(out.buffer(), 2 * spec.channels, 0.0)?;
                 Ok(out)
             }
         };
     }
-    let (params, blocks) = plan(op, spec)?;
+    let (mut params, blocks) = plan(op, spec)?;
+    if let Statistic::Sums { gate, center, .. } = stat {
+        params.gated = gate.is_some() as u32;
+        params.centered = center.is_some() as u32;
+    }
     let (first, combine) = stat.entries();
     let chunks = params.chunks as usize;
     let partials = if chunks > 1 { Some(ctx.alloc(op, 2 * chunks * spec.channels)?) } else { None };
     let first_out = partials.as_ref().unwrap_or(&out);
     let mut bindings = vec![(1, x.buffer(), Access::Read)];
-    if let Statistic::Sums(b) = stat {
+    if let Statistic::Sums { x: b, gate, center } = stat {
+        // Unread stand-ins where there is no gate or center: a binding must be there.
         bindings.push((2, b.buffer(), Access::Read));
+        bindings.push((5, gate.unwrap_or(x).buffer(), Access::Read));
+        bindings.push((6, center.unwrap_or(b).buffer(), Access::Read));
     }
     bindings.push((4, first_out.buffer(), Access::Write));
     ctx.dispatch(Shader::Norm, first, &params, &bindings, ctx.grid_groups((blocks * chunks) as u64))?;
@@ -144,6 +152,7 @@ impl NormOps for WgpuBackend {
         x: &Storage,
         scale: &Storage,
         shift: &Storage,
+        relu: bool,
         spec: &ChannelSpec,
     ) -> Result<Storage> {
         let ctx = &self.context;
@@ -154,13 +163,7 @@ impl NormOps for WgpuBackend {
         let n = spec.len();
         let out = ctx.alloc(op, n)?;
         if n > 0 {
-            let params = NormParams {
-                n: u32_param(op, "elements", n)?,
-                channels: u32_param(op, "channels", spec.channels)?,
-                inner: u32_param(op, "inner", spec.inner)?,
-                outer: u32_param(op, "outer", spec.outer)?,
-                ..NormParams::default()
-            };
+            let params = NormParams { relu: relu as u32, ..map_params(op, spec)? };
             let bindings = [
                 (1, x.buffer(), Access::Read),
                 (2, scale.buffer(), Access::Read),
@@ -172,11 +175,64 @@ impl NormOps for WgpuBackend {
         ctx.store(out)
     }
 
-    fn channel_sums(&self, a: &Storage, b: &Storage, spec: &ChannelSpec) -> Result<Storage> {
+    fn channel_sums(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        center: Option<&Storage>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage> {
         let ctx = &self.context;
         let op = "channel_sums";
-        let a = wgpu_storage(a, ctx, op)?;
-        let b = wgpu_storage(b, ctx, op)?;
-        ctx.store(statistic(ctx, Statistic::Sums(b), a, spec)?)
+        let dy = wgpu_storage(grad.dy, ctx, op)?;
+        let gate = grad.relu_output.map(|g| wgpu_storage(g, ctx, op)).transpose()?;
+        let x = wgpu_storage(x, ctx, op)?;
+        let center = center.map(|c| wgpu_storage(c, ctx, op)).transpose()?;
+        ctx.store(statistic(ctx, Statistic::Sums { x, gate, center }, dy, spec)?)
     }
+
+    fn channel_affine_pair(
+        &self,
+        grad: ChannelGrad<'_>,
+        x: &Storage,
+        coefficients: ChannelCoefficients<'_>,
+        spec: &ChannelSpec,
+    ) -> Result<Storage> {
+        let ctx = &self.context;
+        let op = "channel_affine_pair";
+        let dy = wgpu_storage(grad.dy, ctx, op)?;
+        let gate = grad.relu_output.map(|g| wgpu_storage(g, ctx, op)).transpose()?;
+        let x = wgpu_storage(x, ctx, op)?;
+        let g_scale = wgpu_storage(coefficients.g_scale, ctx, op)?;
+        let x_scale = wgpu_storage(coefficients.x_scale, ctx, op)?;
+        let shift = wgpu_storage(coefficients.shift, ctx, op)?;
+        let n = spec.len();
+        let out = ctx.alloc(op, n)?;
+        if n > 0 {
+            let params = NormParams { gated: gate.is_some() as u32, ..map_params(op, spec)? };
+            let bindings = [
+                (1, dy.buffer(), Access::Read),
+                (2, x.buffer(), Access::Read),
+                (3, shift.buffer(), Access::Read),
+                (4, out.buffer(), Access::Write),
+                // Unread when there is no gate: a binding must be there.
+                (5, gate.unwrap_or(dy).buffer(), Access::Read),
+                (6, g_scale.buffer(), Access::Read),
+                (7, x_scale.buffer(), Access::Read),
+            ];
+            ctx.dispatch(Shader::Norm, "affine_pair", &params, &bindings, ctx.grid_1d(n as u64))?;
+        }
+        ctx.store(out)
+    }
+}
+
+/// The uniform of an element-wise map over `spec` (`channel_affine`, `channel_affine_pair`).
+fn map_params(op: &str, spec: &ChannelSpec) -> Result<NormParams> {
+    Ok(NormParams {
+        n: u32_param(op, "elements", spec.len())?,
+        channels: u32_param(op, "channels", spec.channels)?,
+        inner: u32_param(op, "inner", spec.inner)?,
+        outer: u32_param(op, "outer", spec.outer)?,
+        ..NormParams::default()
+    })
 }

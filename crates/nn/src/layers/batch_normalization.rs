@@ -109,6 +109,40 @@ impl BatchNormalization {
         }
         Ok(x.channel_affine(self.sample_axis as isize + 1, &inv, &shift)?)
     }
+
+    /// The layer's output, then ReLU when `relu` (the model runs a ReLU that reads nothing but
+    /// this layer's output here: in training one op, [`Tensor::batch_norm`], which saves the
+    /// ReLU's passes over memory forward and backward).
+    pub(crate) fn normalize_then(&mut self, x: &Tensor, ctx: ForwardCtx, relu: bool) -> Result<Tensor> {
+        let [moving_mean, moving_variance] =
+            self.moving.clone().ok_or_else(|| Error::Build("BatchNormalization used before build".into()))?;
+        let axis = self.sample_axis as isize + 1;
+        let c = x.dims().get(axis as usize).copied().unwrap_or(0);
+        if x.rank() != self.rank || c != moving_mean.numel() {
+            return Err(Error::Build(format!(
+                "BatchNormalization was built for {} channels on axis {}, got input of shape {:?}",
+                moving_mean.numel(),
+                self.axis,
+                x.dims()
+            )));
+        }
+        if !(ctx.training && ctx.trainable) {
+            let y = self.normalize(x, &moving_mean, &moving_variance)?;
+            return Ok(if relu { y.relu()? } else { y });
+        }
+        // One pass for both statistics (Keras' biased variance), one for the output.
+        let (y, moments) = x.batch_norm(axis, self.gamma.as_ref(), self.beta.as_ref(), self.epsilon, relu)?;
+        let mean = moments.narrow(0, 0, 1)?.reshape([c])?;
+        let variance = moments.narrow(0, 1, 1)?.reshape([c])?;
+        let (m, keep) = (self.momentum, 1.0 - self.momentum);
+        self.moving = Some(no_grad(|| -> Result<[Tensor; 2]> {
+            Ok([
+                moving_mean.affine(m, 0.0)?.add_scaled(&mean, keep)?,
+                moving_variance.affine(m, 0.0)?.add_scaled(&variance, keep)?,
+            ])
+        })?);
+        Ok(y)
+    }
 }
 
 impl Layer for BatchNormalization {
@@ -165,34 +199,7 @@ impl Layer for BatchNormalization {
         }
     }
     fn forward(&mut self, x: &Tensor, ctx: ForwardCtx) -> Result<Tensor> {
-        let [moving_mean, moving_variance] =
-            self.moving.clone().ok_or_else(|| Error::Build("BatchNormalization used before build".into()))?;
-        let axis = self.sample_axis as isize + 1;
-        let c = x.dims().get(axis as usize).copied().unwrap_or(0);
-        if x.rank() != self.rank || c != moving_mean.numel() {
-            return Err(Error::Build(format!(
-                "BatchNormalization was built for {} channels on axis {}, got input of shape {:?}",
-                moving_mean.numel(),
-                self.axis,
-                x.dims()
-            )));
-        }
-        if ctx.training && ctx.trainable {
-            // One pass for both statistics; Keras' biased variance.
-            let moments = x.channel_moments(axis)?;
-            let mean = moments.narrow(0, 0, 1)?.reshape([c])?;
-            let variance = moments.narrow(0, 1, 1)?.reshape([c])?;
-            let (m, keep) = (self.momentum, 1.0 - self.momentum);
-            self.moving = Some(no_grad(|| -> Result<[Tensor; 2]> {
-                Ok([
-                    moving_mean.affine(m, 0.0)?.add_scaled(&mean.detach(), keep)?,
-                    moving_variance.affine(m, 0.0)?.add_scaled(&variance.detach(), keep)?,
-                ])
-            })?);
-            self.normalize(x, &mean, &variance)
-        } else {
-            self.normalize(x, &moving_mean, &moving_variance)
-        }
+        self.normalize_then(x, ctx, false)
     }
     fn config(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({

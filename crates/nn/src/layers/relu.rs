@@ -103,6 +103,11 @@ impl ReLU {
         self
     }
     meta_builders!();
+
+    /// Whether its arguments make it the plain `max(x, 0)`.
+    pub(crate) fn is_plain(&self) -> bool {
+        (self.max_value, self.negative_slope, self.threshold) == (None, 0.0, 0.0)
+    }
 }
 
 impl Layer for ReLU {

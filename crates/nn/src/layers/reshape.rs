@@ -82,6 +82,11 @@ impl ActivationLayer {
         ActivationLayer { activation, meta: LayerMeta::default() }
     }
     meta_builders!();
+
+    /// Whether it applies the plain ReLU, `max(x, 0)`.
+    pub(crate) fn is_relu(&self) -> bool {
+        self.activation == Activation::Relu
+    }
 }
 
 impl Layer for ActivationLayer {

@@ -1,12 +1,14 @@
 //! Which layer chains of a graph run as one fused op: decided once, when the graph is built,
-//! for every kind of model.
+//! for every kind of model. A chain is two layers, the second reading nothing but the first's
+//! output, which then is never formed: it must not be a model output or read by another layer.
 //!
-//! Today one chain fuses: a `Conv2D` with ReLU whose only reader is a `MaxPooling2D` runs as
-//! [`Tensor::conv2d_relu_max_pool`], which a backend may compute in one pass and which applies
-//! the ReLU after the pooling, on 4x fewer values: `maxpool(relu(z)) == relu(maxpool(z))`,
-//! gradients included, because ReLU is monotone and maps every value it does not preserve to
-//! the same 0. The convolution's own output is then never formed, so it must not be a model
-//! output or read by another layer.
+//! - A `Conv2D` with ReLU then a `MaxPooling2D` runs as [`Tensor::conv2d_relu_max_pool`], which
+//!   a backend may compute in one pass and which applies the ReLU after the pooling, on 4x
+//!   fewer values: `maxpool(relu(z)) == relu(maxpool(z))`, gradients included, because ReLU is
+//!   monotone and maps every value it does not preserve to the same 0.
+//! - A `BatchNormalization` then a plain ReLU (`Activation("relu")`, `ReLU()`) runs in training
+//!   as [`Tensor::batch_norm`] with its ReLU: the same values, two passes over the activations
+//!   fewer forward and backward.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -15,13 +17,22 @@ use tensor::Tensor;
 
 use super::symbolic::{Op, SymbolicTensor};
 use crate::error::Result;
-use crate::layers::{Conv2D, Layer, MaxPooling2D};
+use crate::layers::{ActivationLayer, BatchNormalization, Conv2D, ForwardCtx, Layer, MaxPooling2D, ReLU};
+
+/// The kinds of fused chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Chain {
+    /// `Conv2D` with ReLU, then `MaxPooling2D`.
+    ConvReluMaxPool,
+    /// `BatchNormalization`, then a plain ReLU.
+    NormRelu,
+}
 
 /// The fused chains of one graph.
 #[derive(Default)]
 pub(crate) struct Fusion {
-    /// Convolution node id -> the max-pooling node computed with it.
-    pool_of_conv: HashMap<u64, u64>,
+    /// First node id -> the node computed with it, and the kind of chain.
+    second_of: HashMap<u64, (u64, Chain)>,
 }
 
 impl Fusion {
@@ -31,58 +42,86 @@ impl Fusion {
         outputs: &[SymbolicTensor],
         consumers: &HashMap<u64, usize>,
     ) -> Self {
-        let mut pool_of_conv = HashMap::new();
+        let mut second_of = HashMap::new();
         for node in nodes {
             let [input] = node.node.inputs.as_slice() else { continue };
-            let conv = &input.node;
-            let only_reader = consumers.get(&conv.id) == Some(&1);
-            let is_output = outputs.iter().any(|o| o.node.id == conv.id);
-            if only_reader && !is_output && fusable(&conv.op, &node.node.op) {
-                pool_of_conv.insert(conv.id, node.node.id);
+            let first = &input.node;
+            let only_reader = consumers.get(&first.id) == Some(&1);
+            let is_output = outputs.iter().any(|o| o.node.id == first.id);
+            if !only_reader || is_output {
+                continue;
+            }
+            if let Some(chain) = chain(&first.op, &node.node.op) {
+                second_of.insert(first.id, (node.node.id, chain));
             }
         }
-        Fusion { pool_of_conv }
+        Fusion { second_of }
     }
 
-    /// The pooling node computed together with convolution node `conv`, if they fuse.
-    pub fn pool_of(&self, conv: u64) -> Option<u64> {
-        self.pool_of_conv.get(&conv).copied()
+    /// The node computed together with node `first`, and how, if they fuse.
+    pub fn second_of(&self, first: u64) -> Option<(u64, Chain)> {
+        self.second_of.get(&first).copied()
     }
 
-    /// How many chains fuse.
+    /// How many chains of `kind` fuse.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.pool_of_conv.len()
+    pub fn count(&self, kind: Chain) -> usize {
+        self.second_of.values().filter(|(_, k)| *k == kind).count()
     }
 }
 
-/// Whether `first` then `second` is a ReLU convolution then a max pooling.
-fn fusable(first: &Op, second: &Op) -> bool {
-    let (Op::Layer(conv), Op::Layer(pool)) = (first, second) else { return false };
-    let relu_conv = as_layer::<Conv2D>(&*conv.lock().layer).is_some_and(Conv2D::fuses_with_max_pool);
-    relu_conv && as_layer::<MaxPooling2D>(&*pool.lock().layer).is_some_and(MaxPooling2D::is_channels_last)
+/// The chain `first` then `second` make, if any.
+fn chain(first: &Op, second: &Op) -> Option<Chain> {
+    let (Op::Layer(first), Op::Layer(second)) = (first, second) else { return None };
+    let (first, second) = (first.lock(), second.lock());
+    let (first, second) = (&*first.layer, &*second.layer);
+    if as_layer::<Conv2D>(first).is_some_and(Conv2D::fuses_with_max_pool)
+        && as_layer::<MaxPooling2D>(second).is_some_and(MaxPooling2D::is_channels_last)
+    {
+        return Some(Chain::ConvReluMaxPool);
+    }
+    let plain_relu = as_layer::<ActivationLayer>(second).is_some_and(ActivationLayer::is_relu)
+        || as_layer::<ReLU>(second).is_some_and(ReLU::is_plain);
+    (as_layer::<BatchNormalization>(first).is_some() && plain_relu).then_some(Chain::NormRelu)
 }
 
 fn as_layer<L: Layer>(layer: &dyn Layer) -> Option<&L> {
     (layer as &dyn Any).downcast_ref::<L>()
 }
 
-/// The output of `pool` applied to the output of `conv` on `x`, as one op; the two layers are
-/// those of a chain [`Fusion::plan`] chose.
-pub(crate) fn conv_relu_max_pool(conv: &dyn Layer, pool: &dyn Layer, x: &Tensor) -> Result<Tensor> {
-    let conv = as_layer::<Conv2D>(conv).expect("the plan fuses only Conv2D");
-    let pool = as_layer::<MaxPooling2D>(pool).expect("the plan fuses only MaxPooling2D");
-    conv.relu_max_pooled(x, pool.window())
+/// The output of `second` applied to the output of `first` on `x`, as one op; the two layers
+/// are those of a `chain` [`Fusion::plan`] chose, `ctx` the first's.
+pub(crate) fn run_chain(
+    chain: Chain,
+    first: &mut dyn Layer,
+    second: &dyn Layer,
+    x: &Tensor,
+    ctx: ForwardCtx,
+) -> Result<Tensor> {
+    match chain {
+        Chain::ConvReluMaxPool => {
+            let conv = as_layer::<Conv2D>(first).expect("the plan fuses only Conv2D");
+            let pool = as_layer::<MaxPooling2D>(second).expect("the plan fuses only MaxPooling2D");
+            conv.relu_max_pooled(x, pool.window())
+        }
+        Chain::NormRelu => {
+            let norm = (first as &mut dyn Any).downcast_mut::<BatchNormalization>();
+            norm.expect("the plan fuses only BatchNormalization").normalize_then(x, ctx, true)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::Chain;
     use crate::activation::Activation::{Linear, Relu};
     use crate::functional::{Add, Apply, Input, MergeLayer, Model, Shared};
-    use crate::layers::{AveragePooling2D, Conv2D, Flatten, MaxPooling2D};
+    use crate::layers::{
+        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Flatten, MaxPooling2D, ReLU,
+    };
 
     fn fused(model: &Model) -> usize {
-        model.graph.fusion.len()
+        model.graph.fusion.count(super::Chain::ConvReluMaxPool)
     }
 
     #[test]
@@ -90,6 +129,33 @@ mod tests {
         let device = crate::device::cpu();
         assert_eq!(fused(crate::zoo::model4(&device, 1).unwrap().model().unwrap()), 1);
         assert_eq!(fused(crate::zoo::model5(&device, 1).unwrap().model().unwrap()), 2);
+    }
+
+    #[test]
+    fn model6_fuses_each_normalization_with_its_relu() {
+        let device = crate::device::cpu();
+        let model6 = crate::zoo::model6(&device, 1).unwrap();
+        let graph = &model6.model().unwrap().graph;
+        assert_eq!(graph.fusion.count(Chain::NormRelu), 5);
+        assert_eq!(graph.fusion.count(Chain::ConvReluMaxPool), 0, "its convolutions are linear");
+    }
+
+    #[test]
+    fn only_a_plain_relu_reading_nothing_but_a_normalization_fuses() {
+        let x = Input::new([4, 4, 2]);
+        let norm = || BatchNormalization::new();
+        // Fuse: Activation("relu") and a default ReLU().
+        let a = ActivationLayer::new(Relu).apply(&norm().apply(&x).unwrap()).unwrap();
+        let b = ReLU::new().apply(&norm().apply(&x).unwrap()).unwrap();
+        // Do not fuse: a clipped ReLU, another activation, a normalization read twice.
+        let c = ReLU::new().max_value(Some(6.0)).apply(&norm().apply(&x).unwrap()).unwrap();
+        let d = ActivationLayer::new(Linear).apply(&norm().apply(&x).unwrap()).unwrap();
+        let shared = norm().apply(&x).unwrap();
+        let e = ActivationLayer::new(Relu).apply(&shared).unwrap();
+        let f = ActivationLayer::new(Relu).apply(&shared).unwrap();
+        let outs = [a, b, c, d, e, f];
+        let model = Model::new(&[&x], &outs.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(model.graph.fusion.count(Chain::NormRelu), 2);
     }
 
     #[test]

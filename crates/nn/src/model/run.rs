@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use tensor::Tensor;
 
-use super::fusion::conv_relu_max_pool;
+use super::fusion::run_chain;
 use super::graph::Graph;
 use super::symbolic::Op;
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ impl Graph {
             self.outputs.iter().zip(logits).filter(|(_, &l)| !l).map(|(o, _)| o.node.id).collect();
         let mut values: HashMap<u64, Tensor> = HashMap::new();
         let mut logit_values: HashMap<u64, Tensor> = HashMap::new();
-        // Pooling outputs already computed with their convolution: by pooling node id.
+        // Outputs of fused chains' second layers, computed with the first: by node id.
         let mut fused: HashMap<u64, Tensor> = HashMap::new();
         let mut all = Vec::new();
         let mut layer_index = 0u32;
@@ -90,18 +90,18 @@ impl Graph {
                     let x = &values[&node.inputs[0].node.id];
                     let mut state = cell.lock();
                     ctx.trainable = state.trainable;
-                    if let Some(pool_id) = self.fusion.pool_of(node.id).filter(|_| !keep_all) {
-                        let pool_node =
-                            self.nodes.iter().find(|n| n.node.id == pool_id).expect("in the graph");
-                        let Op::Layer(pool) = &pool_node.node.op else {
+                    if let Some((second_id, chain)) = self.fusion.second_of(node.id).filter(|_| !keep_all) {
+                        let second_node =
+                            self.nodes.iter().find(|n| n.node.id == second_id).expect("in the graph");
+                        let Op::Layer(second) = &second_node.node.op else {
                             unreachable!("the plan pairs layers")
                         };
-                        let pooled =
-                            conv_relu_max_pool(&*state.layer, &*pool.lock().layer, x).map_err(|e| {
-                                // Errors name both layers: the pooling's shape checks run here too.
-                                in_layer(e, &format!("{name} + {}", self.name_of(pool_node)), "fused")
+                        let value = run_chain(chain, &mut *state.layer, &*second.lock().layer, x, ctx)
+                            .map_err(|e| {
+                                // Errors name both layers: the second's shape checks run here too.
+                                in_layer(e, &format!("{name} + {}", self.name_of(second_node)), "fused")
                             })?;
-                        fused.insert(pool_id, pooled);
+                        fused.insert(second_id, value);
                         continue;
                     }
                     if wants_logits.contains(&node.id) {

@@ -1,8 +1,7 @@
 //! The suite's cases, one per op family (see the module's documentation).
 
 use super::reference::{self as r, Pool};
-use super::{constant_in, input, input_in, Case, Checker};
-use crate::shape::ChannelSpec;
+use super::{constant_in, input, input_in, norm, Case, Checker};
 use crate::{FillMode, Interpolation, Padding, PoolWindow, Tensor};
 
 fn broadcast_arithmetic(c: &Checker<'_>) {
@@ -515,87 +514,6 @@ fn affine_transform(c: &Checker<'_>) {
     }
 }
 
-/// Per-channel statistics and maps (normalization layers), around the last axis (channels last,
-/// `inner == 1`) and a middle one (`inner > 1`). Moments of data far from zero, where
-/// `E[x^2] - E[x]^2` in f32 loses the variance, are checked row by row: next to means near 100,
-/// the relative error of both rows together would hide a variance wrong in its third digit.
-/// Then many elements per channel (which a GPU cuts into chunks merged in a second pass) and
-/// more channels than one workgroup takes side by side, forward only except `channel_affine`'s
-/// `scale` and `shift`, whose gradients are `channel_sums` over every element; `channel_sums`,
-/// which no tensor op exposes, is also called on the backend directly.
-fn channel_statistics(c: &Checker<'_>) {
-    let d = [5, 3, 4, 7];
-    for (k, axis) in [-1isize, 1].into_iter().enumerate() {
-        let seed = 150 + 10 * k as u64;
-        let ax = if axis < 0 { d.len() - 1 } else { axis as usize };
-        let channels = d[ax];
-        c.check_op(
-            &format!("channel_moments axis {axis}"),
-            seed,
-            &[input(&d)],
-            |t| t[0].channel_moments(axis),
-            |v| r::channel_moments(&v[0], &d, ax),
-        );
-        for (row, what) in [(0, "means"), (1, "variances")] {
-            c.check_op(
-                &format!("channel_moments {what} of data in [99, 101) axis {axis}"),
-                seed + 1 + row as u64,
-                &[input_in(&d, 99.0, 101.0)],
-                |t| t[0].channel_moments(axis)?.narrow(0, row, 1),
-                |v| r::channel_moments(&v[0], &d, ax)[row * channels..(row + 1) * channels].to_vec(),
-            );
-        }
-        c.check_op(
-            &format!("channel_affine axis {axis}"),
-            seed + 3,
-            &[input(&d), input_in(&[channels], 0.5, 2.0), input(&[channels])],
-            |t| t[0].channel_affine(axis, &t[1], &t[2]),
-            |v| r::channel_affine(&v[0], &d, ax, &v[1], &v[2]),
-        );
-    }
-    let sums = |t: &[Tensor], axis: isize| -> crate::Result<Tensor> {
-        let spec = ChannelSpec::new(t[0].shape(), axis)?;
-        let device = t[0].device();
-        let storage = device.backend().channel_sums(t[0].storage(), t[1].storage(), &spec)?;
-        Tensor::from_storage(storage, [2, spec.channels], device)
-    };
-    let big: [(&[usize], isize); 4] =
-        [(&[3000, 3], -1), (&[60, 70], -1), (&[2, 20, 20, 80], -1), (&[64, 5, 300], 1)];
-    for (k, (d, axis)) in big.into_iter().enumerate() {
-        let seed = 170 + 10 * k as u64;
-        let ax = if axis < 0 { d.len() - 1 } else { axis as usize };
-        let channels = d[ax];
-        c.check_op(
-            &format!("channel_moments {d:?} axis {axis}"),
-            seed,
-            &[constant_in(d, -1.0, 1.0)],
-            |t| t[0].channel_moments(axis),
-            |v| r::channel_moments(&v[0], d, ax),
-        );
-        c.check_op(
-            &format!("channel_moments variances of data in [99, 101) {d:?} axis {axis}"),
-            seed + 1,
-            &[constant_in(d, 99.0, 101.0)],
-            |t| t[0].channel_moments(axis)?.narrow(0, 1, 1),
-            |v| r::channel_moments(&v[0], d, ax)[channels..].to_vec(),
-        );
-        c.check_op(
-            &format!("channel_sums {d:?} axis {axis}"),
-            seed + 2,
-            &[constant_in(d, -1.0, 1.0), constant_in(d, -1.0, 1.0)],
-            |t| sums(t, axis),
-            |v| r::channel_sums(&v[0], &v[1], d, ax),
-        );
-        c.check_op(
-            &format!("channel_affine {d:?} axis {axis}"),
-            seed + 3,
-            &[constant_in(d, -1.0, 1.0), input_in(&[channels], 0.5, 2.0), input(&[channels])],
-            |t| t[0].channel_affine(axis, &t[1], &t[2]),
-            |v| r::channel_affine(&v[0], d, ax, &v[1], &v[2]),
-        );
-    }
-}
-
 /// Axis permutations forward and backward: NCHW to NHWC and back, and an arbitrary one.
 fn permutations(c: &Checker<'_>) {
     let dims = [2, 3, 4, 5];
@@ -639,5 +557,6 @@ pub(super) const ALL: &[Case] = &[
     Case { name: "add_scaled", run: add_scaled },
     Case { name: "affine_transform", run: affine_transform },
     Case { name: "permutations", run: permutations },
-    Case { name: "channel_statistics", run: channel_statistics },
+    Case { name: "channel_statistics", run: norm::channel_statistics },
+    Case { name: "batch_normalization", run: norm::batch_normalization },
 ];

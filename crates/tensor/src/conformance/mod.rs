@@ -15,6 +15,7 @@
 //! [`cases`](self::cases) and its f64 formula to [`reference`], and every backend checks it.
 
 mod cases;
+mod norm;
 pub mod reference;
 
 use std::cell::RefCell;

@@ -353,6 +353,68 @@ pub fn channel_sums(a: &[f64], b: &[f64], dims: &[usize], axis: usize) -> Vec<f6
     out
 }
 
+/// Batch normalization over `axis` with the batch's own statistics (biased variance), then
+/// `max(0, .)` when `relu`: `(x - mean) / sqrt(variance + epsilon) * gamma + beta`.
+pub fn batch_norm(
+    x: &[f64],
+    dims: &[usize],
+    axis: usize,
+    gamma: &[f64],
+    beta: &[f64],
+    epsilon: f64,
+    relu: bool,
+) -> Vec<f64> {
+    let moments = channel_moments(x, dims, axis);
+    let (_, channels, inner) = channel_view(dims, axis);
+    x.iter()
+        .enumerate()
+        .map(|(j, v)| {
+            let c = j / inner % channels;
+            let y = (v - moments[c]) / (moments[channels + c] + epsilon).sqrt() * gamma[c] + beta[c];
+            if relu {
+                y.max(0.0)
+            } else {
+                y
+            }
+        })
+        .collect()
+}
+
+/// Per channel, `sum(g * (x - center[c]))` and `sum(g)` with `g = dy` where `gate > 0` (0
+/// elsewhere), as `[2, channels]`.
+pub fn gated_channel_sums(
+    dy: &[f64],
+    gate: &[f64],
+    x: &[f64],
+    center: &[f64],
+    dims: &[usize],
+    axis: usize,
+) -> Vec<f64> {
+    let g: Vec<f64> = dy.iter().zip(gate).map(|(&d, &z)| if z > 0.0 { d } else { 0.0 }).collect();
+    let (_, channels, inner) = channel_view(dims, axis);
+    let centered: Vec<f64> = x.iter().enumerate().map(|(j, v)| v - center[j / inner % channels]).collect();
+    channel_sums(&g, &centered, dims, axis)
+}
+
+/// `g * k0[c] + x * k1[c] + k2[c]` with `g = dy` where `gate > 0` (0 elsewhere).
+pub fn gated_channel_affine_pair(
+    dy: &[f64],
+    gate: &[f64],
+    x: &[f64],
+    k: [&[f64]; 3],
+    dims: &[usize],
+    axis: usize,
+) -> Vec<f64> {
+    let (_, channels, inner) = channel_view(dims, axis);
+    (0..x.len())
+        .map(|j| {
+            let c = j / inner % channels;
+            let g = if gate[j] > 0.0 { dy[j] } else { 0.0 };
+            g * k[0][c] + x[j] * k[1][c] + k[2][c]
+        })
+        .collect()
+}
+
 /// `x` of `dims` with its axes permuted (output axis `i` is input axis `axes[i]`).
 pub fn permute(x: &[f64], dims: &[usize], axes: &[usize]) -> Vec<f64> {
     let in_strides = strides(dims);

@@ -1,7 +1,11 @@
 //! Per-channel statistics and affine maps, the pieces of a normalization layer:
 //! `channel_moments` (mean and variance per channel) and `channel_affine`
-//! (`x * scale[c] + shift[c]`), each one pass over memory forward and a few backward.
+//! (`x * scale[c] + shift[c]`), each one pass over memory forward and a few backward; and
+//! `batch_norm`, a training step's whole batch normalization (and the ReLU after it) as one op
+//! whose backward pass takes two passes over memory.
 
+use crate::autodiff::no_grad;
+use crate::backend::{ChannelCoefficients, ChannelGrad};
 use crate::error::{Result, TensorError};
 use crate::ops::binary::grad_if;
 use crate::shape::ChannelSpec;
@@ -62,7 +66,7 @@ impl Tensor {
             }
         }
         let storage = self.device().call("channel_affine", &format_args!("{spec:?}"), |b| {
-            b.channel_affine(self.storage(), scale.storage(), shift.storage(), &spec)
+            b.channel_affine(self.storage(), scale.storage(), shift.storage(), false, &spec)
         })?;
         let inputs = [self, scale, shift];
         Ok(Tensor::from_op(
@@ -79,7 +83,8 @@ impl Tensor {
                 })?;
                 let sums = if ctx.needs[1] || ctx.needs[2] {
                     let storage = x.device().call("channel_sums", &format_args!("{spec:?}"), |b| {
-                        b.channel_sums(ctx.grad.storage(), x.storage(), &spec)
+                        let grad = ChannelGrad { dy: ctx.grad.storage(), relu_output: None };
+                        b.channel_sums(grad, x.storage(), None, &spec)
                     })?;
                     Some(Tensor::from_storage(storage, [2, spec.channels], x.device())?)
                 } else {
@@ -91,5 +96,111 @@ impl Tensor {
                 Ok(vec![dx, pick(ctx.needs[1], 0)?, pick(ctx.needs[2], 1)?])
             },
         ))
+    }
+
+    /// A training step's batch normalization (Keras' `BatchNormalization` called with
+    /// `training=True`) over `axis` (negative counts from the end), then `max(0, .)` when
+    /// `relu`, as one op: `(x - mean) / sqrt(variance + epsilon) * gamma + beta` with each
+    /// channel's mean and biased variance over the batch (no `gamma`: 1; no `beta`: 0).
+    /// Differentiable in `self`, `gamma` and `beta`, through the statistics too.
+    ///
+    /// Returns the output and the batch's statistics as `[2, channels]` (the means, then the
+    /// variances), which carry no gradient (they feed the moving averages).
+    ///
+    /// Its backward pass is one pass for the sums `sum(g)` and `sum(g * (x - mean))` and one
+    /// for `dx = g * k + x * a + b` (per-channel `k`, `a`, `b`), the ReLU's mask read from the
+    /// output on the fly; composed from `channel_moments`, `channel_affine` and `relu` it
+    /// takes six.
+    ///
+    /// ```
+    /// use tensor::{Device, Tensor};
+    /// let device = Device::new(kernels_cpu::CpuBackend::new());
+    /// let x = Tensor::from_slice(&[1.0, -2.0, 3.0, 4.0], [2, 2], &device)?;
+    /// let (y, moments) = x.batch_norm(-1, None, None, 1e-3, false)?;
+    /// assert_eq!(moments.to_vec()?, vec![2.0, 1.0, 1.0, 9.0]);
+    /// let y = y.to_vec()?;
+    /// assert!((y[0] + 0.9995).abs() < 1e-4 && (y[1] + 0.99994).abs() < 1e-4);
+    /// # Ok::<(), tensor::TensorError>(())
+    /// ```
+    pub fn batch_norm(
+        &self,
+        axis: isize,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        epsilon: f32,
+        relu: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let spec = ChannelSpec::new(self.shape(), axis)?;
+        let c = spec.channels;
+        for (what, t) in [("gamma", gamma), ("beta", beta)] {
+            let Some(t) = t else { continue };
+            self.same_device(t, "batch_norm")?;
+            if t.dims() != [c] {
+                return Err(TensorError::InvalidArgument(format!(
+                    "batch_norm: {what} has shape {}, but axis {axis} of {} has {c} channels",
+                    t.shape(),
+                    self.shape()
+                )));
+            }
+        }
+        let device = self.device();
+        let x = self.detach();
+        // The layer's arithmetic before this op existed, so the outputs are the same numbers.
+        let (moments, mean, inv_std, scale, shift) = no_grad(|| -> Result<_> {
+            let moments = x.channel_moments(axis)?;
+            let (mean, variance) = (row(&moments, 0)?, row(&moments, 1)?);
+            let inv_std = Tensor::ones([c], device)?.div(&variance.add_scalar(epsilon)?.sqrt()?)?;
+            let scale = match gamma {
+                Some(gamma) => inv_std.mul(&gamma.detach())?,
+                None => inv_std.clone(),
+            };
+            let mut shift = mean.mul(&scale)?.neg()?;
+            if let Some(beta) = beta {
+                shift = shift.add(&beta.detach())?;
+            }
+            Ok((moments, mean, inv_std, scale, shift))
+        })?;
+        let storage = device.call("batch_norm", &format_args!("{spec:?} relu {relu}"), |b| {
+            b.channel_affine(x.storage(), scale.storage(), shift.storage(), relu, &spec)
+        })?;
+        let inputs: Vec<&Tensor> = [Some(self), gamma, beta].into_iter().flatten().collect();
+        let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+        let y = Tensor::from_op(storage, self.shape().clone(), device, &inputs, "batch_norm", move |ctx| {
+            let x = &ctx.inputs[0];
+            let device = x.device();
+            let grad =
+                ChannelGrad { dy: ctx.grad.storage(), relu_output: relu.then(|| ctx.output.storage()) };
+            let storage = device.call("channel_sums", &format_args!("{spec:?} relu {relu}"), |b| {
+                b.channel_sums(grad, x.storage(), Some(mean.storage()), &spec)
+            })?;
+            let sums = Tensor::from_storage(storage, [2, c], device)?;
+            // sum(g * xhat) and sum(g): the gradients of gamma and beta.
+            let (dgamma, dbeta) = (row(&sums, 0)?.mul(&inv_std)?, row(&sums, 1)?);
+            let dx = grad_if(ctx.needs[0], || {
+                let n = spec.per_channel() as f32;
+                // dx = k/n (n g - sum(g) - xhat sum(g xhat)), k = gamma / std, as g k + x a + b.
+                let x_scale = scale.mul(&dgamma)?.mul(&inv_std)?.mul_scalar(-1.0 / n)?;
+                let shift = scale.mul(&dbeta)?.mul_scalar(-1.0 / n)?.sub(&mean.mul(&x_scale)?)?;
+                let k = ChannelCoefficients {
+                    g_scale: scale.storage(),
+                    x_scale: x_scale.storage(),
+                    shift: shift.storage(),
+                };
+                let storage =
+                    device.call("channel_affine_pair", &format_args!("{spec:?} relu {relu}"), |b| {
+                        b.channel_affine_pair(grad, x.storage(), k, &spec)
+                    })?;
+                Tensor::from_storage(storage, x.shape().clone(), device)
+            })?;
+            let mut grads = vec![dx];
+            if has_gamma {
+                grads.push(grad_if(ctx.needs[grads.len()], || Ok(dgamma.clone()))?);
+            }
+            if has_beta {
+                grads.push(grad_if(ctx.needs[grads.len()], || Ok(dbeta.clone()))?);
+            }
+            Ok(grads)
+        });
+        Ok((y, moments))
     }
 }
