@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::environment::Universe;
+use mpi::request::{Request, StaticScope};
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 use mpi::Threading;
 
-use super::Communicator;
+use super::{Communicator, PendingReduce};
 use crate::error::{Error, Result};
 
 /// The world of an MPI job (`mpirun -np N`, `srun`) as a [`Communicator`]. Created once per
@@ -97,6 +98,24 @@ impl Communicator for Mpi {
         self.world().comm.all_reduce_into(&send[..], values, SystemOperation::sum());
         Ok(())
     }
+    fn start_all_reduce_sum(&self, values: Vec<f32>) -> Result<Box<dyn PendingReduce + '_>> {
+        // MPI writes into the buffers until the request completes, however the request's owner
+        // moves: they are leaked here and taken back once it has (`Drop` waits if need be).
+        let len = values.len();
+        let send: *mut [f32] = Box::into_raw(values.into_boxed_slice());
+        let recv: *mut [f32] = Box::into_raw(vec![0.0f32; len].into_boxed_slice());
+        // SAFETY: `send` and `recv` are live, distinct allocations that nothing else touches
+        // until `IallreduceSum` has completed the request and frees them.
+        let request = unsafe {
+            self.world().comm.immediate_all_reduce_into(
+                StaticScope,
+                &*send,
+                &mut *recv,
+                SystemOperation::sum(),
+            )
+        };
+        Ok(Box::new(IallreduceSum { mpi: self, request: Some(request), buffers: Some((send, recv)) }))
+    }
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
         let send = values.to_vec();
         self.world().comm.all_reduce_into(&send[..], values, SystemOperation::sum());
@@ -109,5 +128,60 @@ impl Communicator for Mpi {
     }
     fn describe(&self) -> String {
         format!("MPI ({})", self.library)
+    }
+}
+
+/// An `MPI_Iallreduce` in flight, owning its buffers.
+struct IallreduceSum<'a> {
+    mpi: &'a Mpi,
+    /// `None` once complete.
+    request: Option<Request<'static, [f32]>>,
+    /// The send and receive buffers (`Box<[f32]>`s' raw parts); `None` once handed back.
+    buffers: Option<(*mut [f32], *mut [f32])>,
+}
+
+impl IallreduceSum<'_> {
+    fn complete(&mut self) {
+        if let Some(request) = self.request.take() {
+            let _world = self.mpi.world();
+            request.wait_without_status();
+        }
+    }
+}
+
+impl PendingReduce for IallreduceSum<'_> {
+    fn test(&mut self) -> Result<bool> {
+        if let Some(request) = self.request.take() {
+            let _world = self.mpi.world();
+            if let Err(request) = request.test() {
+                self.request = Some(request);
+            }
+        }
+        Ok(self.request.is_none())
+    }
+
+    fn wait(mut self: Box<Self>) -> Result<Vec<f32>> {
+        self.complete();
+        let (send, recv) = self.buffers.take().expect("handed back once");
+        // SAFETY: the request has completed, so MPI no longer reads `send` or writes `recv`;
+        // both came from `Box::into_raw` in `start_all_reduce_sum`.
+        unsafe {
+            drop(Box::from_raw(send));
+            Ok(Box::from_raw(recv).into_vec())
+        }
+    }
+}
+
+impl Drop for IallreduceSum<'_> {
+    /// A reduction abandoned (an error in between) still completes before its buffers go.
+    fn drop(&mut self) {
+        self.complete();
+        if let Some((send, recv)) = self.buffers.take() {
+            // SAFETY: as in `wait`.
+            unsafe {
+                drop(Box::from_raw(send));
+                drop(Box::from_raw(recv));
+            }
+        }
     }
 }
