@@ -30,11 +30,19 @@ pub fn bucket_bench(argv: &[String]) -> Result<(), String> {
         let mpi = Mpi::init().map_err(|e| e.to_string())?;
         let timed = Arc::new(Timed { inner: mpi.clone(), step_ns: AtomicU64::new(0) });
         let chief = mpi.rank() == 0;
-        let caps: Vec<(String, usize)> = buckets
+        // "256-nothread": 256 KiB buckets without Mpi's progress thread.
+        let caps: Vec<(String, usize, bool)> = buckets
             .iter()
-            .map(|b| Ok((b.clone(), crate::train::parse_bucket_kb(b)?)))
+            .map(|b| {
+                let (kb, thread) = match b.strip_suffix("-nothread") {
+                    Some(kb) => (kb, false),
+                    None => (b.as_str(), true),
+                };
+                Ok((b.clone(), crate::train::parse_bucket_kb(kb)?, thread))
+            })
             .collect::<Result<_, String>>()?;
         let cpu = nn::device::cpu();
+        overlap_probe(&mpi, rounds)?;
         for name in &models {
             let probe = crate::data::lecture_model(name, &cpu, seed)?;
             let shape = probe.input_shapes().remove(0);
@@ -45,7 +53,8 @@ pub fn bucket_bench(argv: &[String]) -> Result<(), String> {
             let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); caps.len()];
             // Round 0 warms up (MPI's connections, the allocator) and is not counted.
             for round in 0..=rounds {
-                for (k, (_, cap)) in caps.iter().enumerate() {
+                for (k, (_, cap, thread)) in caps.iter().enumerate() {
+                    mpi.set_progress_thread(*thread);
                     let mut model = crate::data::lecture_model(name, &cpu, seed)?;
                     model.distribute_with_buckets(timed.clone(), *cap);
                     let options =
@@ -78,7 +87,7 @@ pub fn bucket_bench(argv: &[String]) -> Result<(), String> {
                     "| buckets (KiB) | ms per step | ms per step in the exchange | rounds (ms per step) |"
                 );
                 println!("|---|---:|---:|---|");
-                for ((label, _), runs) in caps.iter().zip(&results) {
+                for ((label, _, _), runs) in caps.iter().zip(&results) {
                     let step: Vec<f64> = runs.iter().map(|r| r.0).collect();
                     let exchange: Vec<f64> = runs.iter().map(|r| r.1).collect();
                     let all: Vec<String> = step.iter().map(|s| format!("{s:.2}")).collect();
@@ -98,6 +107,57 @@ pub fn bucket_bench(argv: &[String]) -> Result<(), String> {
         let _ = (models, buckets, rounds, steps, batch_size, seed);
         Err("bucket-bench needs MPI: build xtask with --features mpi and start it with mpirun".into())
     }
+}
+
+/// What the transport does with a reduction in flight while the rank computes: model4's
+/// 1.16 MB gradient summed blocking, then started before 3 ms of work (a busy loop standing for
+/// the backward pass) with no MPI call in between, with an `MPI_Test` every 0.25 ms, or with
+/// `Mpi`'s progress thread; the time left to wait for afterwards is what the work did not hide.
+#[cfg(feature = "mpi")]
+fn overlap_probe(mpi: &Arc<Mpi>, rounds: usize) -> Result<(), String> {
+    let floats = 289_633;
+    let work = |tests: Option<&mut Box<dyn PendingReduce + '_>>| -> Result<(), String> {
+        let start = Instant::now();
+        let mut next_test = 0.25;
+        let mut pending = tests;
+        while start.elapsed().as_secs_f64() < 3e-3 {
+            if start.elapsed().as_secs_f64() * 1e3 >= next_test {
+                next_test += 0.25;
+                if let Some(p) = pending.as_mut() {
+                    p.test().map_err(|e| e.to_string())?;
+                }
+            }
+            std::hint::spin_loop();
+        }
+        Ok(())
+    };
+    let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..rounds.max(1) * 10 {
+        let mut buffer = vec![1.0f32; floats];
+        let start = Instant::now();
+        mpi.all_reduce_sum(&mut buffer).map_err(|e| e.to_string())?;
+        times[0].push(start.elapsed().as_secs_f64() * 1e3);
+        for (k, with_tests) in [(1, false), (2, true), (3, false)] {
+            mpi.set_progress_thread(k == 3);
+            let mut pending = mpi.start_all_reduce_sum(vec![1.0f32; floats]).map_err(|e| e.to_string())?;
+            work(with_tests.then_some(&mut pending))?;
+            let start = Instant::now();
+            pending.wait().map_err(|e| e.to_string())?;
+            times[k].push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    if mpi.rank() == 0 {
+        println!(
+            "all-reduce of {floats} floats, rank 0, medians: blocking {:.3} ms; left to wait after 3 ms of \
+             work: {:.3} ms without MPI calls, {:.3} ms with MPI_Test every 0.25 ms, {:.3} ms with \
+             the progress thread",
+            median(&times[0]),
+            median(&times[1]),
+            median(&times[2]),
+            median(&times[3])
+        );
+    }
+    Ok(())
 }
 
 #[cfg(feature = "mpi")]

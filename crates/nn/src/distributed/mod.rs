@@ -36,8 +36,10 @@
 //! the last bucket (the first layers', ready only at the end) with the failure flags, the loss
 //! and the moving statistics. The sums are element-wise, so the weights are the same, bit for
 //! bit, as with one fused all-reduce after the pass (`usize::MAX` bytes), whatever the size.
-//! How much communication hides behind the pass depends on the transport: `Mpi` lets Open MPI
-//! progress the buckets in flight each time a gradient is ready (`MPI_Test`).
+//! How much communication hides behind the pass depends on the transport: Open MPI moves a
+//! non-blocking collective on only inside MPI calls, so `Mpi` tests the buckets in flight each
+//! time a gradient is ready (`MPI_Test`) and a helper thread drives them between (Horovod's
+//! background thread; `Mpi::set_progress_thread`).
 
 mod buckets;
 mod exchange;
