@@ -111,9 +111,11 @@ impl PendingReduce for Vec<f32> {
 
 /// The default size of a step's gradient buckets ([`Model::distribute_with_buckets`](crate::Model::distribute_with_buckets)).
 /// PyTorch's DDP takes 25 MB and Horovod fuses up to 64 MB, sized for models of millions of
-/// weights over a network; the lecture's models hold 0.1-1.2 M weights, so that would be one
-/// bucket started only when the backward pass has ended. Measured on 2 ranks (see
-/// `docs/performance.md`).
+/// weights over a network; the lecture's models hold 0.1-0.3 M weights (0.4-1.2 MB), so that
+/// would be one bucket started only when the backward pass has ended. 1 MiB gives model4's
+/// 1.15 MB dense kernel a bucket of its own (3 all-reduces a step) and keeps model5's in one;
+/// on 2 ranks smaller buckets (0-256 KiB) hid no more and cost more collectives (see
+/// `docs/performance.md`, "Gradient buckets").
 pub const DEFAULT_BUCKET_BYTES: usize = 1 << 20;
 
 /// A model's communicator and the rules of splitting work over its ranks.
