@@ -131,9 +131,11 @@ impl Model {
                         // This rank's share; the step's gradient is the whole batch's. Its
                         // buckets' sums start while the backward pass still runs.
                         let share = &batch[cluster.share(batch.len())];
+                        let begun = callbacks.batch_begin(step, self, &mut state);
+                        // The variables after the callbacks, which may have set the weights.
                         let mut exchange =
                             cluster.begin_step(trainable_variables(&layers), share.len(), batch.len());
-                        let local = callbacks.batch_begin(step, self, &mut state).and_then(|()| {
+                        let local = begun.and_then(|()| {
                             if share.is_empty() {
                                 return Ok(None);
                             }

@@ -138,3 +138,43 @@ fn a_rank_failing_halfway_through_backward_stops_every_rank_with_an_error() {
         }
     }
 }
+
+/// Sets the weights (to themselves, halved) before every batch, as a callback restoring or
+/// averaging weights would: the step's buckets must follow the new variables.
+struct HalveWeightsBeforeEachBatch;
+
+impl nn::callbacks::Callback for HalveWeightsBeforeEachBatch {
+    fn on_train_batch_begin(
+        &mut self,
+        _batch: usize,
+        ctx: &mut nn::callbacks::CallbackContext<'_>,
+    ) -> nn::Result<()> {
+        let model = ctx.model_mut();
+        let halved: Vec<nn::Array> = model.get_weights()?.into_iter().map(|w| w.map(|v| v * 0.5)).collect();
+        model.set_weights(&halved)
+    }
+}
+
+#[test]
+fn weights_set_by_a_callback_before_the_batch_are_the_ones_summed() {
+    let callback = || {
+        Some(Arc::new(std::sync::Mutex::new(HalveWeightsBeforeEachBatch)) as nn::callbacks::SharedCallback)
+    };
+    let single = super::train(None, 1, false, callback()).unwrap();
+    let ranks = ThreadGroup::ranks(2);
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| {
+                s.spawn(move || train_with_buckets(Some(c), Some(0), 1 + r as u64, false, callback()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    let gap = super::relative_gap(&runs[0].weights, &single.weights);
+    assert!(gap < 1e-4, "weights {gap:e} (relative) from the single process's");
+    for (a, b) in runs[1].weights.iter().zip(&runs[0].weights) {
+        assert_eq!(a.data(), b.data(), "rank 1's weights differ from rank 0's");
+    }
+}
