@@ -11,9 +11,11 @@
 //! - `compare-backends`: the same training on the CPU and on wgpu, and the accuracy gap.
 //! - `import-loops`: fails where a crate's modules import each other in a loop.
 //! - `allreduce-bench`: under `mpirun`, the all-reduce's cost per training step.
+//! - `bucket-bench`: under `mpirun`, a step with one fused all-reduce against gradient buckets.
 
 mod args;
 mod bench;
+mod bucket_bench;
 mod compare;
 mod confusion;
 mod data;
@@ -40,7 +42,7 @@ commands:
                  [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
                  [--early-stopping PATIENCE] [--reduce-lr-on-plateau] [--csv FILE.csv]
                  [--plot FILE.png|svg] [--history FILE.json|csv]
-                 [--distributed [--fail-at RANK:STEP]] [--adapter N]
+                 [--distributed [--fail-at RANK:STEP] [--bucket-kb N|fused]] [--adapter N]
                  (--distributed: under mpirun/srun, built with --features mpi)
   summary        [--model model1|model4|model5|model6] [--functional]
   bench-kernels  [--backend cpu|wgpu] [--batch N] [--repeats N] [--threads N]
@@ -58,7 +60,9 @@ commands:
   compare-backends [--model NAME] [--epochs N] [--batch-size N] [--train-images N]
                  [--normalize] [--seed N] [--max-gap POINTS] [--data DIR]
   import-loops   SRC_DIR...  (e.g. crates/kernels-cpu/src crates/kernels-wgpu/src)
-  allreduce-bench [--repeats N]  (under mpirun, built with --features mpi)";
+  allreduce-bench [--repeats N]  (under mpirun, built with --features mpi)
+  bucket-bench   [--models model4,model5] [--buckets fused,0,64,256,1024] [--rounds N] [--steps N]
+                 [--batch-size N] [--data DIR] [--seed N]  (under mpirun, built with --features mpi)";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -82,6 +86,7 @@ fn main() {
         "profile-step" => profile::profile_step(rest),
         "import-loops" => import_loops::import_loops(rest),
         "allreduce-bench" => ranks::allreduce_bench(rest),
+        "bucket-bench" => bucket_bench::bucket_bench(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -82,14 +82,16 @@ impl Ranks {
         }
     }
 
-    /// Makes `model` train on these ranks.
-    pub fn attach(&self, model: &mut Model) {
+    /// Makes `model` train on these ranks, with gradient buckets of `bucket_bytes` (`None`:
+    /// the default).
+    pub fn attach(&self, model: &mut Model, bucket_bytes: Option<usize>) {
         #[cfg(feature = "mpi")]
         if let Some(mpi) = &self.mpi {
-            model.distribute(mpi.clone());
+            let bytes = bucket_bytes.unwrap_or(nn::distributed::DEFAULT_BUCKET_BYTES);
+            model.distribute_with_buckets(mpi.clone(), bytes);
         }
         #[cfg(not(feature = "mpi"))]
-        let _ = model;
+        let _ = (model, bucket_bytes);
     }
 
     /// Ends the run after `error`: alone, by returning it; among several ranks, by printing it

@@ -60,6 +60,18 @@ struct Report<'a> {
     ranks: usize,
 }
 
+/// `--bucket-kb N|fused`: the gradient buckets' cap in KiB (0: one per variable), or `fused`
+/// for one all-reduce after the backward pass.
+pub(crate) fn parse_bucket_kb(text: &str) -> Result<usize, String> {
+    match text {
+        "fused" => Ok(usize::MAX),
+        _ => text
+            .parse::<usize>()
+            .map(|kb| kb.saturating_mul(1024))
+            .map_err(|_| format!("--bucket-kb: expected KiB or 'fused', got '{text}'")),
+    }
+}
+
 pub fn summary(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(argv, &["model"], &["functional"])?;
     let name = args.value("model").unwrap_or("model5");
@@ -93,6 +105,7 @@ pub fn train_mnist(argv: &[String]) -> Result<(), String> {
             "early-stopping",
             "csv",
             "fail-at",
+            "bucket-kb",
             "adapter",
         ],
         &["normalize", "validate", "functional", "reduce-lr-on-plateau", "distributed"],
@@ -116,6 +129,10 @@ fn train(args: &Args, ranks: &Ranks) -> Result<(), String> {
     // Checked before training; built once the number of steps is known.
     optimizer(args, &name, 1)?;
     let fault = args.value("fail-at").map(InjectedFault::parse).transpose()?;
+    let bucket_bytes = args.value("bucket-kb").map(parse_bucket_kb).transpose()?;
+    if bucket_bytes.is_some() && !args.switch("distributed") {
+        return Err("--bucket-kb: only with --distributed (one process exchanges no gradients)".into());
+    }
     let kind: nn::DeviceKind =
         args.value("backend").unwrap_or("cpu").parse().map_err(|e| format!("--backend: {e}"))?;
     let device = ranks.device(kind, args.optional("adapter")?).map_err(|e| format!("--backend: {e}"))?;
@@ -133,7 +150,7 @@ fn train(args: &Args, ranks: &Ranks) -> Result<(), String> {
         }
         None => lecture_model(&name, functional, &device, seed)?,
     };
-    ranks.attach(&mut model);
+    ranks.attach(&mut model, bucket_bytes);
     let dataset = data::dataset_kind(args.value("dataset"))?;
     // The lecture feeds raw 0-255 pixel values; --normalize scales them to [0, 1] (model6's
     // recipe always does).

@@ -1,5 +1,6 @@
 //! `train-mnist --distributed` under `mpirun`: 2 and 3 ranks train model4 to a single process's
-//! weights, resume a checkpoint with another number of ranks, and stop together on a fault.
+//! weights, resume a checkpoint with another number of ranks, and stop together on a fault;
+//! gradient buckets of any size train the bits of one fused all-reduce.
 //! Needs the `mpi` feature, Open MPI's `mpirun` and MNIST (`MNIST_DIR`, else
 //! `../shared/data/mnist`); `.ci/run` runs it as
 //! `cargo test --release -p xtask --features mpi --test mpi`.
@@ -161,13 +162,36 @@ fn two_and_three_ranks_train_a_single_process_weights() {
 
 #[test]
 fn a_rank_failing_in_its_third_step_stops_the_job_within_seconds() {
-    let (out, took) = train(Some(3), &["--epochs", "1", "--fail-at", "1:3"], Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "mpirun must exit non-zero: {stderr}");
-    assert!(
-        stderr.contains("injected fault (--fail-at) on rank 1 at step 3"),
-        "the rank's error is printed: {stderr}"
-    );
-    // Loading MNIST takes most of it; the stop itself is immediate.
-    assert!(took < Duration::from_secs(60), "stopped after {took:?}");
+    // The default buckets, and one per variable (model4: 6 all-reduces a step).
+    for buckets in ["1024", "0"] {
+        let args = ["--epochs", "1", "--fail-at", "1:3", "--bucket-kb", buckets];
+        let (out, took) = train(Some(3), &args, Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "mpirun must exit non-zero: {stderr}");
+        assert!(
+            stderr.contains("injected fault (--fail-at) on rank 1 at step 3"),
+            "the rank's error is printed: {stderr}"
+        );
+        // Loading MNIST takes most of it; the stop itself is immediate.
+        assert!(took < Duration::from_secs(60), "{buckets} KiB buckets: stopped after {took:?}");
+    }
+}
+
+#[test]
+fn gradient_buckets_of_any_size_train_the_bits_of_one_fused_all_reduce() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |buckets: &str| {
+        let path = file(dir.path(), &format!("buckets-{buckets}.weights"));
+        let w = path.display().to_string();
+        train_ok(Some(2), &["--epochs", "1", "--save-weights", &w, "--bucket-kb", buckets]);
+        weights(&path)
+    };
+    let fused = run("fused");
+    // One bucket per variable (6 all-reduces a step); model4's 1.15 MB dense kernel alone with
+    // the default 1 MiB (3).
+    for buckets in ["0", "1024"] {
+        for (i, (a, b)) in run(buckets).iter().zip(&fused).enumerate() {
+            assert_eq!(a.data(), b.data(), "{buckets} KiB buckets: weight {i} differs from the fused run's");
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! maps the output's gradient to the inputs' gradients. [`Tensor::backward`] orders the graph
 //! topologically from the loss and runs the closures once each, summing the gradients of a
 //! tensor used more than once. Backward closures run with recording switched off, so computing
-//! gradients builds no graph of its own.
+//! gradients builds no graph of its own. [`Tensor::backward_with`] also reports each variable's
+//! gradient the moment it is complete (for distributed training to start summing it).
 
 use crate::error::{Result, TensorError};
 use crate::tensor::{Tensor, TensorId};
@@ -147,8 +148,22 @@ impl Tensor {
     /// Back-propagates from this scalar (the loss) and returns the gradient of every variable
     /// it depends on. Gradients of a tensor used several times are summed.
     pub fn backward(&self) -> Result<Gradients> {
+        self.backward_with(|_, _| Ok(()))
+    }
+
+    /// [`backward`](Self::backward), calling `on_leaf_ready(variable, gradient)` once per
+    /// variable as soon as its gradient is complete (every op that uses it has run), while the
+    /// rest of the pass goes on: what PyTorch's gradient hooks give DistributedDataParallel, so
+    /// it can start summing a layer's gradients over processes while earlier layers are still
+    /// differentiated. In a chain of layers the last layer's variables come first. An error of
+    /// the hook stops the pass and is returned. The gradients are the same, bit for bit, as
+    /// `backward`'s: the ops run in the same order.
+    pub fn backward_with<E: From<TensorError>>(
+        &self,
+        mut on_leaf_ready: impl FnMut(&Tensor, &Tensor) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Gradients, E> {
         if self.numel() != 1 {
-            return Err(TensorError::NotScalar(self.shape().clone()));
+            return Err(TensorError::NotScalar(self.shape().clone()).into());
         }
         let _guard = NoGradGuard::new();
         let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
@@ -157,27 +172,58 @@ impl Tensor {
             return Ok(leaves);
         }
         grads.insert(self.id(), Tensor::ones(self.shape().clone(), self.device())?);
-        for t in topological_order(self).iter().rev() {
-            // A non-leaf's gradient is complete once every op that uses it has run, which
-            // reverse post-order guarantees; drop it after use to free memory early.
-            let Some(grad) = grads.remove(&t.id()) else { continue };
+        let order = topological_order(self);
+        // Per variable, the uses by ops still to run: at 0 its gradient is final. (Waiting for
+        // the variable's own turn in the order would often be the very end of the pass.)
+        let mut pending_uses: HashMap<TensorId, usize> = HashMap::new();
+        for t in &order {
+            if let Track::Op(node) = t.track() {
+                for input in node.inputs.iter().filter(|i| matches!(i.track(), Track::Leaf)) {
+                    *pending_uses.entry(input.id()).or_default() += 1;
+                }
+            }
+        }
+        for t in order.iter().rev() {
             match t.track() {
-                Track::Leaf => leaves.accumulate(t, grad)?,
+                Track::Leaf => {
+                    // Only the loss itself (a variable used by no op) is still here.
+                    if let Some(grad) = grads.remove(&t.id()) {
+                        on_leaf_ready(t, &grad)?;
+                        leaves.accumulate(t, grad)?;
+                    }
+                }
                 Track::None => {}
                 Track::Op(node) => {
-                    let needs: Vec<bool> = node.inputs.iter().map(Tensor::tracks_grad).collect();
-                    let ctx = BackwardCtx { inputs: &node.inputs, output: t, grad: &grad, needs: &needs };
-                    let input_grads = (node.backward)(&ctx)?;
-                    for ((input, g), need) in node.inputs.iter().zip(input_grads).zip(&needs) {
-                        let (Some(g), true) = (g, *need) else { continue };
-                        if g.shape() != input.shape() {
-                            return Err(TensorError::ShapeMismatch {
-                                op: "backward: gradient vs input (internal error)",
-                                lhs: g.shape().clone(),
-                                rhs: input.shape().clone(),
-                            });
+                    // A non-leaf's gradient is complete once every op that uses it has run,
+                    // which reverse post-order guarantees; drop it after use to free memory
+                    // early.
+                    if let Some(grad) = grads.remove(&t.id()) {
+                        let needs: Vec<bool> = node.inputs.iter().map(Tensor::tracks_grad).collect();
+                        let ctx = BackwardCtx { inputs: &node.inputs, output: t, grad: &grad, needs: &needs };
+                        let input_grads = (node.backward)(&ctx)?;
+                        for ((input, g), need) in node.inputs.iter().zip(input_grads).zip(&needs) {
+                            let (Some(g), true) = (g, *need) else { continue };
+                            if g.shape() != input.shape() {
+                                return Err(TensorError::ShapeMismatch {
+                                    op: "backward: gradient vs input (internal error)",
+                                    lhs: g.shape().clone(),
+                                    rhs: input.shape().clone(),
+                                }
+                                .into());
+                            }
+                            accumulate(&mut grads, input.id(), g)?;
                         }
-                        accumulate(&mut grads, input.id(), g)?;
+                    }
+                    // An op that got no gradient still counts as run for its variables.
+                    for input in node.inputs.iter().filter(|i| matches!(i.track(), Track::Leaf)) {
+                        let uses = pending_uses.get_mut(&input.id()).expect("counted above");
+                        *uses -= 1;
+                        if *uses == 0 {
+                            if let Some(grad) = grads.remove(&input.id()) {
+                                on_leaf_ready(input, &grad)?;
+                                leaves.accumulate(input, grad)?;
+                            }
+                        }
                     }
                 }
             }

@@ -114,3 +114,65 @@ fn gather_rows_picks_rows_in_order_and_rejects_bad_indices() {
     let err = x.gather_rows(&[4]).unwrap_err().to_string();
     assert!(err.contains("row 4") && err.contains("[4, 3]"), "{err}");
 }
+
+#[test]
+fn backward_with_reports_each_variable_once_as_soon_as_its_gradient_is_final() {
+    // Two dense layers, the first variable shared by both: x @ w1 + b1 -> tanh -> @ w2 + b2,
+    // plus w1 again in the loss (its gradient is final only after both uses).
+    let x = t(&[0.5, -1.0, 2.0, 0.25], &[2, 2]);
+    let w1 = t(&[0.1, -0.2, 0.3, 0.4], &[2, 2]).to_variable();
+    let b1 = t(&[0.05, -0.05], &[2]).to_variable();
+    let w2 = t(&[1.0, -1.0, 0.5, 2.0], &[2, 2]).to_variable();
+    let b2 = t(&[0.1, 0.2], &[2]).to_variable();
+    let unused = t(&[7.0], &[1]).to_variable();
+    let h = x.matmul(&w1).unwrap().add(&b1).unwrap().tanh().unwrap();
+    let y = h.matmul(&w2).unwrap().add(&b2).unwrap();
+    let loss = y.square().unwrap().sum_all().unwrap().add(&w1.sum_all().unwrap()).unwrap();
+    let mut seen: Vec<(tensor::TensorId, Vec<f32>)> = Vec::new();
+    let grads = loss
+        .backward_with(|v, g| -> Result<(), TensorError> {
+            seen.push((v.id(), g.to_vec()?));
+            Ok(())
+        })
+        .unwrap();
+    let plain = loss.backward().unwrap();
+    let ids: Vec<_> = seen.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 4, "once per variable the loss depends on ({ids:?})");
+    assert!(!ids.contains(&unused.id()));
+    for (id, g) in &seen {
+        let v = [&w1, &b1, &w2, &b2].into_iter().find(|v| v.id() == *id).unwrap();
+        assert_eq!(g, &grads.get(v).unwrap().to_vec().unwrap(), "the hook sees the final gradient");
+        assert_eq!(g, &plain.get(v).unwrap().to_vec().unwrap(), "the same bits as backward()");
+    }
+    let place = |v: &Tensor| ids.iter().position(|id| *id == v.id()).unwrap();
+    // The second layer's variables are ready before the first layer's.
+    assert!(place(&b2) < place(&b1) && place(&w2) < place(&w1), "{ids:?}");
+    assert!(place(&b2) < place(&w1) && place(&w2) < place(&b1), "{ids:?}");
+    // d(loss)/d(b2) = 2y: the hook's value, checked against the forward result.
+    let y2: Vec<f32> = y.to_vec().unwrap().chunks(2).fold(vec![0.0; 2], |mut s, row| {
+        s.iter_mut().zip(row).for_each(|(s, v)| *s += 2.0 * v);
+        s
+    });
+    let b2_grad = &seen[place(&b2)].1;
+    for (g, w) in b2_grad.iter().zip(&y2) {
+        assert!((g - w).abs() < 1e-6, "{b2_grad:?} vs {y2:?}");
+    }
+}
+
+#[test]
+fn an_error_of_the_leaf_hook_stops_backward() {
+    let w = t(&[1.0, 2.0], &[2]).to_variable();
+    let loss = w.square().unwrap().sum_all().unwrap();
+    let err = loss.backward_with(|_, _| Err(TensorError::NotScalar(tensor::Shape::from(vec![3])))).err();
+    assert!(matches!(err, Some(TensorError::NotScalar(_))), "{err:?}");
+    // A variable that is itself the loss is reported too.
+    let s = t(&[3.0], &[]).to_variable();
+    let mut calls = 0;
+    s.backward_with(|v, g| -> Result<(), TensorError> {
+        calls += 1;
+        assert_eq!((v.id(), g.to_vec()?), (s.id(), vec![1.0]));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+}

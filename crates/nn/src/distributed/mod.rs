@@ -9,9 +9,10 @@
 //! - shuffles with the same seed on every rank and splits each global batch of `batch_size`
 //!   samples into one contiguous share per rank (`batch_size * r / N ..`), so the batches are a
 //!   single process's;
-//! - sums the shares' gradients, each weighted by its share of the batch, in one all-reduce per
-//!   step, so every rank applies the gradient of the whole batch (the moving statistics of
-//!   BatchNormalization are averaged the same way, and the batch's loss comes along);
+//! - sums the shares' gradients, each weighted by its share of the batch, in all-reduces over
+//!   buckets of variables started as the backward pass produces them, so every rank applies the
+//!   gradient of the whole batch (the moving statistics of BatchNormalization are averaged the
+//!   same way, and the batch's loss comes along);
 //! - reduces the epoch's losses and metric counts, and shards validation and `evaluate` batch by
 //!   batch over the ranks, so logs, `History` and callbacks see the global values;
 //! - runs the callbacks on every rank (their decisions are the same, made from the same logs),
@@ -24,10 +25,23 @@
 //! run is statistically, not bit for bit, a single process's; without them (model4, model5) the
 //! weights match a single process's up to the rounding of the gradient sum.
 //!
-//! The gradients are exchanged in one fused buffer once the backward pass has produced them
-//! all (Horovod's tensor fusion): the autodiff hands them over together, so there is no partial
-//! result to overlap communication with.
+//! The gradients travel in buckets (PyTorch DDP's, Horovod's tensor fusion): the trainable
+//! variables, last layer first (the order [`Tensor::backward_with`](tensor::Tensor::backward_with)
+//! completes them in), are grouped from their shapes alone into buckets of at most
+//! [`DEFAULT_BUCKET_BYTES`] (or [`Model::distribute_with_buckets`](crate::Model::distribute_with_buckets)'
+//! size), and a bucket's all-reduce starts ([`Communicator::start_all_reduce_sum`]) the moment
+//! its last gradient is ready, while the pass goes on with the earlier layers. Buckets start in
+//! order and every rank makes the same ones, so the collectives match on every rank; a rank
+//! that fails still starts every bucket (with zeros) and the final all-reduce, which carries
+//! the last bucket (the first layers', ready only at the end) with the failure flags, the loss
+//! and the moving statistics. The sums are element-wise, so the weights are the same, bit for
+//! bit, as with one fused all-reduce after the pass (`usize::MAX` bytes), whatever the size.
+//! How much communication hides behind the pass depends on the transport: Open MPI moves a
+//! non-blocking collective on only inside MPI calls, so `Mpi` tests the buckets in flight each
+//! time a gradient is ready (`MPI_Test`) and a helper thread drives them between (Horovod's
+//! background thread; `Mpi::set_progress_thread`).
 
+mod buckets;
 mod exchange;
 #[cfg(feature = "mpi")]
 mod mpi;
@@ -37,7 +51,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 
-pub(crate) use exchange::LocalStep;
+pub(crate) use buckets::StepExchange;
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
 
@@ -57,6 +71,15 @@ pub trait Communicator: Send + Sync {
     fn local_rank(&self) -> usize;
     /// Replaces `values` on every rank by their element-wise sum over the ranks.
     fn all_reduce_sum(&self, values: &mut [f32]) -> Result<()>;
+    /// Starts [`all_reduce_sum`](Self::all_reduce_sum) of `values` without waiting for it
+    /// (`MPI_Iallreduce`; PyTorch's `all_reduce(..., async_op=True)`): the result comes from
+    /// [`PendingReduce::wait`]. Every rank must start the same reductions in the same order.
+    /// The default sums at once, blocking, and hands back the finished result; `Mpi`
+    /// overrides it, so a step's gradient buckets travel while the backward pass goes on.
+    fn start_all_reduce_sum(&self, mut values: Vec<f32>) -> Result<Box<dyn PendingReduce + '_>> {
+        self.all_reduce_sum(&mut values)?;
+        Ok(Box::new(values))
+    }
     /// [`all_reduce_sum`](Self::all_reduce_sum) in double precision (counts, loss sums).
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()>;
     /// Replaces `values` on every rank by rank `root`'s.
@@ -66,15 +89,46 @@ pub trait Communicator: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// A sum over the ranks started by [`Communicator::start_all_reduce_sum`] (an MPI request,
+/// PyTorch's `Work`).
+pub trait PendingReduce {
+    /// Lets the reduction progress without blocking (`MPI_Test`: Open MPI moves non-blocking
+    /// collectives on only inside MPI calls) and says whether it has finished.
+    fn test(&mut self) -> Result<bool>;
+    /// Waits for the reduction to finish and returns the sum.
+    fn wait(self: Box<Self>) -> Result<Vec<f32>>;
+}
+
+/// A finished reduction: its result.
+impl PendingReduce for Vec<f32> {
+    fn test(&mut self) -> Result<bool> {
+        Ok(true)
+    }
+    fn wait(self: Box<Self>) -> Result<Vec<f32>> {
+        Ok(*self)
+    }
+}
+
+/// The default size of a step's gradient buckets ([`Model::distribute_with_buckets`](crate::Model::distribute_with_buckets)).
+/// PyTorch's DDP takes 25 MB and Horovod fuses up to 64 MB, sized for models of millions of
+/// weights over a network; the lecture's models hold 0.1-0.3 M weights (0.4-1.2 MB), so that
+/// would be one bucket started only when the backward pass has ended. 1 MiB gives model4's
+/// 1.15 MB dense kernel a bucket of its own (3 all-reduces a step) and keeps model5's in one;
+/// on 2 ranks smaller buckets (0-256 KiB) hid no more and cost more collectives (see
+/// `docs/performance.md`, "Gradient buckets").
+pub const DEFAULT_BUCKET_BYTES: usize = 1 << 20;
+
 /// A model's communicator and the rules of splitting work over its ranks.
 #[derive(Clone)]
 pub(crate) struct Cluster {
     comm: Arc<dyn Communicator>,
+    /// The gradient buckets' size cap, in bytes.
+    bucket_bytes: usize,
 }
 
 impl Cluster {
-    pub fn new(comm: Arc<dyn Communicator>) -> Self {
-        Cluster { comm }
+    pub fn new(comm: Arc<dyn Communicator>, bucket_bytes: usize) -> Self {
+        Cluster { comm, bucket_bytes }
     }
 
     pub fn rank(&self) -> usize {

@@ -114,7 +114,18 @@ impl Model {
     /// the model, and `fit` starts by giving them all rank 0's weights. A communicator of one
     /// rank trains exactly as no communicator.
     pub fn distribute(&mut self, communicator: Arc<dyn Communicator>) {
-        self.cluster = (communicator.size() > 1).then(|| Cluster::new(communicator));
+        self.distribute_with_buckets(communicator, crate::distributed::DEFAULT_BUCKET_BYTES);
+    }
+
+    /// [`distribute`](Self::distribute) with gradient buckets of at most `bucket_bytes` (PyTorch
+    /// DDP's `bucket_cap_mb`, Horovod's fusion threshold): a step's gradients are summed over
+    /// the ranks in all-reduces of about this size, each started as soon as the backward pass
+    /// has produced its gradients, so the communication overlaps the rest of the pass. A
+    /// variable larger than the cap has a bucket of its own; 0 gives every variable its own,
+    /// and `usize::MAX` sums them all in one all-reduce after the pass. The sums are the same
+    /// whatever the size.
+    pub fn distribute_with_buckets(&mut self, communicator: Arc<dyn Communicator>, bucket_bytes: usize) {
+        self.cluster = (communicator.size() > 1).then(|| Cluster::new(communicator, bucket_bytes));
     }
 
     /// This process's rank and the number of ranks: `(0, 1)` unless distributed.

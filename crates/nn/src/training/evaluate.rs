@@ -212,8 +212,20 @@ impl Model {
         y: &[Tensor],
         step_seed: u64,
     ) -> Result<(BatchResult, Gradients)> {
+        self.batch_gradients_with(x, y, step_seed, |_, _| Ok(()))
+    }
+
+    /// [`batch_gradients`](Self::batch_gradients), handing each variable's gradient to
+    /// `on_ready` as soon as the backward pass has completed it ([`Tensor::backward_with`]).
+    pub(crate) fn batch_gradients_with(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        step_seed: u64,
+        on_ready: impl FnMut(&Tensor, &Tensor) -> Result<()>,
+    ) -> Result<(BatchResult, Gradients)> {
         let batch = self.batch_losses(x, y, RunMode { training: true, step_seed })?;
-        let grads = batch.total.backward()?;
+        let grads = batch.total.backward_with(on_ready)?;
         let result = BatchResult {
             total: batch.total.detach(),
             per_output: batch.per_output.into_iter().map(|(l, c)| (l.detach(), c)).collect(),

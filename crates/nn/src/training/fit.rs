@@ -14,7 +14,7 @@ use super::evaluate::EpochTotals;
 use super::{FitOptions, History, Logs};
 use crate::array::Array;
 use crate::callbacks::{BatchLogs, Callback, CallbackList, FitState, TerminateOnNaN};
-use crate::distributed::{Cluster, LocalStep};
+use crate::distributed::{Cluster, StepExchange};
 use crate::error::{Error, Result};
 use crate::model::symbolic::LayerCell;
 use crate::model::Model;
@@ -128,28 +128,35 @@ impl Model {
                         result.total
                     }
                     Some(cluster) => {
-                        // This rank's share; the step's gradient is the whole batch's.
+                        // This rank's share; the step's gradient is the whole batch's. Its
+                        // buckets' sums start while the backward pass still runs.
                         let share = &batch[cluster.share(batch.len())];
-                        let local = callbacks.batch_begin(step, self, &mut state).and_then(|()| {
+                        let begun = callbacks.batch_begin(step, self, &mut state);
+                        // The variables after the callbacks, which may have set the weights.
+                        let mut exchange =
+                            cluster.begin_step(trainable_variables(&layers), share.len(), batch.len());
+                        let local = begun.and_then(|()| {
                             if share.is_empty() {
                                 return Ok(None);
                             }
                             let mut tensors = batches.gather(share)?;
                             let labels = tensors.split_off(inputs);
-                            let (result, grads) =
-                                self.batch_gradients(&tensors, &labels, cluster.step_seed(step_seed))?;
+                            let (result, _) = self.batch_gradients_with(
+                                &tensors,
+                                &labels,
+                                cluster.step_seed(step_seed),
+                                |v, g| exchange.gradient_ready(v, g),
+                            )?;
                             let loss = result.total.item()?;
-                            Ok(Some((result, LocalStep { grads, loss, samples: share.len() })))
+                            Ok(Some((result, loss)))
                         });
-                        let (result, local) = match local {
-                            Ok(Some((result, local))) => (Some(result), Ok(local)),
-                            Ok(None) => {
-                                (None, Ok(LocalStep { grads: Default::default(), loss: 0.0, samples: 0 }))
-                            }
+                        let (result, loss) = match local {
+                            Ok(Some((result, loss))) => (Some(result), Ok(loss)),
+                            Ok(None) => (None, Ok(0.0)),
                             Err(e) => (None, Err(e)),
                         };
                         let where_ = format!(" in batch {} of epoch {epoch}", step + 1);
-                        let loss = self.exchange_step(cluster, &layers, local, batch.len(), &where_)?;
+                        let loss = self.finish_step(exchange, &layers, loss, &where_)?;
                         if let Some(result) = &result {
                             totals.add(result, share.len())?;
                         }
@@ -198,34 +205,24 @@ impl Model {
         Ok(history)
     }
 
-    /// Exchanges this rank's share of a step with the other ranks and applies the whole batch's
+    /// Ends a step's exchange with this rank's loss (or error) and applies the whole batch's
     /// gradient; returns the batch's loss. The moving statistics (BatchNormalization's) become
     /// the ranks' weighted mean, as the whole batch would have moved them.
-    fn exchange_step(
+    fn finish_step(
         &mut self,
-        cluster: &Cluster,
+        exchange: StepExchange<'_>,
         layers: &[Arc<LayerCell>],
-        local: Result<LocalStep>,
-        batch: usize,
+        loss: Result<f32>,
         while_doing: &str,
     ) -> Result<f32> {
-        let mut variables = Vec::new();
         let mut stats = Vec::new();
         for cell in layers {
             let state = cell.lock();
-            variables.extend(state.layer.params().into_iter().filter(|p| p.is_variable()).cloned());
             if state.trainable {
                 stats.extend(state.layer.non_trainable().into_iter().cloned());
             }
         }
-        let outcome = cluster.exchange_step(
-            local,
-            &variables.iter().collect::<Vec<_>>(),
-            &stats.iter().collect::<Vec<_>>(),
-            batch,
-            &self.device,
-            while_doing,
-        )?;
+        let outcome = exchange.finish(loss, &stats.iter().collect::<Vec<_>>(), &self.device, while_doing)?;
         self.apply_gradients(layers, &outcome.grads)?;
         let mut averaged = outcome.stats.into_iter();
         for cell in layers {
@@ -264,6 +261,16 @@ impl Model {
         }
         Ok((data.slice(0, split), Some(data.slice(split, n))))
     }
+}
+
+/// The trainable variables of `layers` in the optimizer's order (`apply_gradients`').
+fn trainable_variables(layers: &[Arc<LayerCell>]) -> Vec<Tensor> {
+    let mut variables = Vec::new();
+    for cell in layers {
+        let state = cell.lock();
+        variables.extend(state.layer.params().into_iter().filter(|p| p.is_variable()).cloned());
+    }
+    variables
 }
 
 /// A callback hook's outcome, agreed by every rank when distributed: an error on any rank is an

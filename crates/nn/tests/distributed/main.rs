@@ -1,97 +1,19 @@
 //! Data-parallel training (`nn::distributed`) with ranks as threads of this process: the
-//! same `fit` loop MPI ranks run, checked against a single process's numbers. (The MPI
-//! transport itself is tested with `mpirun` in `.ci/run`.)
+//! same `fit` loop MPI ranks run, checked against a single process's numbers (`buckets.rs`:
+//! the gradient buckets against one fused all-reduce). (The MPI transport itself is tested with
+//! `mpirun` in xtask's tests.)
 
-use std::sync::{Arc, Barrier, Mutex};
+mod buckets;
+mod threads;
+
+use std::sync::{Arc, Mutex};
 
 use nn::callbacks::{Callback, CallbackContext, SharedCallback};
 use nn::distributed::Communicator;
 use nn::layers::{BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D};
 use nn::training::Logs;
 use nn::{Activation, Array, Error, FitOptions, Loss, Metric, Model, Sequential, Sgd};
-
-/// Ranks as threads: sums in rank order, so every rank gets the same bits.
-struct ThreadGroup {
-    size: usize,
-    barrier: Barrier,
-    slots: Mutex<Vec<Vec<f64>>>,
-}
-
-struct ThreadRank {
-    rank: usize,
-    group: Arc<ThreadGroup>,
-}
-
-impl ThreadGroup {
-    fn ranks(size: usize) -> Vec<Arc<dyn Communicator>> {
-        let group = Arc::new(ThreadGroup {
-            size,
-            barrier: Barrier::new(size),
-            slots: Mutex::new(vec![Vec::new(); size]),
-        });
-        (0..size)
-            .map(|rank| Arc::new(ThreadRank { rank, group: group.clone() }) as Arc<dyn Communicator>)
-            .collect()
-    }
-}
-
-impl ThreadRank {
-    /// Every rank's `values`, then `combine` of them on every rank.
-    fn exchange(&self, values: &[f64], combine: impl FnOnce(&[Vec<f64>]) -> Vec<f64>) -> Vec<f64> {
-        self.group.slots.lock().unwrap()[self.rank] = values.to_vec();
-        self.group.barrier.wait();
-        let out = combine(&self.group.slots.lock().unwrap());
-        self.group.barrier.wait();
-        out
-    }
-    fn sum(&self, values: &[f64]) -> Vec<f64> {
-        self.exchange(values, |all| {
-            let mut sum = all[0].clone();
-            for other in &all[1..] {
-                sum.iter_mut().zip(other).for_each(|(s, o)| *s += o);
-            }
-            sum
-        })
-    }
-}
-
-impl Communicator for ThreadRank {
-    fn rank(&self) -> usize {
-        self.rank
-    }
-    fn size(&self) -> usize {
-        self.group.size
-    }
-    fn local_rank(&self) -> usize {
-        self.rank
-    }
-    fn all_reduce_sum(&self, values: &mut [f32]) -> nn::Result<()> {
-        // Summed in f32, in rank order, as an MPI reduction of f32 does.
-        let sum = self.exchange(&values.iter().map(|&v| v as f64).collect::<Vec<_>>(), |all| {
-            let mut sum: Vec<f32> = all[0].iter().map(|&v| v as f32).collect();
-            for other in &all[1..] {
-                sum.iter_mut().zip(other).for_each(|(s, &o)| *s += o as f32);
-            }
-            sum.into_iter().map(f64::from).collect()
-        });
-        values.iter_mut().zip(sum).for_each(|(v, s)| *v = s as f32);
-        Ok(())
-    }
-    fn all_reduce_sum_f64(&self, values: &mut [f64]) -> nn::Result<()> {
-        let sum = self.sum(values);
-        values.copy_from_slice(&sum);
-        Ok(())
-    }
-    fn broadcast(&self, values: &mut [f32], root: usize) -> nn::Result<()> {
-        let own: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-        let rooted = self.exchange(&own, |all| all[root].clone());
-        values.iter_mut().zip(rooted).for_each(|(v, r)| *v = r as f32);
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "threads".into()
-    }
-}
+use threads::ThreadGroup;
 
 /// Eight classes of 8x8 images: a bright 2x2 square at a class's place, plus noise.
 fn data(n: usize, seed: u64) -> (Array, Array) {
@@ -146,9 +68,22 @@ fn train(
     batch_norm: bool,
     callback: Option<SharedCallback>,
 ) -> nn::Result<Run> {
+    train_with_buckets(communicator, None, seed, batch_norm, callback)
+}
+
+/// [`train`] with gradient buckets of `bucket_bytes` (`None`: the default size).
+fn train_with_buckets(
+    communicator: Option<Arc<dyn Communicator>>,
+    bucket_bytes: Option<usize>,
+    seed: u64,
+    batch_norm: bool,
+    callback: Option<SharedCallback>,
+) -> nn::Result<Run> {
     let mut model = model(seed, batch_norm);
-    if let Some(c) = communicator {
-        model.distribute(c);
+    match (communicator, bucket_bytes) {
+        (Some(c), Some(bytes)) => model.distribute_with_buckets(c, bytes),
+        (Some(c), None) => model.distribute(c),
+        (None, _) => {}
     }
     let (x, y) = data(100, 1);
     let (vx, vy) = data(70, 2);
