@@ -70,28 +70,31 @@ pub(crate) enum Conv {
 /// Whether a plain convolution's passes run by Winograd's algorithm (see
 /// [`MIN_WINOGRAD_CHANNELS`]), and with which tiles; the fused convolution + pooling has its
 /// own rules.
+/// `out_c`: the pass's output channels (see [`plain_tile`]).
 #[cfg(target_arch = "x86_64")]
-fn plain_winograd(spec: &Conv2dSpec) -> Option<Tile> {
+fn plain_winograd(spec: &Conv2dSpec, out_c: usize) -> Option<Tile> {
     let takes = Build::Avx512.runs_here()
         && spec.in_c >= MIN_WINOGRAD_CHANNELS
         && spec.out_c >= MIN_WINOGRAD_CHANNELS
         && plain::takes(spec);
-    takes.then(|| plain_tile(spec))
+    takes.then(|| plain_tile(spec, out_c))
 }
 
 /// F(4x4, 3x3) takes 36 products per 4x4 tile where F(2x2, 3x3) takes 16 per 2x2 tile
 /// (1.78x fewer), but its tiles of 4 waste more of an image whose side is not a multiple of
-/// 4. Measured on model6's layers (batch 128, both passes of each pass alternated,
-/// `plain_tests.rs`'s `tiles_on_model6`): F(4x4) is faster on 28x28 (1.3-1.6x) and 7x7 (as
-/// wasteful as F(2x2): both cover 8x8), and on 14x14 (covered as 16x16, 1.36x fewer products
-/// than F(2x2)) only with 64 channels in and out; with 32 -> 64 channels the two tie, its
-/// transforms and larger filter gradient partials eating the gain.
+/// 4. `out_c` is the pass's correlation's output channels (the layer's input channels for
+/// the input gradient). Measured on model6's layers (batch 128, the two tiles alternated:
+/// `plain_tests.rs`'s `tiles_on_model6`, and one thread's CPU time): F(4x4) is faster on
+/// 28x28 (1.3-1.6x) and 7x7 (as wasteful as F(2x2): both cover 8x8). On 14x14 (covered as
+/// 16x16: 1.36x fewer products than F(2x2)) it wins by 5-15% where the correlation has 64
+/// output channels, and loses by about as much with 32 (the input gradient of 32 -> 64),
+/// where its products keep a third fewer accumulators per loaded row.
 #[cfg(target_arch = "x86_64")]
-fn plain_tile(spec: &Conv2dSpec) -> Tile {
+fn plain_tile(spec: &Conv2dSpec, out_c: usize) -> Tile {
     let products =
         |size: usize| (size + 2) * (size + 2) * spec.out_h.div_ceil(size) * spec.out_w.div_ceil(size);
     // At most 0.6 of F(2x2)'s products: no more waste than F(2x2)'s.
-    if 5 * products(4) <= 3 * products(2) || spec.in_c.min(spec.out_c) >= 64 {
+    if 5 * products(4) <= 3 * products(2) || out_c >= 64 {
         Tile::F4
     } else {
         Tile::F2
@@ -122,7 +125,7 @@ fn direct_filter_gradient(spec: &Conv2dSpec) -> Option<Build> {
 pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if let Some(tile) = plain_winograd(spec) {
+        if let Some(tile) = plain_winograd(spec, spec.out_c) {
             return Conv::Winograd(tile);
         }
         if let Some(build) = direct_forward(spec) {
@@ -138,7 +141,7 @@ pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
 pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if let Some(tile) = plain_winograd(spec) {
+        if let Some(tile) = plain_winograd(spec, spec.out_c) {
             return Conv::Winograd(tile);
         }
         if let Some(build) = direct_filter_gradient(spec) {
@@ -154,7 +157,7 @@ pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
 /// col2im ([`Conv::Im2col`]).
 pub(crate) fn conv2d_input_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
-    if let Some(tile) = plain_winograd(spec) {
+    if let Some(tile) = plain_winograd(spec, spec.in_c) {
         return Conv::Winograd(tile);
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -335,17 +338,20 @@ mod tests {
                 let same = |x: [usize; 4], f: [usize; 4]| {
                     Conv2dSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Same).unwrap()
                 };
+                // Tiles of the forward pass, the input gradient and the filter gradient.
+                let (f2, f4) = (Conv::Winograd(Tile::F2), Conv::Winograd(Tile::F4));
                 let model6 = [
-                    (same([128, 28, 28, 32], [3, 3, 32, 32]), Tile::F4),
-                    (same([128, 14, 14, 32], [3, 3, 32, 64]), Tile::F2),
-                    (same([128, 14, 14, 64], [3, 3, 64, 64]), Tile::F4),
-                    (same([128, 7, 7, 64], [3, 3, 64, 128]), Tile::F4),
-                    (second.conv, Tile::F2), // 10x10 outputs: F(4x4) would cover 12x12
+                    (same([128, 28, 28, 32], [3, 3, 32, 32]), [f4, f4, f4]),
+                    (same([128, 14, 14, 32], [3, 3, 32, 64]), [f4, f2, f4]),
+                    (same([128, 14, 14, 64], [3, 3, 64, 64]), [f4, f4, f4]),
+                    (same([128, 7, 7, 64], [3, 3, 64, 128]), [f4, f4, f4]),
+                    // 10x10 outputs, which F(4x4) would cover as 12x12, with 20 and 40 channels.
+                    (second.conv, [f2, f2, f2]),
                 ];
-                for (spec, tile) in &model6 {
-                    assert_eq!(conv2d_forward(spec), Conv::Winograd(*tile));
-                    assert_eq!(conv2d_input_gradient(spec), Conv::Winograd(*tile));
-                    assert_eq!(conv2d_filter_gradient(spec), Conv::Winograd(*tile));
+                for (spec, plans) in &model6 {
+                    let got =
+                        [conv2d_forward(spec), conv2d_input_gradient(spec), conv2d_filter_gradient(spec)];
+                    assert_eq!(got, *plans, "{:?} -> {}", spec.input_shape(), spec.out_c);
                 }
                 let model6_first = conv([128, 28, 28, 1], [3, 3, 1, 32]);
                 assert_eq!(conv2d_forward(&model6_first), Conv::Direct(Build::Avx512));
