@@ -46,6 +46,13 @@ const CHUNK_FLOATS: usize = 32 * 1024;
 /// Most images one task pads and transforms together (few: enough tasks for the threads).
 const MAX_IMAGES_PER_CHUNK: usize = 4;
 
+/// Tiles of a filter gradient's block at least (see `backward_filter`), from at most
+/// [`MAX_GRADIENT_IMAGES`] images.
+const GRADIENT_BLOCK_TILES: usize = 48;
+
+/// Most images of a filter gradient's chunk.
+const MAX_GRADIENT_IMAGES: usize = 16;
+
 /// Floats of the filter gradient's partial sums together (2 MiB), at least two slots.
 const PARTIALS_FLOATS: usize = 512 * 1024;
 
@@ -384,18 +391,21 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Ti
     let (in_lanes, out_lanes) = (corr.in_lanes(), corr.out_lanes());
     let positions = tile.positions();
     let du_len = positions * in_lanes * out_lanes;
-    let (per_chunk, image_out) = (corr.images_per_chunk(), corr.image_out());
-    // A chunk's tiles in one block (not the forward pass's L2-sized blocks): each block adds
-    // its products into the whole `dU` (up to 36 x 64 x 128 floats), so fewer, larger blocks
-    // read and write it less often, and no short last block pays for a whole pass over it
-    // (28x28 F(4x4): 49 tiles were blocks of 24, 24 and 1; 10-25% faster as one block).
+    // A chunk's tiles in one block, at least [`GRADIENT_BLOCK_TILES`] (not the forward
+    // pass's L2-sized blocks): each block adds its products into the whole `dU` (up to
+    // 36 x 64 x 128 floats), so fewer, larger blocks read and write it less often, and no
+    // short last block pays for a whole pass over it (28x28 F(4x4): 49 tiles were blocks of
+    // 24, 24 and 1; 10-25% faster as one block).
+    let fill = GRADIENT_BLOCK_TILES.div_ceil(corr.per_image()).min(MAX_GRADIENT_IMAGES);
+    let (per_chunk, image_out) = (corr.images_per_chunk().max(fill), corr.image_out());
     let block = per_chunk * corr.per_image();
     let v_planes = Planes { tiles: block, lanes: in_lanes, xi_major: true, positions };
     let z_planes = Planes { tiles: block, lanes: out_lanes, xi_major: true, positions };
     // Fixed slots of images (a function of the shapes only), each partial zeroed by its own
     // task; fewer slots where partials are large, as zeroing and adding them costs a pass
-    // over all of them.
-    let slots = (PARTIALS_FLOATS / du_len).clamp(2, MAX_FILTER_PARTIALS).min(corr.batch);
+    // over all of them. An even number, so that two threads share them evenly (three slots
+    // left one thread idle for a third of the pass).
+    let slots = ((PARTIALS_FLOATS / du_len).clamp(2, MAX_FILTER_PARTIALS) & !1).min(corr.batch);
     let images_per_slot = corr.batch.div_ceil(slots);
     let partials = zeroed_chunks(slots * du_len, du_len, true, |slot, du| {
         let images = (slot * images_per_slot).min(corr.batch)..((slot + 1) * images_per_slot).min(corr.batch);
