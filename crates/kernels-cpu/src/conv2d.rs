@@ -182,7 +182,7 @@ pub fn conv2d_forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Co
         #[cfg(target_arch = "x86_64")]
         Conv::Direct(build) => crate::conv2d_direct::forward(build, x, filter, bias, spec),
         #[cfg(target_arch = "x86_64")]
-        Conv::Winograd => crate::conv2d_winograd::plain::forward(x, filter, bias, spec),
+        Conv::Winograd(tile) => crate::conv2d_winograd::plain::forward(x, filter, bias, spec, tile),
         Conv::Im2col => forward_im2col(x, filter, bias, spec),
     }
 }
@@ -228,7 +228,7 @@ pub fn conv2d_backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> V
     assert_lengths(spec, None, Some(filter.len()), Some(dy.len()));
     match dispatch::conv2d_input_gradient(spec) {
         #[cfg(target_arch = "x86_64")]
-        Conv::Winograd => crate::conv2d_winograd::plain::backward_input(dy, filter, spec),
+        Conv::Winograd(tile) => crate::conv2d_winograd::plain::backward_input(dy, filter, spec, tile),
         #[cfg(target_arch = "x86_64")]
         Conv::Direct(_) => unreachable!("no direct input gradient"),
         Conv::Im2col => backward_input_im2col(dy, filter, spec),
@@ -286,7 +286,7 @@ pub fn conv2d_backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f
         #[cfg(target_arch = "x86_64")]
         Conv::Direct(build) => crate::conv2d_direct::backward_filter(build, x, dy, spec),
         #[cfg(target_arch = "x86_64")]
-        Conv::Winograd => crate::conv2d_winograd::plain::backward_filter(x, dy, spec),
+        Conv::Winograd(tile) => crate::conv2d_winograd::plain::backward_filter(x, dy, spec, tile),
         Conv::Im2col => backward_filter_im2col(x, dy, spec),
     }
 }

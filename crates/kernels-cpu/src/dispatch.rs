@@ -7,7 +7,7 @@
 //!
 //! | op | kernel | when |
 //! |---|---|---|
-//! | conv2d forward | `conv2d_winograd::plain` | AVX-512, 3x3, stride 1, at least [`MIN_WINOGRAD_CHANNELS`] input and output channels |
+//! | conv2d forward | `conv2d_winograd::plain` | AVX-512, 3x3, stride 1, at least [`MIN_WINOGRAD_CHANNELS`] input and output channels; F(4x4, 3x3) or F(2x2, 3x3) by [`plain_tile`] |
 //! | | `conv2d_direct` | the widest build takes the layer; several input channels only up to [`MAX_DIRECT_IN_C`] |
 //! | | im2col + GEMM (`conv2d`) | otherwise |
 //! | conv2d filter gradient | `conv2d_winograd::plain` | as its forward pass |
@@ -33,6 +33,8 @@
 //! [`crate::isa::features`] where they are called: there is nothing to choose but the
 //! instruction set.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use crate::conv2d_winograd::plain::Tile;
 use crate::isa::Build;
 use crate::matrix::MatrixRef;
 #[cfg(target_arch = "x86_64")]
@@ -46,7 +48,7 @@ use tensor::shape::{Conv2dSpec, ConvPoolSpec, Pool2dSpec};
 /// faster than im2col + GEMM; with many channels GEMM's blocking wins.
 pub(crate) const MAX_DIRECT_IN_C: usize = 64;
 
-/// Winograd's F(2x2, 3x3) for a plain 3x3 convolution's three passes from this many input
+/// Winograd (F(2x2, 3x3) or F(4x4, 3x3), see [`plain_tile`]) for a plain 3x3 convolution's three passes from this many input
 /// and output channels on: on model6's layers (32 to 128 channels) each pass measured 1.2
 /// to 2.1x as fast as the direct kernels or im2col + GEMM, and at 16 channels it still won;
 /// with 8 input channels the direct forward kernel was faster (docs/performance.md).
@@ -58,21 +60,45 @@ pub(crate) enum Conv {
     /// The direct kernels (`conv2d_direct`) in this build.
     #[cfg(target_arch = "x86_64")]
     Direct(Build),
-    /// Winograd's F(2x2, 3x3) (`conv2d_winograd::plain`).
+    /// Winograd's F(2x2, 3x3) or F(4x4, 3x3) (`conv2d_winograd::plain`).
     #[cfg(target_arch = "x86_64")]
-    Winograd,
+    Winograd(Tile),
     /// im2col + GEMM, for any shape.
     Im2col,
 }
 
 /// Whether a plain convolution's passes run by Winograd's algorithm (see
-/// [`MIN_WINOGRAD_CHANNELS`]); the fused convolution + pooling has its own rules.
+/// [`MIN_WINOGRAD_CHANNELS`]), and with which tiles; the fused convolution + pooling has its
+/// own rules.
+/// `out_c`: the pass's output channels (see [`plain_tile`]).
 #[cfg(target_arch = "x86_64")]
-fn plain_winograd(spec: &Conv2dSpec) -> bool {
-    Build::Avx512.runs_here()
+fn plain_winograd(spec: &Conv2dSpec, out_c: usize) -> Option<Tile> {
+    let takes = Build::Avx512.runs_here()
         && spec.in_c >= MIN_WINOGRAD_CHANNELS
         && spec.out_c >= MIN_WINOGRAD_CHANNELS
-        && plain::takes(spec)
+        && plain::takes(spec);
+    takes.then(|| plain_tile(spec, out_c))
+}
+
+/// F(4x4, 3x3) takes 36 products per 4x4 tile where F(2x2, 3x3) takes 16 per 2x2 tile
+/// (1.78x fewer), but its tiles of 4 waste more of an image whose side is not a multiple of
+/// 4. `out_c` is the pass's correlation's output channels (the layer's input channels for
+/// the input gradient). Measured on model6's layers (batch 128, the two tiles alternated:
+/// `plain_tests.rs`'s `tiles_on_model6`, and one thread's CPU time): F(4x4) is faster on
+/// 28x28 (1.3-1.6x) and 7x7 (as wasteful as F(2x2): both cover 8x8). On 14x14 (covered as
+/// 16x16: 1.36x fewer products than F(2x2)) it wins by 5-15% where the correlation has 64
+/// output channels, and loses by about as much with 32 (the input gradient of 32 -> 64),
+/// where its products keep a third fewer accumulators per loaded row.
+#[cfg(target_arch = "x86_64")]
+fn plain_tile(spec: &Conv2dSpec, out_c: usize) -> Tile {
+    let products =
+        |size: usize| (size + 2) * (size + 2) * spec.out_h.div_ceil(size) * spec.out_w.div_ceil(size);
+    // At most 0.6 of F(2x2)'s products: no more waste than F(2x2)'s.
+    if 5 * products(4) <= 3 * products(2) || out_c >= 64 {
+        Tile::F4
+    } else {
+        Tile::F2
+    }
 }
 
 /// The direct kernels' build for a convolution's forward pass, where they are chosen over
@@ -99,8 +125,8 @@ fn direct_filter_gradient(spec: &Conv2dSpec) -> Option<Build> {
 pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if plain_winograd(spec) {
-            return Conv::Winograd;
+        if let Some(tile) = plain_winograd(spec, spec.out_c) {
+            return Conv::Winograd(tile);
         }
         if let Some(build) = direct_forward(spec) {
             return Conv::Direct(build);
@@ -115,8 +141,8 @@ pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
 pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if plain_winograd(spec) {
-            return Conv::Winograd;
+        if let Some(tile) = plain_winograd(spec, spec.out_c) {
+            return Conv::Winograd(tile);
         }
         if let Some(build) = direct_filter_gradient(spec) {
             return Conv::Direct(build);
@@ -131,8 +157,8 @@ pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
 /// col2im ([`Conv::Im2col`]).
 pub(crate) fn conv2d_input_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
-    if plain_winograd(spec) {
-        return Conv::Winograd;
+    if let Some(tile) = plain_winograd(spec, spec.in_c) {
+        return Conv::Winograd(tile);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = spec;
@@ -309,11 +335,23 @@ mod tests {
             Some(Build::Avx512) => {
                 // Unfused, model5's second layer and model6's 3x3 layers run Winograd's
                 // kernels; fused with pooling, model5's keeps its own (below).
-                let model6 = conv([128, 14, 14, 32], [3, 3, 32, 64]);
-                for spec in [&second.conv, &model6] {
-                    assert_eq!(conv2d_forward(spec), Conv::Winograd);
-                    assert_eq!(conv2d_input_gradient(spec), Conv::Winograd);
-                    assert_eq!(conv2d_filter_gradient(spec), Conv::Winograd);
+                let same = |x: [usize; 4], f: [usize; 4]| {
+                    Conv2dSpec::new(&Shape::new(x), &Shape::new(f), (1, 1), Padding::Same).unwrap()
+                };
+                // Tiles of the forward pass, the input gradient and the filter gradient.
+                let (f2, f4) = (Conv::Winograd(Tile::F2), Conv::Winograd(Tile::F4));
+                let model6 = [
+                    (same([128, 28, 28, 32], [3, 3, 32, 32]), [f4, f4, f4]),
+                    (same([128, 14, 14, 32], [3, 3, 32, 64]), [f4, f2, f4]),
+                    (same([128, 14, 14, 64], [3, 3, 64, 64]), [f4, f4, f4]),
+                    (same([128, 7, 7, 64], [3, 3, 64, 128]), [f4, f4, f4]),
+                    // 10x10 outputs, which F(4x4) would cover as 12x12, with 20 and 40 channels.
+                    (second.conv, [f2, f2, f2]),
+                ];
+                for (spec, plans) in &model6 {
+                    let got =
+                        [conv2d_forward(spec), conv2d_input_gradient(spec), conv2d_filter_gradient(spec)];
+                    assert_eq!(got, *plans, "{:?} -> {}", spec.input_shape(), spec.out_c);
                 }
                 let model6_first = conv([128, 28, 28, 1], [3, 3, 1, 32]);
                 assert_eq!(conv2d_forward(&model6_first), Conv::Direct(Build::Avx512));

@@ -13,10 +13,11 @@ use std::ops::Range;
 /// Floats per register.
 pub(super) const LANES: usize = Avx512::LANES;
 
-/// A buffer of `tiles` tiles, each 16 rows (one per position `xi` of the 4x4 tile) of
-/// `lanes` floats. Tile-major (the pooled kernel): the value of channel `c` of tile `t` at
-/// position `xi` is at `(t * 16 + xi) * lanes + c`, so a transform writes (or reads) one
-/// run. Position-major (`xi_major`, the plain kernels' larger blocks): at
+/// A buffer of `tiles` tiles, each `positions` rows (one per position `xi` of the tile: 16
+/// for F(2x2, 3x3)'s 4x4 tiles, 36 for F(4x4, 3x3)'s 6x6) of `lanes` floats. Tile-major
+/// (the pooled kernel): the value of channel `c` of tile `t` at position `xi` is at
+/// `(t * positions + xi) * lanes + c`, so a transform writes (or reads) one run.
+/// Position-major (`xi_major`, the plain kernels' larger blocks): at
 /// `(xi * tiles + t) * lanes + c`, so a product's rows for one position are adjacent, where
 /// tile-major rows a multiple of 4 KiB apart would share one L1 set.
 #[derive(Clone, Copy)]
@@ -24,11 +25,12 @@ pub(super) struct Planes {
     pub(super) tiles: usize,
     pub(super) lanes: usize,
     pub(super) xi_major: bool,
+    pub(super) positions: usize,
 }
 
 impl Planes {
     pub(super) fn len(self) -> usize {
-        16 * self.tiles * self.lanes
+        self.positions * self.tiles * self.lanes
     }
 
     #[inline(always)]
@@ -36,7 +38,7 @@ impl Planes {
         if self.xi_major {
             (xi * self.tiles + tile) * self.lanes
         } else {
-            (tile * 16 + xi) * self.lanes
+            (tile * self.positions + xi) * self.lanes
         }
     }
 
@@ -46,7 +48,7 @@ impl Planes {
         if self.xi_major {
             self.lanes
         } else {
-            16 * self.lanes
+            self.positions * self.lanes
         }
     }
 
@@ -89,6 +91,7 @@ pub(super) unsafe fn input_tiles(
 ) {
     let (pw, c, per_image) = (images.pw, images.in_c, images.windows_h * images.windows_w);
     assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && per_image > 0);
+    assert_eq!(planes.positions, 16, "F(2x2, 3x3) tiles");
     if let Some(last) = tiles.clone().last() {
         let last_read = ((2 * images.windows_h + 1) * pw + 2 * images.windows_w + 1) * c + planes.lanes;
         assert!(
@@ -161,8 +164,9 @@ pub(super) unsafe fn forward_products<const NV: usize, const TB: usize>(
     m: &mut [f32],
 ) {
     let tiles = in_planes.tiles;
-    let out_planes = Planes { tiles, lanes: NV * LANES, xi_major: in_planes.xi_major };
+    let out_planes = Planes { tiles, lanes: NV * LANES, xi_major: in_planes.xi_major, positions: 16 };
     assert!(tiles.is_multiple_of(TB) && in_c <= in_planes.lanes && v.len() >= in_planes.len());
+    assert_eq!(in_planes.positions, 16, "F(2x2, 3x3) tiles");
     assert!(u.len() >= 16 * in_c * NV * LANES && m.len() >= out_planes.len());
     for xi in 0..16 {
         let u = u.as_ptr().add(xi * in_c * NV * LANES);
@@ -212,6 +216,7 @@ pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias:
     let c = out.out_c;
     assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
     assert!(c <= planes.lanes && out.pooled.len() >= count * c && out.winners.len() >= count * c);
+    assert_eq!(planes.positions, 16, "F(2x2, 3x3) tiles");
     let ks = [Avx512::splat(1.0), Avx512::splat(2.0), Avx512::splat(3.0)];
     let none = Avx512::splat(crate::winners::NO_WINNER);
     for tile in 0..count {

@@ -20,6 +20,7 @@
 //! products over every tile (`dU[xi] = V[xi]^T Z[xi]` with `Z = A dY A^T`) measured slower.
 
 mod avx512;
+mod f4_avx512;
 pub(crate) mod plain;
 mod plain_avx512;
 
@@ -83,11 +84,12 @@ impl<'s> WinogradPool<'s> {
             tiles: self.tile_block(),
             lanes: self.spec.conv.in_c.next_multiple_of(LANES),
             xi_major: false,
+            positions: 16,
         }
     }
 
     fn out_planes(&self) -> Planes {
-        Planes { tiles: self.tile_block(), lanes: self.out_vectors * LANES, xi_major: false }
+        Planes { tiles: self.tile_block(), lanes: self.out_vectors * LANES, xi_major: false, positions: 16 }
     }
 
     /// Floats of one padded image.

@@ -1,12 +1,13 @@
-//! Winograd's F(2x2, 3x3) for plain (unpooled) 3x3, stride-1 convolutions, with AVX-512:
-//! the forward pass, the input gradient and the filter gradient (model6's `same` layers).
+//! Winograd's F(2x2, 3x3) and F(4x4, 3x3) ([`Tile`]) for plain (unpooled) 3x3, stride-1
+//! convolutions, with AVX-512: the forward pass, the input gradient and the filter gradient
+//! (model6's `same` layers).
 //!
 //! The forward pass and the input gradient are both a [`Correlation`] of zero-padded images
 //! with 3x3 filters at stride 1: the input gradient is the output gradient, padded by
 //! `2 - pad` on the top and left, correlated with the filter turned 180° and its input and
-//! output channels swapped. Each 2x2 output tile is `Y = A^T [U . V] A` as in the pooled
-//! kernel (the module's page): a task pads its images into scratch, and their tiles go
-//! through in blocks that stay in L2 (input transform `V`; for each of the 16 positions and
+//! output channels swapped. Each 2x2 (or 4x4) output tile is `Y = A^T [U . V] A` as in the
+//! pooled kernel (the module's page): a task pads its images into scratch, and their tiles go
+//! through in blocks that stay in L2 (input transform `V`; for each of the 16 (36) positions and
 //! each group of up to 64 output channels, the product over the input channels with `U`,
 //! whose slice stays in L1 across the block; the output transform into the NHWC output).
 //! Every output is computed by the same operations whatever the blocks or threads.
@@ -17,10 +18,13 @@
 //! own `dU`, and the slots are added in order, so the result does not depend on the number
 //! of threads.
 //!
-//! Rounding: the transforms only add, subtract and halve, so an output is the direct sum to
-//! a few ulps of the sum of its terms' magnitudes; `plain_tests.rs` bounds it.
+//! Rounding: F(2x2)'s transforms only add, subtract and halve, so an output is the direct
+//! sum to a few ulps of the sum of its terms' magnitudes. F(4x4)'s multiply by up to 8 and
+//! their rows sum up to 10 (`B^T`) and 19 (`A^T`) magnitudes, so it rounds about ten times
+//! worse (up to 4e-6 of the terms' magnitudes seen); `plain_tests.rs` bounds both.
 
-use super::avx512::{input_tiles, PaddedImages, Planes, LANES};
+use super::avx512::{self, PaddedImages, Planes, LANES};
+use super::f4_avx512 as f4;
 use super::plain_avx512::{self as kernels, TileGrid};
 use super::{G, TAPS};
 use crate::buffers::{build_chunks, with_scratch, zeroed_chunks, MAX_FILTER_PARTIALS};
@@ -42,11 +46,62 @@ const CHUNK_FLOATS: usize = 32 * 1024;
 /// Most images one task pads and transforms together (few: enough tasks for the threads).
 const MAX_IMAGES_PER_CHUNK: usize = 4;
 
+/// Tiles of a filter gradient's block at least (see `backward_filter`), from at most
+/// [`MAX_GRADIENT_IMAGES`] images.
+const GRADIENT_BLOCK_TILES: usize = 48;
+
+/// Most images of a filter gradient's chunk.
+const MAX_GRADIENT_IMAGES: usize = 16;
+
 /// Floats of the filter gradient's partial sums together (2 MiB), at least two slots.
 const PARTIALS_FLOATS: usize = 512 * 1024;
 
 /// Convolutions with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Winograd's output tile: how many outputs of a row (and of a column) one tile computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// F(2x2, 3x3): 4x4 input tiles, 16 products per 4 outputs.
+    F2,
+    /// F(4x4, 3x3): 6x6 input tiles, 36 products per 16 outputs (1.78x fewer), but tiles of
+    /// 4 cover a 14x14 image as 16x16, and it rounds worse.
+    F4,
+}
+
+impl Tile {
+    /// Output rows and columns per tile.
+    fn size(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => f4::M,
+        }
+    }
+
+    /// Input rows and columns per tile.
+    fn alpha(self) -> usize {
+        self.size() + 2
+    }
+
+    fn positions(self) -> usize {
+        self.alpha() * self.alpha()
+    }
+
+    /// `G[i][a]`, the filter transform's entry.
+    fn g(self, i: usize, a: usize) -> f64 {
+        match self {
+            Tile::F2 => f64::from(G[i][a]),
+            Tile::F4 => f4::G[i][a],
+        }
+    }
+
+    /// The weight of tap `(a, b)` in position `xi` of `U = G g G^T` (and of `dU[xi]` in
+    /// tap `(a, b)` of `dW = G^T dU G`).
+    fn weight(self, xi: usize, (a, b): (usize, usize)) -> f64 {
+        let alpha = self.alpha();
+        self.g(xi / alpha, a) * self.g(xi % alpha, b)
+    }
+}
 
 /// Whether these kernels compute `spec`'s passes (on a CPU with AVX-512F): a 3x3 filter at
 /// stride 1 with an output.
@@ -71,18 +126,20 @@ struct Correlation {
     out_c: usize,
     pad_top: usize,
     pad_left: usize,
+    tile: Tile,
 }
 
 impl Correlation {
     /// The convolution's forward pass.
-    fn forward(spec: &Conv2dSpec) -> Self {
+    fn forward(spec: &Conv2dSpec, tile: Tile) -> Self {
         let (s, batch) = (spec, spec.batch);
         let (in_h, in_w, in_c, out_h, out_w, out_c) = (s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c);
-        Correlation { batch, in_h, in_w, in_c, out_h, out_w, out_c, pad_top: s.pad_top, pad_left: s.pad_left }
+        let (pad_top, pad_left) = (s.pad_top, s.pad_left);
+        Correlation { batch, in_h, in_w, in_c, out_h, out_w, out_c, pad_top, pad_left, tile }
     }
 
     /// The convolution's input gradient, from the output gradient.
-    fn input_gradient(s: &Conv2dSpec) -> Self {
+    fn input_gradient(s: &Conv2dSpec, tile: Tile) -> Self {
         Correlation {
             batch: s.batch,
             in_h: s.out_h,
@@ -93,24 +150,26 @@ impl Correlation {
             out_c: s.in_c,
             pad_top: 2 - s.pad_top,
             pad_left: 2 - s.pad_left,
+            tile,
         }
     }
 
     fn tiles_h(&self) -> usize {
-        self.out_h.div_ceil(2)
+        self.out_h.div_ceil(self.tile.size())
     }
 
     fn tiles_w(&self) -> usize {
-        self.out_w.div_ceil(2)
+        self.out_w.div_ceil(self.tile.size())
     }
 
     fn per_image(&self) -> usize {
         self.tiles_h() * self.tiles_w()
     }
 
-    /// Rows and columns of a padded image: every tile's 4x4 input inside.
+    /// Rows and columns of a padded image: every tile's input inside.
     fn padded_dims(&self) -> (usize, usize) {
-        (2 * self.tiles_h() + 2, 2 * self.tiles_w() + 2)
+        let n = self.tile.size();
+        (n * self.tiles_h() + 2, n * self.tiles_w() + 2)
     }
 
     fn padded_len(&self) -> usize {
@@ -136,12 +195,13 @@ impl Correlation {
 
     fn grid(&self) -> TileGrid {
         let (out_h, out_w, out_c) = (self.out_h, self.out_w, self.out_c);
-        TileGrid { out_h, out_w, out_c, tiles_w: self.tiles_w(), per_image: self.per_image() }
+        let size = self.tile.size();
+        TileGrid { size, out_h, out_w, out_c, tiles_w: self.tiles_w(), per_image: self.per_image() }
     }
 
     /// Tiles per block: [`BLOCK_FLOATS`] of `V` and `M`, a multiple of [`BLOCK_QUANTUM`].
     fn block_tiles(&self) -> usize {
-        let per_tile = 16 * (self.in_lanes() + self.out_lanes());
+        let per_tile = self.tile.positions() * (self.in_lanes() + self.out_lanes());
         (BLOCK_FLOATS / (per_tile * BLOCK_QUANTUM)).max(1) * BLOCK_QUANTUM
     }
 
@@ -195,16 +255,16 @@ impl Correlation {
         }
     }
 
-    /// `U = G g G^T` as `[16, in_c, out_lanes]` (unused lanes zero), with `g` the
+    /// `U = G g G^T` as `[positions, in_c, out_lanes]` (unused lanes zero), with `g` the
     /// correlation's filter (`[3, 3, in_c, out_c]`); each sum in f64, rounded once.
     fn transform_filter(&self, g: &[f32]) -> Vec<f32> {
         let (in_c, out_c, lanes) = (self.in_c, self.out_c, self.out_lanes());
-        let mut u = vec![0.0; 16 * in_c * lanes];
+        let mut u = vec![0.0; self.tile.positions() * in_c * lanes];
         let mut sums = vec![0.0f64; in_c * out_c];
         for (xi, plane) in u.chunks_exact_mut(in_c * lanes).enumerate() {
             sums.fill(0.0);
             for (a, b) in TAPS {
-                let weight = f64::from(G[xi / 4][a] * G[xi % 4][b]);
+                let weight = self.tile.weight(xi, (a, b));
                 if weight != 0.0 {
                     let taps = &g[(a * 3 + b) * in_c * out_c..][..in_c * out_c];
                     sums.iter_mut().zip(taps).for_each(|(s, &t)| *s += weight * f64::from(t));
@@ -222,8 +282,9 @@ impl Correlation {
         assert!(crate::isa::Build::Avx512.runs_here(), "the Winograd kernels need AVX-512F");
         assert!(x.len() >= self.batch * self.image_in() && bias.len() >= self.out_lanes());
         let (image_out, per_chunk, block) = (self.image_out(), self.images_per_chunk(), self.block_tiles());
-        let v_planes = Planes { tiles: block, lanes: self.in_lanes(), xi_major: true };
-        let m_planes = Planes { tiles: block, lanes: self.out_lanes(), xi_major: true };
+        let positions = self.tile.positions();
+        let v_planes = Planes { tiles: block, lanes: self.in_lanes(), xi_major: true, positions };
+        let m_planes = Planes { tiles: block, lanes: self.out_lanes(), xi_major: true, positions };
         let fill = |index: usize, y: &mut [MaybeUninit<f32>]| {
             let images = y.len() / image_out;
             let padded_len = images * self.padded_len() + LANES;
@@ -236,9 +297,17 @@ impl Correlation {
                     let count = block.min(tiles - start);
                     // SAFETY: AVX-512F checked above; the kernels check their bounds.
                     unsafe {
-                        input_tiles(&source, start..start + count, v_planes, v);
-                        self.products((v, v_planes), u, (m, m_planes), count);
-                        kernels::output_tiles((m, m_planes), (start, count), bias, self.grid(), y);
+                        let tiles = start..start + count;
+                        match self.tile {
+                            Tile::F2 => avx512::input_tiles(&source, tiles, v_planes, v),
+                            Tile::F4 => f4::input_tiles(&source, tiles, v_planes, v),
+                        }
+                        self.products((v, v_planes), u, (&mut *m, m_planes), count);
+                        let m = (&*m, m_planes);
+                        match self.tile {
+                            Tile::F2 => kernels::output_tiles(m, (start, count), bias, self.grid(), y),
+                            Tile::F4 => f4::output_tiles(m, (start, count), bias, self.grid(), y),
+                        }
                     }
                 }
             })
@@ -273,10 +342,17 @@ impl Correlation {
     }
 }
 
-/// The forward pass of `spec`, which [`takes`] must take, on a CPU with AVX-512F.
-pub(crate) fn forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Conv2dSpec) -> Vec<f32> {
+/// The forward pass of `spec`, which [`takes`] must take, on a CPU with AVX-512F, with
+/// `tile`s.
+pub(crate) fn forward(
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    spec: &Conv2dSpec,
+    tile: Tile,
+) -> Vec<f32> {
     assert!(takes(spec), "the Winograd kernels do not take this layer");
-    let corr = Correlation::forward(spec);
+    let corr = Correlation::forward(spec, tile);
     let (in_c, out_c) = (spec.in_c, spec.out_c);
     let u = corr.transform_filter(&filter[..9 * in_c * out_c]);
     let mut padded_bias = vec![0.0; corr.out_lanes()];
@@ -287,10 +363,10 @@ pub(crate) fn forward(x: &[f32], filter: &[f32], bias: Option<&[f32]>, spec: &Co
 }
 
 /// The input gradient of `spec` (which [`takes`] must take) from the output gradient `dy`,
-/// on a CPU with AVX-512F.
-pub(crate) fn backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
+/// on a CPU with AVX-512F, with `tile`s.
+pub(crate) fn backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec, tile: Tile) -> Vec<f32> {
     assert!(takes(spec), "the Winograd kernels do not take this layer");
-    let corr = Correlation::input_gradient(spec);
+    let corr = Correlation::input_gradient(spec, tile);
     let (in_c, out_c) = (spec.in_c, spec.out_c);
     // Turned 180°, input and output channels swapped: tap (a, b) from output channel k to
     // input channel o is the filter's (2 - a, 2 - b) from o to k.
@@ -307,20 +383,29 @@ pub(crate) fn backward_input(dy: &[f32], filter: &[f32], spec: &Conv2dSpec) -> V
 
 /// The filter gradient of `spec` (which [`takes`] must take), HWIO, on a CPU with AVX-512F.
 /// Bit-identical whatever the number of threads.
-pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f32> {
+pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Tile) -> Vec<f32> {
     assert!(takes(spec), "the Winograd kernels do not take this layer");
     assert!(crate::isa::Build::Avx512.runs_here(), "the Winograd kernels need AVX-512F");
-    let corr = Correlation::forward(spec);
+    let corr = Correlation::forward(spec, tile);
     assert!(x.len() >= corr.batch * corr.image_in() && dy.len() >= corr.batch * corr.image_out());
     let (in_lanes, out_lanes) = (corr.in_lanes(), corr.out_lanes());
-    let du_len = 16 * in_lanes * out_lanes;
-    let (block, per_chunk, image_out) = (corr.block_tiles(), corr.images_per_chunk(), corr.image_out());
-    let v_planes = Planes { tiles: block, lanes: in_lanes, xi_major: true };
-    let z_planes = Planes { tiles: block, lanes: out_lanes, xi_major: true };
+    let positions = tile.positions();
+    let du_len = positions * in_lanes * out_lanes;
+    // A chunk's tiles in one block, at least [`GRADIENT_BLOCK_TILES`] (not the forward
+    // pass's L2-sized blocks): each block adds its products into the whole `dU` (up to
+    // 36 x 64 x 128 floats), so fewer, larger blocks read and write it less often, and no
+    // short last block pays for a whole pass over it (28x28 F(4x4): 49 tiles were blocks of
+    // 24, 24 and 1; 10-25% faster as one block).
+    let fill = GRADIENT_BLOCK_TILES.div_ceil(corr.per_image()).min(MAX_GRADIENT_IMAGES);
+    let (per_chunk, image_out) = (corr.images_per_chunk().max(fill), corr.image_out());
+    let block = per_chunk * corr.per_image();
+    let v_planes = Planes { tiles: block, lanes: in_lanes, xi_major: true, positions };
+    let z_planes = Planes { tiles: block, lanes: out_lanes, xi_major: true, positions };
     // Fixed slots of images (a function of the shapes only), each partial zeroed by its own
     // task; fewer slots where partials are large, as zeroing and adding them costs a pass
-    // over all of them.
-    let slots = (PARTIALS_FLOATS / du_len).clamp(2, MAX_FILTER_PARTIALS).min(corr.batch);
+    // over all of them. An even number, so that two threads share them evenly (three slots
+    // left one thread idle for a third of the pass).
+    let slots = ((PARTIALS_FLOATS / du_len).clamp(2, MAX_FILTER_PARTIALS) & !1).min(corr.batch);
     let images_per_slot = corr.batch.div_ceil(slots);
     let partials = zeroed_chunks(slots * du_len, du_len, true, |slot, du| {
         let images = (slot * images_per_slot).min(corr.batch)..((slot + 1) * images_per_slot).min(corr.batch);
@@ -332,16 +417,22 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f
                 let (v, z) = rest.split_at_mut(v_planes.len());
                 let source = corr.pad_images(x, first, count, padded);
                 let dy = &dy[first * image_out..(first + count) * image_out];
-                let tiles = count * corr.per_image();
-                for start in (0..tiles).step_by(block) {
-                    let n = block.min(tiles - start);
-                    // SAFETY: AVX-512F checked above; the kernels check their bounds.
-                    unsafe {
-                        input_tiles(&source, start..start + n, v_planes, v);
-                        kernels::gradient_tiles(dy, corr.grid(), (start, n), (z, z_planes));
+                let n = count * corr.per_image();
+                // SAFETY: AVX-512F checked above; the kernels check their bounds.
+                unsafe {
+                    let grid = corr.grid();
+                    match tile {
+                        Tile::F2 => {
+                            avx512::input_tiles(&source, 0..n, v_planes, v);
+                            kernels::gradient_tiles(dy, grid, (0, n), (z, z_planes));
+                        }
+                        Tile::F4 => {
+                            f4::input_tiles(&source, 0..n, v_planes, v);
+                            f4::gradient_tiles(dy, grid, (0, n), (z, z_planes));
+                        }
                     }
-                    gradient_products((v, v_planes), (z, z_planes), n, du);
                 }
+                gradient_products((v, v_planes), (z, z_planes), n, du);
             })
         }
     });
@@ -351,8 +442,8 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec) -> Vec<f
     let (in_c, out_c) = (spec.in_c, spec.out_c);
     let mut dw = vec![0.0f64; 9 * in_c * out_c];
     for (tap, plane) in dw.chunks_exact_mut(in_c * out_c).enumerate() {
-        for xi in 0..16 {
-            let weight = f64::from(G[xi / 4][tap / 3] * G[xi % 4][tap % 3]);
+        for xi in 0..positions {
+            let weight = tile.weight(xi, (tap / 3, tap % 3));
             if weight == 0.0 {
                 continue;
             }

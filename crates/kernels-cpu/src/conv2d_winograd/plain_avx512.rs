@@ -1,8 +1,9 @@
-//! The AVX-512 kernels of the plain (unpooled) Winograd F(2x2, 3x3) convolution (see
-//! `plain.rs`): the products per tile position for one group of output channels, the output
-//! transform into NHWC images, and the filter gradient's transform of output-gradient tiles
-//! and its products. The input transform is `avx512::input_tiles`. Channels are the vector
-//! lanes; blocks of tiles are laid out as [`Planes`] describes.
+//! The AVX-512 kernels of the plain (unpooled) Winograd convolutions (see `plain.rs`): the
+//! products per tile position for one group of output channels (any tile size), and for
+//! F(2x2, 3x3) the output transform into NHWC images and the filter gradient's transform of
+//! output-gradient tiles (F(4x4, 3x3)'s transforms are in `f4_avx512.rs`; F(2x2)'s input
+//! transform is `avx512::input_tiles`). Channels are the vector lanes; blocks of tiles are
+//! laid out as [`Planes`] describes.
 
 // Register arrays indexed alongside the planes.
 #![allow(clippy::needless_range_loop)]
@@ -11,11 +12,13 @@ use super::avx512::{add, sub, Planes, LANES};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-/// Where tiles sit in a few NHWC images of `out_h` x `out_w` pixels of `out_c` channels:
-/// tile `t` is tile `t % per_image` (scan order over `tiles_w` per row) of image
-/// `t / per_image`. Tiles hang over the bottom and right edges where a size is odd.
+/// Where `size` x `size` tiles sit in a few NHWC images of `out_h` x `out_w` pixels of
+/// `out_c` channels: tile `t` is tile `t % per_image` (scan order over `tiles_w` per row) of
+/// image `t / per_image`. Tiles hang over the bottom and right edges where a size is not a
+/// multiple of `size`.
 #[derive(Clone, Copy)]
 pub(super) struct TileGrid {
+    pub(super) size: usize,
     pub(super) out_h: usize,
     pub(super) out_w: usize,
     pub(super) out_c: usize,
@@ -27,20 +30,20 @@ impl TileGrid {
     /// Image, top row and left column of tile `tile`, and how many of its rows and columns
     /// are inside the image.
     #[inline(always)]
-    fn place(self, tile: usize) -> (usize, usize, usize, usize, usize) {
-        let (image, at) = (tile / self.per_image, tile % self.per_image);
-        let (oy, ox) = (2 * (at / self.tiles_w), 2 * (at % self.tiles_w));
-        (image, oy, ox, (self.out_h - oy).min(2), (self.out_w - ox).min(2))
+    pub(super) fn place(self, tile: usize) -> (usize, usize, usize, usize, usize) {
+        let (image, at, n) = (tile / self.per_image, tile % self.per_image, self.size);
+        let (oy, ox) = (n * (at / self.tiles_w), n * (at % self.tiles_w));
+        (image, oy, ox, (self.out_h - oy).min(n), (self.out_w - ox).min(n))
     }
 
     /// Offset of pixel `(oy, ox)` of `image`.
     #[inline(always)]
-    fn pixel(self, image: usize, oy: usize, ox: usize) -> usize {
+    pub(super) fn pixel(self, image: usize, oy: usize, ox: usize) -> usize {
         ((image * self.out_h + oy) * self.out_w + ox) * self.out_c
     }
 
     /// Checks that tiles `first..first + count` lie in images of `len` floats.
-    fn check(self, first: usize, count: usize, len: usize) {
+    pub(super) fn check(self, first: usize, count: usize, len: usize) {
         assert!(self.per_image > 0 && self.tiles_w > 0 && self.out_c > 0);
         if count > 0 {
             let images = (first + count - 1) / self.per_image + 1;
@@ -51,7 +54,7 @@ impl TileGrid {
 
 /// The first `used` lanes of a register (all where `used >= LANES`).
 #[inline(always)]
-fn lane_mask(used: usize) -> __mmask16 {
+pub(super) fn lane_mask(used: usize) -> __mmask16 {
     if used >= LANES {
         0xffff
     } else {
@@ -60,8 +63,9 @@ fn lane_mask(used: usize) -> __mmask16 {
 }
 
 /// `M[xi][t][group..group + NV * LANES] = sum over k < in_c of V[xi][t][k] * U[xi][k][..]`
-/// for tiles `0..tiles`: blocks of `TB` tiles by `NV` registers of output channels in
-/// registers, each input channel broadcast from `v`. `U` is `[16][in_c][m_planes.lanes]`.
+/// for every position `xi` and tiles `0..tiles`: blocks of `TB` tiles by `NV` registers of
+/// output channels in registers, each input channel broadcast from `v`. `U` is
+/// `[positions][in_c][m_planes.lanes]`.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
@@ -74,11 +78,12 @@ pub(super) unsafe fn products<const NV: usize, const TB: usize>(
     group: usize,
     tiles: usize,
 ) {
-    let u_lanes = m_planes.lanes;
+    let (u_lanes, positions) = (m_planes.lanes, m_planes.positions);
     assert!(tiles.is_multiple_of(TB) && tiles <= v_planes.tiles && tiles <= m_planes.tiles);
-    assert!(in_c <= v_planes.lanes && group + NV * LANES <= u_lanes);
-    assert!(v.len() >= v_planes.len() && m.len() >= m_planes.len() && u.len() >= 16 * in_c * u_lanes);
-    for xi in 0..16 {
+    assert!(in_c <= v_planes.lanes && group + NV * LANES <= u_lanes && v_planes.positions == positions);
+    assert!(v.len() >= v_planes.len() && m.len() >= m_planes.len());
+    assert!(u.len() >= positions * in_c * u_lanes);
+    for xi in 0..positions {
         let u = u.as_ptr().add(xi * in_c * u_lanes + group);
         for block in (0..tiles).step_by(TB) {
             let mut acc = [[_mm512_setzero_ps(); NV]; TB];
@@ -121,7 +126,7 @@ pub(super) unsafe fn output_tiles(
 ) {
     let c = grid.out_c;
     assert!(count <= planes.tiles && m.len() >= planes.len() && bias.len() >= planes.lanes);
-    assert!(c <= planes.lanes);
+    assert!(c <= planes.lanes && planes.positions == 16 && grid.size == 2);
     grid.check(first, count, y.len());
     for row in 0..count {
         let (image, oy, ox, rows, cols) = grid.place(first + row);
@@ -171,6 +176,7 @@ pub(super) unsafe fn gradient_tiles(
 ) {
     let c = grid.out_c;
     assert!(count <= planes.tiles && z.len() >= planes.len() && c <= planes.lanes);
+    assert!(planes.positions == 16 && grid.size == 2);
     grid.check(first, count, dy.len());
     for row in 0..count {
         let (image, oy, ox, rows, cols) = grid.place(first + row);
@@ -206,8 +212,9 @@ pub(super) unsafe fn gradient_tiles(
 
 /// `dU[xi][c][group..group + NV * LANES] += sum over t < count of V[xi][t][c] * Z[xi][t][..]`
 /// for every input lane `c` (rows past the input channels hold sums of whatever those lanes
-/// held): blocks of `TC` input lanes by `NV` registers of output channels in registers,
-/// summed over the tiles in order. `dU` is `[16][v_planes.lanes][z_planes.lanes]`.
+/// held), at every position: blocks of `TC` input lanes by `NV` registers of output
+/// channels in registers, summed over the tiles in order. `dU` is
+/// `[positions][v_planes.lanes][z_planes.lanes]`.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
@@ -219,11 +226,11 @@ pub(super) unsafe fn gradient_products<const TC: usize, const NV: usize>(
     group: usize,
     du: &mut [f32],
 ) {
-    let (in_lanes, out_lanes) = (v_planes.lanes, z_planes.lanes);
+    let (in_lanes, out_lanes, positions) = (v_planes.lanes, z_planes.lanes, z_planes.positions);
     assert!(count <= v_planes.tiles && count <= z_planes.tiles && in_lanes.is_multiple_of(TC));
     assert!(v.len() >= v_planes.len() && z.len() >= z_planes.len() && group + NV * LANES <= out_lanes);
-    assert!(du.len() >= 16 * in_lanes * out_lanes);
-    for xi in 0..16 {
+    assert!(du.len() >= positions * in_lanes * out_lanes && v_planes.positions == positions);
+    for xi in 0..positions {
         for c0 in (0..in_lanes).step_by(TC) {
             let mut acc = [[_mm512_setzero_ps(); NV]; TC];
             let mut vp = v.as_ptr().add(v_planes.at(xi, 0) + c0);
