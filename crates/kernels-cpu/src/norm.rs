@@ -90,9 +90,11 @@ fn block_rows(channels: usize) -> usize {
 pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
     let total = if inner == 1 {
-        x.par_chunks(block_rows(channels) * channels)
-            .map(|rows| block_moments(rows, channels))
-            .reduce(|| Moments::empty(channels), Moments::merge)
+        // Blocks merged in order: rayon's `reduce` groups them as its threads split the work,
+        // which differs from run to run, and so would the rounding (resume must be exact).
+        let blocks: Vec<Moments> =
+            x.par_chunks(block_rows(channels) * channels).map(|rows| block_moments(rows, channels)).collect();
+        blocks.into_iter().fold(Moments::empty(channels), Moments::merge)
     } else {
         let per_channel: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
@@ -245,7 +247,10 @@ fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &Cha
                 }
                 ab.iter().chain(&sa).map(|&v| v as f64).collect::<Vec<f64>>()
             })
-            .reduce(|| vec![0.0; 2 * channels], add)
+            .collect::<Vec<_>>()
+            .into_iter()
+            // In order, as `channel_moments` merges its blocks.
+            .fold(vec![0.0; 2 * channels], add)
     } else {
         let per_channel: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
