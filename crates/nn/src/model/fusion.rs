@@ -70,19 +70,43 @@ impl Fusion {
     }
 }
 
+/// What a layer can be in a fused chain.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    ReluConv,
+    ChannelsLastMaxPool,
+    Norm,
+    PlainRelu,
+    Other,
+}
+
+fn role(layer: &dyn Layer) -> Role {
+    if as_layer::<Conv2D>(layer).is_some_and(Conv2D::fuses_with_max_pool) {
+        Role::ReluConv
+    } else if as_layer::<MaxPooling2D>(layer).is_some_and(MaxPooling2D::is_channels_last) {
+        Role::ChannelsLastMaxPool
+    } else if as_layer::<BatchNormalization>(layer).is_some() {
+        Role::Norm
+    } else if as_layer::<ActivationLayer>(layer).is_some_and(ActivationLayer::is_relu)
+        || as_layer::<ReLU>(layer).is_some_and(ReLU::is_plain)
+    {
+        Role::PlainRelu
+    } else {
+        Role::Other
+    }
+}
+
 /// The chain `first` then `second` make, if any.
 fn chain(first: &Op, second: &Op) -> Option<Chain> {
     let (Op::Layer(first), Op::Layer(second)) = (first, second) else { return None };
-    let (first, second) = (first.lock(), second.lock());
-    let (first, second) = (&*first.layer, &*second.layer);
-    if as_layer::<Conv2D>(first).is_some_and(Conv2D::fuses_with_max_pool)
-        && as_layer::<MaxPooling2D>(second).is_some_and(MaxPooling2D::is_channels_last)
-    {
-        return Some(Chain::ConvReluMaxPool);
+    // One lock at a time: a shared layer applied to its own output is both cells.
+    let first = role(&*first.lock().layer);
+    let second = role(&*second.lock().layer);
+    match (first, second) {
+        (Role::ReluConv, Role::ChannelsLastMaxPool) => Some(Chain::ConvReluMaxPool),
+        (Role::Norm, Role::PlainRelu) => Some(Chain::NormRelu),
+        _ => None,
     }
-    let plain_relu = as_layer::<ActivationLayer>(second).is_some_and(ActivationLayer::is_relu)
-        || as_layer::<ReLU>(second).is_some_and(ReLU::is_plain);
-    (as_layer::<BatchNormalization>(first).is_some() && plain_relu).then_some(Chain::NormRelu)
 }
 
 fn as_layer<L: Layer>(layer: &dyn Layer) -> Option<&L> {
@@ -117,7 +141,7 @@ mod tests {
     use crate::activation::Activation::{Linear, Relu};
     use crate::functional::{Add, Apply, Input, MergeLayer, Model, Shared};
     use crate::layers::{
-        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Flatten, MaxPooling2D, ReLU,
+        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU,
     };
 
     fn fused(model: &Model) -> usize {
@@ -156,6 +180,15 @@ mod tests {
         let outs = [a, b, c, d, e, f];
         let model = Model::new(&[&x], &outs.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(model.graph.fusion.count(Chain::NormRelu), 2);
+    }
+
+    #[test]
+    fn a_shared_layer_applied_to_its_own_output_plans_without_deadlock() {
+        let x = Input::new([4]);
+        let shared = Shared::new(Dense::new(4));
+        let y = shared.apply(&shared.apply(&x).unwrap()).unwrap();
+        let model = Model::new(&[&x], &[&y]).unwrap();
+        assert_eq!(model.graph.fusion.count(Chain::NormRelu), 0);
     }
 
     #[test]
