@@ -4,7 +4,10 @@
 
 use tensor::backend::prelude::*;
 use tensor::backend::{conv2d_max_pool_backward_unfused, conv2d_max_pool_unfused, Storage};
-use tensor::shape::{Conv2dSpec, ConvPoolSpec, MatmulSpec, Pool2dSpec, PoolWindow, ReduceSpec, Shape};
+use tensor::shape::{
+    AffineTransformSpec, Conv2dSpec, ConvPoolSpec, FillMode, Interpolation, MatmulSpec, Pool2dSpec,
+    PoolWindow, ReduceSpec, Shape, TRANSFORM_LEN,
+};
 use tensor::{ConvPoolBackward, ConvPoolSaved, Padding, PoolKind, ReduceOp, Result};
 
 /// One benchmarked kernel call with its inputs already on the device.
@@ -33,6 +36,8 @@ enum Kind {
     ConvMaxPoolBackwardUnfused(ConvPoolSpec, [bool; 3], Storage),
     /// A sum over the middle axis (a conv layer's bias gradient).
     Sum(ReduceSpec),
+    /// An augmentation layer's resampling: images, then one transform per image.
+    AffineTransform(AffineTransformSpec),
 }
 
 impl Workload {
@@ -64,6 +69,7 @@ impl Workload {
                 grads.filter.ok_or_else(|| tensor::TensorError::Backend("no filter gradient".into()))
             }
             Kind::Sum(s) => backend.reduce(ReduceOp::Sum, &i[0], s),
+            Kind::AffineTransform(s) => backend.affine_transform(&i[0], &i[1], s),
         }
     }
 }
@@ -233,4 +239,47 @@ pub fn model6_conv_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// model6's augmentation at batch `batch`: `RandomRotation(0.05)`'s and `RandomTranslation(0.1,
+/// 0.1)`'s bilinear resampling with reflected borders, each image turned by up to 18 degrees
+/// and shifted by up to 2.8 pixels (memory- and index-bound: no FLOP count).
+pub fn augmentation_workloads(backend: &dyn Backend, batch: usize) -> Result<Vec<Workload>> {
+    let (height, width) = (28usize, 28usize);
+    let images = upload(backend, batch * height * width, 7)?;
+    let draws = values(batch * 3, 8);
+    let mut rotations = Vec::with_capacity(batch * TRANSFORM_LEN);
+    let mut translations = Vec::with_capacity(batch * TRANSFORM_LEN);
+    for d in draws.chunks_exact(3) {
+        // Keras' rotation about the image centre, as `RandomRotation` builds it.
+        let angle = d[0] * 0.05 * std::f32::consts::TAU;
+        let (sin, cos) = angle.sin_cos();
+        let (cx, cy) = ((width - 1) as f32 / 2.0, (height - 1) as f32 / 2.0);
+        let (x_offset, y_offset) = (cx - (cos * cx - sin * cy), cy - (sin * cx + cos * cy));
+        rotations.extend_from_slice(&[cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0]);
+        let (dx, dy) = (d[1] * 2.8, d[2] * 2.8);
+        translations.extend_from_slice(&[1.0, 0.0, -dx, 0.0, 1.0, -dy, 0.0, 0.0]);
+    }
+    let spec = AffineTransformSpec::new(
+        &[batch, height, width, 1],
+        &[batch, TRANSFORM_LEN],
+        Interpolation::Bilinear,
+        FillMode::Reflect,
+        0.0,
+    )?;
+    let label = format!("{batch}x{height}x{width}x1 bilinear reflect");
+    Ok(vec![
+        Workload {
+            name: format!("affine_transform rotation {label}"),
+            flops: 0.0,
+            inputs: vec![images.clone(), backend.upload(&rotations)?],
+            kind: Kind::AffineTransform(spec),
+        },
+        Workload {
+            name: format!("affine_transform translation {label}"),
+            flops: 0.0,
+            inputs: vec![images, backend.upload(&translations)?],
+            kind: Kind::AffineTransform(spec),
+        },
+    ])
 }

@@ -1,7 +1,10 @@
 //! CPU kernel benchmarks at the MNIST model shapes. Throughput is reported in elements/s where
 //! one element is one floating-point operation, so `Gelem/s` reads as GFLOP/s.
 
-use benches::{conv_pool_workloads, matmul_workloads, model6_conv_workloads, square_matmul, Workload};
+use benches::{
+    augmentation_workloads, conv_pool_workloads, matmul_workloads, model6_conv_workloads, square_matmul,
+    Workload,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kernels_cpu::CpuBackend;
 use tensor::Backend;
@@ -23,6 +26,7 @@ fn cpu(c: &mut Criterion) {
     bench_all(c, "cpu_matmul_square", vec![square_matmul(&backend, 1024).unwrap()], &backend);
     bench_all(c, "cpu_conv_pool", conv_pool_workloads(&backend, 128).unwrap(), &backend);
     bench_all(c, "cpu_conv_model6", model6_conv_workloads(&backend, 128).unwrap(), &backend);
+    bench_all(c, "cpu_augmentation", augmentation_workloads(&backend, 128).unwrap(), &backend);
 }
 
 criterion_group! {

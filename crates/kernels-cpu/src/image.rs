@@ -10,6 +10,17 @@ use tensor::{ImageOps, Result, Storage};
 /// where the constant fill is read.
 type Taps = [(Option<usize>, f32); 2];
 
+/// `x.floor()` for `|x| <= COORDINATE_LIMIT` (and NaN, read as 0), inline: without SSE4.1 in
+/// the baseline target, `f32::floor` is a call into libm that cost a seventh of the kernel.
+fn floor(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    if t > x {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 /// The taps of coordinate `at` on an axis of `n` pixels.
 fn taps(at: f32, n: usize, spec: &AffineTransformSpec) -> Taps {
     let at = at.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT);
@@ -27,7 +38,7 @@ fn taps(at: f32, n: usize, spec: &AffineTransformSpec) -> Taps {
         // Half away from zero, as JAX's map_coordinates rounds (`f32::round`).
         Interpolation::Nearest => [(fix(at.round()), 1.0), (None, 0.0)],
         Interpolation::Bilinear => {
-            let lower = at.floor();
+            let lower = floor(at);
             let upper_weight = at - lower;
             [(fix(lower), 1.0 - upper_weight), (fix(lower + 1.0), upper_weight)]
         }
@@ -49,6 +60,11 @@ pub fn affine_transform(x: &[f32], transforms: &[f32], spec: &AffineTransformSpe
         let image = &x[b * height * row_len..(b + 1) * height * row_len];
         for (col, pixel) in out_row.chunks_exact_mut(channels).enumerate() {
             let (src_row, src_col) = AffineTransformSpec::source(t, y, col);
+            if interpolation == Interpolation::Bilinear
+                && bilinear_inside(image, (src_row, src_col), (height, width), pixel)
+            {
+                continue;
+            }
             let (rows, cols) = (taps(src_row, height, spec), taps(src_col, width, spec));
             for (ch, value) in pixel.iter_mut().enumerate() {
                 // Tap by tap, rows outer, in JAX's order: sum of (row weight * column weight) * pixel.
@@ -67,6 +83,39 @@ pub fn affine_transform(x: &[f32], transforms: &[f32], spec: &AffineTransformSpe
         }
     });
     out
+}
+
+/// Bilinear reads whose four taps all lie inside the image (most pixels of an augmentation):
+/// no fill rule, no per-tap checks. The same products and sums in the same order as the
+/// general path, so the same bits. Returns false, writing nothing, when a tap is outside.
+fn bilinear_inside(
+    image: &[f32],
+    (row, col): (f32, f32),
+    (height, width): (usize, usize),
+    pixel: &mut [f32],
+) -> bool {
+    let (row, col) =
+        (row.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT), col.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT));
+    let (top, left) = (floor(row), floor(col));
+    // Written so that NaN fails the test.
+    if !(top >= 0.0 && left >= 0.0 && top + 1.0 < height as f32 && left + 1.0 < width as f32) {
+        return false;
+    }
+    let (r, c) = (top as usize, left as usize);
+    let (wr1, wc1) = (row - top, col - left);
+    let (wr0, wc0) = (1.0 - wr1, 1.0 - wc1);
+    let channels = pixel.len();
+    let at = |r: usize, c: usize| (r * width + c) * channels;
+    let (p00, p01, p10, p11) = (at(r, c), at(r, c + 1), at(r + 1, c), at(r + 1, c + 1));
+    for (ch, value) in pixel.iter_mut().enumerate() {
+        let mut sum = 0.0f32;
+        sum += wr0 * wc0 * image[p00 + ch];
+        sum += wr0 * wc1 * image[p01 + ch];
+        sum += wr1 * wc0 * image[p10 + ch];
+        sum += wr1 * wc1 * image[p11 + ch];
+        *value = sum;
+    }
+    true
 }
 
 impl ImageOps for CpuBackend {
