@@ -3,8 +3,8 @@
 // variance), channel_sums (sum(g * (b - center[c])) and sum(g)), channel_affine
 // (x * scale[c] + shift[c], then ReLU when asked) and channel_affine_pair
 // (g * k0[c] + b * k1[c] + shift[c]). g is a, or, when a ReLU was fused into the op whose
-// gradient a is, a where that ReLU's output (gate) is positive: batch normalization's backward
-// pass reads the mask on the fly.
+// gradient a is, a where that ReLU's input was positive: batch normalization's backward pass
+// computes it again from x (b) and the forward map's coefficients (gate), as `affine` did.
 //
 // Element j of channel c (0 <= j < outer * inner) is (o, c, i) with o = j / inner, i = j % inner.
 // A statistic takes one or two passes. The first (`moments`, `sums`) cuts each channel's
@@ -32,7 +32,7 @@ struct Params {
     width: u32,     // statistics: channels per workgroup, a power of 2 up to 256
     n: u32,         // channel_affine, channel_affine_pair: elements
     relu: u32,      // channel_affine: 1 to apply ReLU
-    gated: u32,     // sums, affine_pair: 1 to gate a by gate > 0
+    gated: u32,     // sums, affine_pair: 1 to gate a by the ReLU's input > 0
     centered: u32,  // sums: 1 to subtract k0[c] from b
     _pad0: u32,
     _pad1: u32,
@@ -45,7 +45,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> shift: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-// The fused ReLU's output (sums, affine_pair; bound to a and unread when not gated).
+// The fused ReLU's gate, [2, channels]: the forward map's scales, then its shifts (sums,
+// affine_pair; bound to a and unread when not gated).
 @group(0) @binding(5) var<storage, read> gate: array<f32>;
 // center (sums; unread when not centered), the gradient's scale (affine_pair).
 @group(0) @binding(6) var<storage, read> k0: array<f32>;
@@ -83,9 +84,15 @@ fn moments_merge(p: Stat, q: Stat) -> Stat {
     return Stat(n, p.s0 + delta * w, p.s1 + q.s1 + delta * delta * (p.n * w));
 }
 
-// Element `at` of the gradient, gated by the fused ReLU's output when asked.
-fn gated_grad(at: u32) -> f32 {
-    if (params.gated != 0u && !(gate[at] > 0.0)) {
+// The forward map, one expression for `affine` and the gate, so that both round alike.
+fn affine_value(x: f32, scale: f32, shift: f32) -> f32 {
+    return x * scale + shift;
+}
+
+// Element `at` (of channel c) of the gradient, gated when asked by the fused ReLU's input,
+// computed again from x (b).
+fn gated_grad(at: u32, c: u32) -> f32 {
+    if (params.gated != 0u && !(affine_value(b[at], gate[c], gate[params.channels + c]) > 0.0)) {
         return 0.0;
     }
     return a[at];
@@ -213,7 +220,7 @@ fn sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         for (var j = l.first; j < l.end; j += l.step) {
             let at = element(j, l.c);
-            let v = gated_grad(at);
+            let v = gated_grad(at, l.c);
             s.s0 += v * (b[at] - center);
             s.s1 += v;
         }
@@ -288,7 +295,7 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (params.inner != 1u) {
         c = (i / params.inner) % params.channels;
     }
-    let v = a[i] * b[c] + shift[c];
+    let v = affine_value(a[i], b[c], shift[c]);
     if (params.relu != 0u && !(v > 0.0)) {
         out[i] = 0.0;
     } else {
@@ -313,5 +320,5 @@ fn affine_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let c = channel_of(i);
-    out[i] = gated_grad(i) * k0[c] + b[i] * k1[c] + shift[c];
+    out[i] = gated_grad(i, c) * k0[c] + b[i] * k1[c] + shift[c];
 }

@@ -133,10 +133,17 @@ fn relu(v: f32) -> f32 {
     }
 }
 
-/// `dy`, or 0 where the fused ReLU's output is not positive.
+/// The forward map `x * scale + shift` (`channel_affine`), the one expression its backward
+/// kernels recompute the ReLU's input with, so that their mask is the output's bit for bit.
 #[inline(always)]
-fn gated<const GATED: bool>(dy: f32, relu_output: f32) -> f32 {
-    if !GATED || relu_output > 0.0 {
+fn affine(x: f32, scale: f32, shift: f32) -> f32 {
+    x * scale + shift
+}
+
+/// `dy`, or 0 where the fused ReLU's input `affine(x, scale, shift)` was not positive.
+#[inline(always)]
+fn gated<const GATED: bool>(dy: f32, x: f32, scale: f32, shift: f32) -> f32 {
+    if !GATED || affine(x, scale, shift) > 0.0 {
         dy
     } else {
         0.0
@@ -187,7 +194,7 @@ fn map_channels<const N: usize, const M: usize>(
 
 /// `x * scale[c] + shift[c]`, then ReLU when `relu`.
 pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, spec: &ChannelSpec) -> Vec<f32> {
-    let affine = |[x]: [f32; 1], [a, b]: [f32; 2]| x * a + b;
+    let affine = |[x]: [f32; 1], [a, b]: [f32; 2]| affine(x, a, b);
     if relu {
         map_channels(spec, [x], [scale, shift], |x, k| self::relu(affine(x, k)))
     } else {
@@ -195,18 +202,18 @@ pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, spec:
     }
 }
 
-/// The gradient a normalization's backward pass reads: `dy` and, when a ReLU was fused, its
-/// output.
+/// The gradient a normalization's backward pass reads: `dy` and, when a ReLU was fused, the
+/// forward map's scales and shifts (`[2, channels]`, `tensor::ChannelGrad`'s gate).
 #[derive(Clone, Copy)]
 pub struct Grad<'a> {
     /// The output's gradient.
     pub dy: &'a [f32],
-    /// The fused ReLU's output (`dy` counts where it is positive).
-    pub relu_output: Option<&'a [f32]>,
+    /// The fused ReLU's gate: `dy` counts where `x * gate[c] + gate[channels + c] > 0`.
+    pub relu_gate: Option<&'a [f32]>,
 }
 
 /// `g * g_scale[c] + x * x_scale[c] + shift[c]` (`coefficients`: the three), with `g` the
-/// gradient gated by the fused ReLU's output, if any.
+/// gradient gated by the fused ReLU, if any.
 pub fn channel_affine_pair(
     grad: Grad<'_>,
     x: &[f32],
@@ -214,10 +221,14 @@ pub fn channel_affine_pair(
     spec: &ChannelSpec,
 ) -> Vec<f32> {
     let pair = |g: f32, x: f32, [a, b, c]: [f32; 3]| g * a + x * b + c;
-    match grad.relu_output {
-        Some(gate) => map_channels(spec, [grad.dy, gate, x], coefficients, |[dy, z, x], k| {
-            pair(gated::<true>(dy, z), x, k)
-        }),
+    match grad.relu_gate {
+        Some(gate) => {
+            let (scale, shift) = gate.split_at(spec.channels);
+            let [a, b, c] = coefficients;
+            map_channels(spec, [grad.dy, x], [a, b, c, scale, shift], |[dy, x], [a, b, c, s, t]| {
+                pair(gated::<true>(dy, x, s, t), x, [a, b, c])
+            })
+        }
         None => map_channels(spec, [grad.dy, x], coefficients, |[dy, x], k| pair(dy, x, k)),
     }
 }
@@ -226,21 +237,23 @@ pub fn channel_affine_pair(
 /// combined in f64.
 fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
-    let (a, gate) = (grad.dy, grad.relu_output.unwrap_or(grad.dy));
+    let a = grad.dy;
+    // Unread unless GATED.
+    let ones = vec![1.0f32; 2 * channels];
+    let (scale, shift) = grad.relu_gate.unwrap_or(&ones).split_at(channels);
     let add = |mut p: Vec<f64>, q: Vec<f64>| {
         p.iter_mut().zip(q).for_each(|(p, q)| *p += q);
         p
     };
     let sums = if inner == 1 {
         let rows = block_rows(channels) * channels;
-        (a.par_chunks(rows).zip(b.par_chunks(rows)).zip(gate.par_chunks(rows)))
-            .map(|((a, b), gate)| {
+        (a.par_chunks(rows).zip(b.par_chunks(rows)))
+            .map(|(a, b)| {
                 let (mut ab, mut sa) = (vec![0.0f32; channels], vec![0.0f32; channels]);
-                let rows =
-                    a.chunks_exact(channels).zip(b.chunks_exact(channels)).zip(gate.chunks_exact(channels));
-                for ((a, b), gate) in rows {
+                let (center, scale, shift) = (&center[..channels], &scale[..channels], &shift[..channels]);
+                for (a, b) in a.chunks_exact(channels).zip(b.chunks_exact(channels)) {
                     for k in 0..channels {
-                        let g = gated::<GATED>(a[k], gate[k]);
+                        let g = gated::<GATED>(a[k], b[k], scale[k], shift[k]);
                         ab[k] += g * (b[k] - center[k]);
                         sa[k] += g;
                     }
@@ -255,9 +268,9 @@ fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &Cha
         let per_channel: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
             .map(|c| {
-                let runs = a.chunks_exact(inner).zip(b.chunks_exact(inner)).zip(gate.chunks_exact(inner));
-                runs.skip(c).step_by(channels).fold((0.0, 0.0), |(ab, sa), ((a, b), gate)| {
-                    let g = |i: usize| gated::<GATED>(a[i], gate[i]);
+                let runs = a.chunks_exact(inner).zip(b.chunks_exact(inner));
+                runs.skip(c).step_by(channels).fold((0.0, 0.0), |(ab, sa), (a, b)| {
+                    let g = |i: usize| gated::<GATED>(a[i], b[i], scale[c], shift[c]);
                     let run_ab: f32 = (0..a.len()).map(|i| g(i) * (b[i] - center[c])).sum();
                     let run_a: f32 = (0..a.len()).map(g).sum();
                     (ab + run_ab as f64, sa + run_a as f64)
@@ -270,7 +283,7 @@ fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &Cha
 }
 
 /// Per channel `sum(g * (x - center[c]))` and `sum(g)`, `[2, channels]`; `center` 0 when
-/// `None`, `g` the gradient gated by the fused ReLU's output, if any.
+/// `None`, `g` the gradient gated by the fused ReLU, if any.
 pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &ChannelSpec) -> Vec<f32> {
     let zeros;
     let center = match center {
@@ -280,16 +293,23 @@ pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &Ch
             &zeros
         }
     };
-    match grad.relu_output {
+    match grad.relu_gate {
         Some(_) => sums::<true>(grad, x, center, spec),
         None => sums::<false>(grad, x, center, spec),
     }
 }
 
-/// The host slices of a [`ChannelGrad`].
-fn host_grad<'a>(grad: ChannelGrad<'a>, op: &str) -> Result<Grad<'a>> {
-    let relu_output = grad.relu_output.map(|r| cpu_slice(r, op)).transpose()?;
-    Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_output })
+/// The host slices of a [`ChannelGrad`], its gate checked to be `[2, channels]`.
+fn host_grad<'a>(grad: ChannelGrad<'a>, spec: &ChannelSpec, op: &str) -> Result<Grad<'a>> {
+    let relu_gate = grad.relu_gate.map(|r| cpu_slice(r, op)).transpose()?;
+    if let Some(gate) = relu_gate.filter(|g| g.len() != 2 * spec.channels) {
+        return Err(tensor::TensorError::InvalidArgument(format!(
+            "{op}: the ReLU gate holds {} values, not 2 x {} channels",
+            gate.len(),
+            spec.channels
+        )));
+    }
+    Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_gate })
 }
 
 impl NormOps for CpuBackend {
@@ -319,7 +339,7 @@ impl NormOps for CpuBackend {
         spec: &ChannelSpec,
     ) -> Result<Storage> {
         let op = "channel_sums";
-        let (grad, x) = (host_grad(grad, op)?, cpu_slice(x, op)?);
+        let (grad, x) = (host_grad(grad, spec, op)?, cpu_slice(x, op)?);
         let center = center.map(|c| cpu_slice(c, op)).transpose()?;
         Ok(store(self.run(|| channel_sums(grad, x, center, spec))))
     }
@@ -332,7 +352,7 @@ impl NormOps for CpuBackend {
         spec: &ChannelSpec,
     ) -> Result<Storage> {
         let op = "channel_affine_pair";
-        let (grad, x) = (host_grad(grad, op)?, cpu_slice(x, op)?);
+        let (grad, x) = (host_grad(grad, spec, op)?, cpu_slice(x, op)?);
         let ChannelCoefficients { g_scale, x_scale, shift } = coefficients;
         let k = [cpu_slice(g_scale, op)?, cpu_slice(x_scale, op)?, cpu_slice(shift, op)?];
         Ok(store(self.run(|| channel_affine_pair(grad, x, k, spec))))

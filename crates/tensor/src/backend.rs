@@ -348,14 +348,17 @@ pub trait NormOps {
 }
 
 /// The gradient a normalization's backward pass starts from: `dy`, or, when a ReLU followed
-/// the normalization in the same op, `dy` where the ReLU's output `relu_output` is positive
-/// and 0 elsewhere.
+/// the normalization in the same op, `dy` where the ReLU's output was positive and 0
+/// elsewhere.
 #[derive(Clone, Copy)]
 pub struct ChannelGrad<'a> {
     /// The gradient of the op's output.
     pub dy: &'a Storage,
-    /// The fused ReLU's output, which gates `dy`; `None` when no ReLU was fused.
-    pub relu_output: Option<&'a Storage>,
+    /// When a ReLU was fused: the forward map's `[2, channels]` coefficients, its scales then
+    /// its shifts. `dy` counts where `x * scale[c] + shift[c] > 0`, the ReLU's input computed
+    /// again from `x` (which both kernels read anyway) in the forward kernel's f32 arithmetic,
+    /// so the mask is the output's, at one tensor read less than reading the output.
+    pub relu_gate: Option<&'a Storage>,
 }
 
 /// The three `[channels]` coefficients of [`NormOps::channel_affine_pair`].

@@ -185,7 +185,7 @@ impl NormOps for WgpuBackend {
         let ctx = &self.context;
         let op = "channel_sums";
         let dy = wgpu_storage(grad.dy, ctx, op)?;
-        let gate = grad.relu_output.map(|g| wgpu_storage(g, ctx, op)).transpose()?;
+        let gate = relu_gate(grad, spec, ctx, op)?;
         let x = wgpu_storage(x, ctx, op)?;
         let center = center.map(|c| wgpu_storage(c, ctx, op)).transpose()?;
         ctx.store(statistic(ctx, Statistic::Sums { x, gate, center }, dy, spec)?)
@@ -201,7 +201,7 @@ impl NormOps for WgpuBackend {
         let ctx = &self.context;
         let op = "channel_affine_pair";
         let dy = wgpu_storage(grad.dy, ctx, op)?;
-        let gate = grad.relu_output.map(|g| wgpu_storage(g, ctx, op)).transpose()?;
+        let gate = relu_gate(grad, spec, ctx, op)?;
         let x = wgpu_storage(x, ctx, op)?;
         let g_scale = wgpu_storage(coefficients.g_scale, ctx, op)?;
         let x_scale = wgpu_storage(coefficients.x_scale, ctx, op)?;
@@ -224,6 +224,25 @@ impl NormOps for WgpuBackend {
         }
         ctx.store(out)
     }
+}
+
+/// The fused ReLU's gate of `grad`, if any, checked to be `[2, channels]`.
+fn relu_gate<'a>(
+    grad: ChannelGrad<'a>,
+    spec: &ChannelSpec,
+    ctx: &Arc<Context>,
+    op: &str,
+) -> Result<Option<&'a WgpuStorage>> {
+    let Some(gate) = grad.relu_gate else { return Ok(None) };
+    let gate = wgpu_storage(gate, ctx, op)?;
+    if gate.len() != 2 * spec.channels {
+        return Err(TensorError::InvalidArgument(format!(
+            "{op}: the ReLU gate holds {} values, not 2 x {} channels",
+            gate.len(),
+            spec.channels
+        )));
+    }
+    Ok(Some(gate))
 }
 
 /// The uniform of an element-wise map over `spec` (`channel_affine`, `channel_affine_pair`).

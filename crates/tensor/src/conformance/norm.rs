@@ -46,7 +46,7 @@ pub(super) fn channel_statistics(c: &Checker<'_>) {
     let sums = |t: &[Tensor], axis: isize| -> crate::Result<Tensor> {
         let spec = ChannelSpec::new(t[0].shape(), axis)?;
         let device = t[0].device();
-        let grad = ChannelGrad { dy: t[0].storage(), relu_output: None };
+        let grad = ChannelGrad { dy: t[0].storage(), relu_gate: None };
         let storage = device.backend().channel_sums(grad, t[1].storage(), None, &spec)?;
         Tensor::from_storage(storage, [2, spec.channels], device)
     };
@@ -90,14 +90,13 @@ pub(super) fn channel_statistics(c: &Checker<'_>) {
 /// A training step's batch normalization as one op ([`Tensor::batch_norm`]), with and without
 /// its fused ReLU, channels last and on a middle axis, forward and the gradients of `x`,
 /// `gamma` and `beta` (through the batch's statistics); then, on shapes a GPU cuts into
-/// chunks, its backward pass' two kernels called on the backend directly, gated by a ReLU's
-/// output and centered.
-/// The gradient `t[0]` gated by the ReLU output `t[1]`.
-fn gated(t: &[Tensor]) -> ChannelGrad<'_> {
-    ChannelGrad { dy: t[0].storage(), relu_output: Some(t[1].storage()) }
-}
-
+/// chunks, its backward pass' two kernels called on the backend directly, gated by a ReLU
+/// (whose input is computed again from `x`) and centered.
 pub(super) fn batch_normalization(c: &Checker<'_>) {
+    // The gradient `t[0]` gated by a ReLU whose forward map is `t[1]` (`[2, channels]`).
+    fn gated(t: &[Tensor]) -> ChannelGrad<'_> {
+        ChannelGrad { dy: t[0].storage(), relu_gate: Some(t[1].storage()) }
+    }
     let d = [5, 3, 4, 7];
     for (k, (axis, relu)) in [(-1isize, false), (-1, true), (1, true)].into_iter().enumerate() {
         let ax = if axis < 0 { d.len() - 1 } else { axis as usize };
@@ -127,7 +126,7 @@ pub(super) fn batch_normalization(c: &Checker<'_>) {
             seed,
             &[
                 constant_in(d, -1.0, 1.0),
-                constant_in(d, -1.0, 1.0),
+                constant_in(&[2, channels], -1.0, 1.0),
                 constant_in(d, -1.0, 1.0),
                 constant_in(&[channels], -0.5, 0.5),
             ],
@@ -146,7 +145,7 @@ pub(super) fn batch_normalization(c: &Checker<'_>) {
             seed + 1,
             &[
                 constant_in(d, -1.0, 1.0),
-                constant_in(d, -1.0, 1.0),
+                constant_in(&[2, channels], -1.0, 1.0),
                 constant_in(d, -1.0, 1.0),
                 k_in.clone(),
                 k_in.clone(),

@@ -380,8 +380,8 @@ pub fn batch_norm(
         .collect()
 }
 
-/// Per channel, `sum(g * (x - center[c]))` and `sum(g)` with `g = dy` where `gate > 0` (0
-/// elsewhere), as `[2, channels]`.
+/// Per channel, `sum(g * (x - center[c]))` and `sum(g)` with `g = dy` where the ReLU's input
+/// (see `relu_gate`) is positive (0 elsewhere), as `[2, channels]`.
 pub fn gated_channel_sums(
     dy: &[f64],
     gate: &[f64],
@@ -390,13 +390,24 @@ pub fn gated_channel_sums(
     dims: &[usize],
     axis: usize,
 ) -> Vec<f64> {
-    let g: Vec<f64> = dy.iter().zip(gate).map(|(&d, &z)| if z > 0.0 { d } else { 0.0 }).collect();
     let (_, channels, inner) = channel_view(dims, axis);
+    let g: Vec<f64> = (0..dy.len())
+        .map(|j| if relu_gate(gate, x[j], j / inner % channels) { dy[j] } else { 0.0 })
+        .collect();
     let centered: Vec<f64> = x.iter().enumerate().map(|(j, v)| v - center[j / inner % channels]).collect();
     channel_sums(&g, &centered, dims, axis)
 }
 
-/// `g * k0[c] + x * k1[c] + k2[c]` with `g = dy` where `gate > 0` (0 elsewhere).
+/// Whether a fused ReLU let element `x` of channel `c` through: `x * gate[c] + gate[channels +
+/// c] > 0` (`gate`: `[2, channels]`, the forward map's scales and shifts), in f32 as the
+/// forward kernel computes it, so that the mask is the kernels' exactly.
+fn relu_gate(gate: &[f64], x: f64, c: usize) -> bool {
+    let channels = gate.len() / 2;
+    x as f32 * gate[c] as f32 + gate[channels + c] as f32 > 0.0
+}
+
+/// `g * k0[c] + x * k1[c] + k2[c]` with `g = dy` where the ReLU's input (see `relu_gate`) is
+/// positive (0 elsewhere).
 pub fn gated_channel_affine_pair(
     dy: &[f64],
     gate: &[f64],
@@ -409,7 +420,7 @@ pub fn gated_channel_affine_pair(
     (0..x.len())
         .map(|j| {
             let c = j / inner % channels;
-            let g = if gate[j] > 0.0 { dy[j] } else { 0.0 };
+            let g = if relu_gate(gate, x[j], c) { dy[j] } else { 0.0 };
             g * k[0][c] + x[j] * k[1][c] + k[2][c]
         })
         .collect()

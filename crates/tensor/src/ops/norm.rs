@@ -83,7 +83,7 @@ impl Tensor {
                 })?;
                 let sums = if ctx.needs[1] || ctx.needs[2] {
                     let storage = x.device().call("channel_sums", &format_args!("{spec:?}"), |b| {
-                        let grad = ChannelGrad { dy: ctx.grad.storage(), relu_output: None };
+                        let grad = ChannelGrad { dy: ctx.grad.storage(), relu_gate: None };
                         b.channel_sums(grad, x.storage(), None, &spec)
                     })?;
                     Some(Tensor::from_storage(storage, [2, spec.channels], x.device())?)
@@ -108,8 +108,8 @@ impl Tensor {
     /// variances), which carry no gradient (they feed the moving averages).
     ///
     /// Its backward pass is one pass for the sums `sum(g)` and `sum(g * (x - mean))` and one
-    /// for `dx = g * k + x * a + b` (per-channel `k`, `a`, `b`), the ReLU's mask read from the
-    /// output on the fly; composed from `channel_moments`, `channel_affine` and `relu` it
+    /// for `dx = g * k + x * a + b` (per-channel `k`, `a`, `b`), the ReLU's mask computed
+    /// again from `x` on the fly; composed from `channel_moments`, `channel_affine` and `relu` it
     /// takes six.
     ///
     /// ```
@@ -146,7 +146,7 @@ impl Tensor {
         let device = self.device();
         let x = self.detach();
         // The layer's arithmetic before this op existed, so the outputs are the same numbers.
-        let (moments, mean, inv_std, scale, shift) = no_grad(|| -> Result<_> {
+        let (moments, mean, inv_std, scale, shift, relu_gate) = no_grad(|| -> Result<_> {
             let moments = x.channel_moments(axis)?;
             let (mean, variance) = (row(&moments, 0)?, row(&moments, 1)?);
             let inv_std = Tensor::ones([c], device)?.div(&variance.add_scalar(epsilon)?.sqrt()?)?;
@@ -158,7 +158,9 @@ impl Tensor {
             if let Some(beta) = beta {
                 shift = shift.add(&beta.detach())?;
             }
-            Ok((moments, mean, inv_std, scale, shift))
+            // The fused ReLU's mask is recomputed from `x` by the backward kernels.
+            let relu_gate = relu.then(|| Tensor::concat(&[&scale, &shift], 0)).transpose()?;
+            Ok((moments, mean, inv_std, scale, shift, relu_gate))
         })?;
         let storage = device.call("batch_norm", &format_args!("{spec:?} relu {relu}"), |b| {
             b.channel_affine(x.storage(), scale.storage(), shift.storage(), relu, &spec)
@@ -169,7 +171,7 @@ impl Tensor {
             let x = &ctx.inputs[0];
             let device = x.device();
             let grad =
-                ChannelGrad { dy: ctx.grad.storage(), relu_output: relu.then(|| ctx.output.storage()) };
+                ChannelGrad { dy: ctx.grad.storage(), relu_gate: relu_gate.as_ref().map(Tensor::storage) };
             let storage = device.call("channel_sums", &format_args!("{spec:?} relu {relu}"), |b| {
                 b.channel_sums(grad, x.storage(), Some(mean.storage()), &spec)
             })?;
