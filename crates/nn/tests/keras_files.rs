@@ -93,8 +93,20 @@ fn keras_two_input_functional_model_predicts_as_keras() {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(data("keras-two-inputs.keras")).unwrap()).unwrap();
     let mut h5 = Vec::new();
     zip.by_name("model.weights.h5").unwrap().read_to_end(&mut h5).unwrap();
-    let h5 = hdf5_pure::File::from_bytes(h5).unwrap();
-    assert_eq!(h5.dataset("optimizer/vars/10").unwrap().shape().unwrap(), [8, 4]);
+    let h5 = nn::saving::hdf5::File::from_bytes(h5).unwrap();
+    assert_eq!(h5.dataset("optimizer/vars/10").unwrap().shape(), [8, 4]);
+}
+
+/// A `.keras` file this library wrote before it had its own HDF5 writer (through `hdf5-pure`:
+/// superblock 3, version 2 object headers, links in the headers) still loads.
+#[test]
+fn files_written_through_hdf5_pure_still_load() {
+    let model = Model::load_keras_on(data("nn-hdf5-pure-two-inputs.keras"), &cpu()).unwrap();
+    let b = fixture();
+    let (xa, xb) = (input(&b, "two_inputs.input0", &[6]), input(&b, "two_inputs.input1", &[4]));
+    let ours = model.predict(&[&xa, &xb], None).unwrap();
+    assert_close(ours[0].data(), &b["two_inputs.output0"].1, "two_inputs class");
+    assert_close(ours[1].data(), &b["two_inputs.output1"].1, "two_inputs score");
 }
 
 /// Model4 initialised here (seed 7), written as `.keras`, and its inputs and predictions.
@@ -169,7 +181,7 @@ fn a_written_file_has_keras_layout() {
     let metadata: serde_json::Value = serde_json::from_slice(&read("metadata.json")).unwrap();
     assert_eq!(metadata["keras_version"], nn::saving::KERAS_VERSION);
 
-    let h5 = hdf5_pure::File::from_bytes(read("model.weights.h5")).unwrap();
+    let h5 = nn::saving::hdf5::File::from_bytes(read("model.weights.h5")).unwrap();
     let shapes = [
         ("layers/conv2d/vars/0", vec![5, 5, 1, 20]),
         ("layers/conv2d/vars/1", vec![20]),
@@ -179,12 +191,15 @@ fn a_written_file_has_keras_layout() {
         ("layers/dense_1/vars/1", vec![10]),
     ];
     for (name, shape) in shapes {
-        assert_eq!(h5.dataset(name).unwrap().shape().unwrap(), shape, "{name}");
+        assert_eq!(h5.dataset(name).unwrap().shape(), shape, "{name}");
     }
-    let mut groups = h5.group("layers").unwrap().groups().unwrap();
-    groups.sort();
+    let groups = h5.group("layers").unwrap().groups().unwrap();
     assert_eq!(groups, ["conv2d", "dense", "dense_1", "flatten", "max_pooling2d"]);
     assert!(h5.group("layers/flatten/vars").unwrap().datasets().unwrap().is_empty());
+    // Each `vars` group carries its layer's name, as Keras writes it.
+    let name = |group: &str| h5.group(group).unwrap().attr_string("name").unwrap().unwrap();
+    assert_eq!(name("layers/dense/vars"), "dense_1");
+    assert_eq!(name("vars"), "sequential_1");
 }
 
 /// The fixture's entries with `edit` applied to them, zipped again.
@@ -253,6 +268,21 @@ fn malformed_files_give_typed_errors() {
     let err = result.map(|_| ()).unwrap_err();
     assert!(matches!(err, Error::Saving(SavingError::KerasFile { part: "model.weights.h5", .. })), "{err:?}");
 
+    // 64-bit floats are named as such.
+    let (_, result) = load_bytes(&edited(|name, mut b| {
+        if name == "model.weights.h5" {
+            let f32_type = [0x11, 0x20, 31, 0, 4, 0, 0, 0, 0, 0, 32, 0, 23, 8, 0, 23, 127, 0, 0, 0];
+            let f64_type = [0x11, 0x20, 63, 0, 8, 0, 0, 0, 0, 0, 64, 0, 52, 11, 0, 52, 0xFF, 3, 0, 0];
+            let at = b.windows(20).position(|w| w == f32_type).unwrap();
+            b[at..at + 20].copy_from_slice(&f64_type);
+        }
+        Some(b)
+    }));
+    match result.map(|_| ()).unwrap_err() {
+        Error::Saving(SavingError::DtypeMismatch { found, .. }) => assert_eq!(found, "F64"),
+        other => panic!("f64 weights: {other:?}"),
+    }
+
     // Weights of another shape are named by dataset and layer.
     let model4 = std::fs::read(data("keras-model4.keras")).unwrap();
     let mut zip = zip::ZipArchive::new(Cursor::new(model4)).unwrap();
@@ -282,9 +312,20 @@ fn corrupted_weights_never_panic() {
     }
 }
 
+/// 260 small `Dense` layers: the file's `layers` group has 260 members, more than one B-tree
+/// node of symbol table nodes holds (256), so its B-tree has two levels.
+fn deep(device: &tensor::Device) -> Model {
+    let mut model = nn::Sequential::with_device(device).seed(5);
+    model.add(nn::layers::Dense::new(3).activation(nn::Activation::Tanh).input_shape([4])).unwrap();
+    for _ in 0..259 {
+        model.add(nn::layers::Dense::new(3).activation(nn::Activation::Tanh)).unwrap();
+    }
+    model.into_model().unwrap()
+}
+
 /// The zoo's other models (model5; model6 with augmentation, BatchNormalization and global
-/// pooling; the functional two-head model) read back identically; with `NN_KERAS_OUT` they are
-/// left there with their predictions for the Keras check.
+/// pooling; the functional two-head model) and a model of 260 layers read back identically;
+/// with `NN_KERAS_OUT` they are left there with their predictions for the Keras check.
 #[test]
 fn zoo_models_read_back_identically() {
     let dir = match std::env::var_os("NN_KERAS_OUT") {
@@ -306,6 +347,11 @@ fn zoo_models_read_back_identically() {
                 pixels(2, 10),
                 Array::new((0..20).map(|i| (i % 10 == 3) as u8 as f32).collect(), [2, 10]).unwrap(),
             ],
+        ),
+        (
+            "deep",
+            deep(&dev),
+            vec![Array::new((0..8).map(|i| i as f32 * 0.3 - 1.0).collect(), [2, 4]).unwrap()],
         ),
     ];
     for (name, mut model, x) in models {

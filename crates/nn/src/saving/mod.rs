@@ -32,7 +32,7 @@ use std::path::Path;
 
 pub use architecture::ARCHITECTURE_KEY;
 pub use error::SavingError;
-pub use keras::KERAS_VERSION;
+pub use keras::{hdf5, KERAS_VERSION};
 pub use layer_config::padding_name;
 pub use training_state::TRAINING_KEY;
 

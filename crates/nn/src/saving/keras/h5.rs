@@ -2,18 +2,18 @@
 //! `<layer path>/vars/0`, `/vars/1`, ... (the path from [`super::config::weight_paths`]) in the
 //! order of [`Layer::named_weights`](crate::layers::Layer), which is Keras' (trainable, then
 //! non-trainable: a `Dense`'s kernel then bias, a `BatchNormalization`'s gamma, beta, moving mean
-//! and variance), in Keras' layouts. Read and written with `hdf5-pure` (pure Rust: no libhdf5).
+//! and variance), in Keras' layouts. Read and written by [`super::hdf5`], the subset of HDF5 that
+//! Keras uses.
 //!
 //! Keras also writes an `optimizer/vars/...` group for a compiled model; it is not written here
 //! (a `.keras` file from this library holds no training state) and ignored on reading.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
-
-use hdf5_pure::{AttrValue, Datatype, File, FileBuilder, GroupBuilder};
 
 use super::super::weights::named_variables;
 use super::super::SavingError;
+use super::hdf5::{self, File, FileBuilder};
 use crate::error::Result;
 use crate::model::Model;
 
@@ -21,36 +21,6 @@ const PART: &str = "model.weights.h5";
 
 fn h5_error(path: &Path, what: &str, e: impl std::fmt::Display) -> SavingError {
     SavingError::KerasFile { path: path.to_path_buf(), part: PART, reason: format!("{what}: {e}") }
-}
-
-/// One group of the file being written: its `name` attribute, datasets and subgroups.
-#[derive(Default)]
-struct Tree {
-    name: Option<String>,
-    datasets: Vec<(String, Vec<u64>, Vec<f32>)>,
-    groups: BTreeMap<String, Tree>,
-}
-
-impl Tree {
-    fn at(&mut self, path: &str) -> &mut Tree {
-        path.split('/')
-            .filter(|p| !p.is_empty())
-            .fold(self, |t, part| t.groups.entry(part.to_string()).or_default())
-    }
-
-    fn fill(self, group: &mut GroupBuilder) {
-        if let Some(name) = self.name {
-            group.set_attr("name", AttrValue::String(name));
-        }
-        for (name, shape, values) in &self.datasets {
-            group.create_dataset(name).with_f32_data(values).with_shape(shape);
-        }
-        for (name, tree) in self.groups {
-            let mut child = group.create_group(&name);
-            tree.fill(&mut child);
-            group.add_group(child.finish());
-        }
-    }
 }
 
 /// The HDF5 bytes of the model's weights. `paths` maps each layer (as [`named_variables`] names
@@ -61,13 +31,15 @@ pub(super) fn weights_bytes(
     paths: &HashMap<String, String>,
     model_name: &str,
 ) -> Result<Vec<u8>> {
-    let mut root = Tree::default();
+    let mut file = FileBuilder::new();
+    let root = file.root();
+    let invalid = |e| h5_error(path, "cannot write the weights", e);
     // Keras writes a `vars` group for every layer and the model; empty ones say "no weights".
     for (layer, group) in paths {
-        let vars = root.at(&format!("{group}/vars"));
-        vars.name = Some(layer.rsplit('/').next().unwrap_or(layer).to_string());
+        let vars = root.group_at(&format!("{group}/vars")).map_err(invalid)?;
+        vars.set_attr("name", layer.rsplit('/').next().unwrap_or(layer)).map_err(invalid)?;
     }
-    root.at("vars").name = Some(model_name.to_string());
+    root.group("vars").and_then(|vars| vars.set_attr("name", model_name)).map_err(invalid)?;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for (name, var) in named_variables(model) {
         let layer = name.rsplit_once('/').map_or(name.as_str(), |(l, _)| l).to_string();
@@ -79,15 +51,10 @@ pub(super) fn weights_bytes(
             reason: format!("no Keras path for '{layer}'"),
         })?;
         let shape: Vec<u64> = var.dims().iter().map(|&d| d as u64).collect();
-        root.at(&format!("{group}/vars")).datasets.push((index.to_string(), shape, var.to_vec()?));
+        let vars = root.group_at(&format!("{group}/vars")).map_err(invalid)?;
+        vars.add_f32(&index.to_string(), &shape, var.to_vec()?).map_err(invalid)?;
     }
-    let mut builder = FileBuilder::new();
-    for (name, tree) in root.groups {
-        let mut group = builder.create_group(&name);
-        tree.fill(&mut group);
-        builder.add_group(group.finish());
-    }
-    Ok(builder.finish().map_err(|e| h5_error(path, "cannot write the weights", e))?)
+    Ok(file.finish())
 }
 
 /// Loads the weights in HDF5 `bytes` into the model, every dataset checked (present, 32-bit
@@ -116,7 +83,7 @@ pub(super) fn load_weights(
         let dataset = match file.dataset(&dataset_path) {
             Ok(dataset) => dataset,
             // Only a name that resolves to nothing is a missing weight; a damaged file is not.
-            Err(hdf5_pure::Error::Format(hdf5_pure::FormatError::PathNotFound(_))) => {
+            Err(hdf5::Error::NotFound(_)) => {
                 return Err(SavingError::MissingTensor {
                     path: path.to_path_buf(),
                     name: label,
@@ -126,24 +93,14 @@ pub(super) fn load_weights(
             }
             Err(e) => return Err(h5_error(path, &label, e).into()),
         };
-        match dataset.datatype().map_err(|e| h5_error(path, &label, e))? {
-            Datatype::FloatingPoint { size: 4, .. } => {}
-            Datatype::FloatingPoint { size, .. } => {
-                let found = format!("F{}", size * 8);
-                return Err(
-                    SavingError::DtypeMismatch { path: path.to_path_buf(), name: label, found }.into()
-                );
-            }
-            other => {
-                let found = format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string();
-                return Err(
-                    SavingError::DtypeMismatch { path: path.to_path_buf(), name: label, found }.into()
-                );
-            }
+        let datatype = dataset.datatype();
+        if !datatype.is_f32() {
+            let found = datatype.label();
+            return Err(SavingError::DtypeMismatch { path: path.to_path_buf(), name: label, found }.into());
         }
         // The shape is checked before the data is read, so a lying header allocates nothing.
-        let shape = dataset.shape().map_err(|e| h5_error(path, &label, e))?;
-        let found: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let found: Vec<usize> =
+            dataset.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
         if found != expected {
             return Err(SavingError::ShapeMismatch {
                 path: path.to_path_buf(),
@@ -171,8 +128,7 @@ pub(super) fn load_weights(
             let name = format!("{group}/vars/{extra}");
             let shape = file
                 .dataset(&name)
-                .and_then(|d| d.shape())
-                .map(|s| s.iter().map(|&d| d as usize).collect())
+                .map(|d| d.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect())
                 .unwrap_or_default();
             return Err(SavingError::UnexpectedTensor { path: path.to_path_buf(), name, shape }.into());
         }

@@ -20,6 +20,7 @@
 
 mod config;
 mod h5;
+pub mod hdf5;
 
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
