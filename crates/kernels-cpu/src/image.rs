@@ -54,7 +54,9 @@ pub fn affine_transform(x: &[f32], transforms: &[f32], spec: &AffineTransformSpe
         return out;
     }
     let taps_per_axis = if interpolation == Interpolation::Nearest { 1 } else { 2 };
-    out.par_chunks_mut(row_len).enumerate().for_each(|(image_row, out_row)| {
+    // Rows of 28 pixels are too little work for a task each: rayon's splitting cost more than
+    // the resampling, so a task takes at least a few images' rows.
+    out.par_chunks_mut(row_len).with_min_len(4 * height).enumerate().for_each(|(image_row, out_row)| {
         let (b, y) = (image_row / height, image_row % height);
         let t = &transforms[b * TRANSFORM_LEN..(b + 1) * TRANSFORM_LEN];
         let image = &x[b * height * row_len..(b + 1) * height * row_len];
