@@ -8,13 +8,18 @@
 //! `python benches/keras/keras_files.py --check DIR/model4.keras DIR/model4.txt` checks with Keras.
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use nn::saving::zip;
 use nn::{Array, Error, Model, SavingError};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// The bytes of entry `name` of the `.keras` archive `archive`.
+fn entry(archive: &[u8], name: &str) -> Vec<u8> {
+    zip::Archive::new(archive).unwrap().read(name, u64::MAX).unwrap()
 }
 
 /// The blocks of `keras-files.txt`: `name rows cols`, then `rows` lines of `cols` numbers.
@@ -90,9 +95,7 @@ fn keras_two_input_functional_model_predicts_as_keras() {
     assert_close(ours[0].data(), &b["two_inputs.output0"].1, "two_inputs class");
     assert_close(ours[1].data(), &b["two_inputs.output1"].1, "two_inputs score");
     // The file was saved compiled: its Adam state (ignored here) is in it.
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(data("keras-two-inputs.keras")).unwrap()).unwrap();
-    let mut h5 = Vec::new();
-    zip.by_name("model.weights.h5").unwrap().read_to_end(&mut h5).unwrap();
+    let h5 = entry(&std::fs::read(data("keras-two-inputs.keras")).unwrap(), "model.weights.h5");
     let h5 = nn::saving::hdf5::File::from_bytes(h5).unwrap();
     assert_eq!(h5.dataset("optimizer/vars/10").unwrap().shape(), [8, 4]);
 }
@@ -159,15 +162,9 @@ fn a_written_file_has_keras_layout() {
     let dir = tempfile::tempdir().unwrap();
     let (path, ..) = model4_written(dir.path());
     let bytes = std::fs::read(&path).unwrap();
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().to_string()).collect();
-    names.sort_unstable();
-    assert_eq!(names, ["config.json", "metadata.json", "model.weights.h5"]);
-    let mut read = |name: &str| {
-        let mut out = Vec::new();
-        zip.by_name(name).unwrap().read_to_end(&mut out).unwrap();
-        out
-    };
+    let archive = zip::Archive::new(&bytes).unwrap();
+    assert_eq!(archive.names().collect::<Vec<_>>(), ["metadata.json", "config.json", "model.weights.h5"]);
+    let read = |name: &str| entry(&bytes, name);
     let config: serde_json::Value = serde_json::from_slice(&read("config.json")).unwrap();
     assert_eq!(config["class_name"], "Sequential");
     let classes: Vec<&str> = config["config"]["layers"]
@@ -202,22 +199,19 @@ fn a_written_file_has_keras_layout() {
     assert_eq!(name("vars"), "sequential_1");
 }
 
-/// The fixture's entries with `edit` applied to them, zipped again.
+/// The fixture's entries with `edit` applied to them, zipped again (deflated, so the loader's
+/// inflating is exercised too).
 fn edited(edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u8> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(std::fs::read(data("keras-two-inputs.keras")).unwrap())).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for i in 0..zip.len() {
-        let mut file = zip.by_index(i).unwrap();
-        let name = file.name().unwrap().to_string();
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).unwrap();
-        if let Some(bytes) = edit(&name, bytes) {
-            out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
-            out.write_all(&bytes).unwrap();
+    let original = std::fs::read(data("keras-two-inputs.keras")).unwrap();
+    let archive = zip::Archive::new(&original).unwrap();
+    let mut out = zip::Writer::new();
+    for file in archive.entries() {
+        let bytes = archive.read_entry(file, u64::MAX).unwrap();
+        if let Some(bytes) = edit(file.name(), bytes) {
+            out.add(file.name(), &bytes, zip::Method::Deflated).unwrap();
         }
     }
-    out.finish().unwrap().into_inner()
+    out.finish().unwrap()
 }
 
 fn load_bytes(bytes: &[u8]) -> (PathBuf, nn::Result<Model>) {
@@ -285,9 +279,7 @@ fn malformed_files_give_typed_errors() {
 
     // Weights of another shape are named by dataset and layer.
     let model4 = std::fs::read(data("keras-model4.keras")).unwrap();
-    let mut zip = zip::ZipArchive::new(Cursor::new(model4)).unwrap();
-    let mut h5 = Vec::new();
-    zip.by_name("model.weights.h5").unwrap().read_to_end(&mut h5).unwrap();
+    let h5 = entry(&model4, "model.weights.h5");
     let (_, result) =
         load_bytes(&edited(|name, b| Some(if name == "model.weights.h5" { h5.clone() } else { b })));
     let err = result.map(|_| ()).unwrap_err();
@@ -297,10 +289,7 @@ fn malformed_files_give_typed_errors() {
 
 #[test]
 fn corrupted_weights_never_panic() {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(std::fs::read(data("keras-two-inputs.keras")).unwrap())).unwrap();
-    let mut h5 = Vec::new();
-    zip.by_name("model.weights.h5").unwrap().read_to_end(&mut h5).unwrap();
+    let h5 = entry(&std::fs::read(data("keras-two-inputs.keras")).unwrap(), "model.weights.h5");
     // Flip bytes across the metadata (the first few KiB: superblock, headers, heaps, B-trees).
     for at in (0..h5.len().min(6000)).step_by(7) {
         let mut bad = h5.clone();

@@ -16,6 +16,10 @@
 //! per-variable tensors), so a loaded model resumes training exactly where the saved one
 //! stopped; this is what [`ModelCheckpoint`](crate::callbacks::ModelCheckpoint) writes.
 //! `Sequential::save` and `load` are the same path.
+//!
+//! A path ending in `.keras` reads and writes Keras 3's own format instead; its two containers,
+//! the subsets of [`zip`] and [`hdf5`] that Keras uses, are read and written by this library's
+//! own modules, public for tools and tests that look inside such files.
 
 pub mod architecture;
 pub mod atomic;
@@ -32,7 +36,7 @@ use std::path::Path;
 
 pub use architecture::ARCHITECTURE_KEY;
 pub use error::SavingError;
-pub use keras::{hdf5, KERAS_VERSION};
+pub use keras::{hdf5, zip, KERAS_VERSION};
 pub use layer_config::padding_name;
 pub use training_state::TRAINING_KEY;
 

@@ -21,14 +21,12 @@
 mod config;
 mod h5;
 pub mod hdf5;
+pub mod zip;
 
-use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
 use tensor::Device;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::atomic::write_atomic_with;
 use super::weights::read_file;
@@ -52,26 +50,10 @@ fn file_error(path: &Path, part: &'static str, reason: impl Into<String>) -> Sav
     SavingError::KerasFile { path: path.to_path_buf(), part, reason: reason.into() }
 }
 
-/// Reads entry `name` of the archive whole. An entry is read no further than deflate's largest
-/// ratio (1032:1) allows from the archive's size, so a lying or hostile size field cannot make
-/// the reader allocate more than that.
-fn entry(
-    archive: &mut ZipArchive<Cursor<&[u8]>>,
-    path: &Path,
-    name: &'static str,
-    limit: u64,
-) -> Result<Vec<u8>> {
-    let mut file =
-        archive.by_name(name).map_err(|e| file_error(path, "zip", format!("entry '{name}': {e}")))?;
-    let mut out = Vec::new();
-    (&mut file)
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| file_error(path, "zip", format!("entry '{name}': {e}")))?;
-    if out.len() as u64 > limit {
-        return Err(file_error(path, "zip", format!("entry '{name}' inflates past {limit} bytes")).into());
-    }
-    Ok(out)
+/// Reads entry `name` of the archive whole, checked against its size and CRC-32, if it declares
+/// no more than `limit` bytes.
+fn entry(archive: &zip::Archive<'_>, path: &Path, name: &'static str, limit: u64) -> Result<Vec<u8>> {
+    Ok(archive.read(name, limit).map_err(|e| file_error(path, "zip", e.to_string()))?)
 }
 
 fn json_entry(bytes: &[u8], path: &Path, part: &'static str) -> Result<Value> {
@@ -81,10 +63,11 @@ fn json_entry(bytes: &[u8], path: &Path, part: &'static str) -> Result<Value> {
 /// Reads a `.keras` file into a model on `device`.
 pub(crate) fn load(path: &Path, device: &Device) -> Result<Model> {
     let bytes = read_file(path)?;
+    // No entry can inflate to more than deflate's largest ratio allows from the whole file (the
+    // reader also bounds each entry by its own compressed size).
     let limit = (bytes.len() as u64).saturating_mul(1032);
-    let mut archive = ZipArchive::new(Cursor::new(bytes.as_slice()))
-        .map_err(|e| file_error(path, "zip", format!("not a zip archive: {e}")))?;
-    let keras = json_entry(&entry(&mut archive, path, CONFIG, limit)?, path, CONFIG)?;
+    let archive = zip::Archive::new(&bytes).map_err(|e| file_error(path, "zip", e.to_string()))?;
+    let keras = json_entry(&entry(&archive, path, CONFIG, limit)?, path, CONFIG)?;
     let arch = config::to_architecture(&keras).map_err(|e| match e {
         config::ConfigError::Unknown { layer, class } => {
             SavingError::UnknownLayer { path: path.to_path_buf(), layer, class }
@@ -94,7 +77,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> Result<Model> {
     let paths = config::weight_paths(&keras).map_err(|reason| file_error(path, CONFIG, reason))?;
     let mut model = super::architecture::build(&arch, device, 0)
         .map_err(|reason| SavingError::Architecture { path: path.to_path_buf(), reason })?;
-    let weights = entry(&mut archive, path, WEIGHTS, limit)?;
+    let weights = entry(&archive, path, WEIGHTS, limit)?;
     h5::load_weights(&mut model, path, weights, &paths)?;
     Ok(model)
 }
@@ -119,15 +102,13 @@ pub(crate) fn entries(model: &Model, path: &Path) -> Result<[(&'static str, Vec<
 /// Writes `model` as a `.keras` file at `path`, atomically.
 pub(crate) fn save(model: &Model, path: &Path) -> Result<()> {
     let entries = entries(model, path)?;
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    // Stored, as Keras writes them; the fixed default timestamp keeps the bytes reproducible.
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
-    let zip_error = |e: &dyn std::fmt::Display| file_error(path, "zip", format!("cannot write: {e}"));
+    // Stored, as Keras writes them; the writer's fixed date keeps the bytes reproducible.
+    let mut zip = zip::Writer::new();
+    let zip_error = |e: zip::Error| file_error(path, "zip", e.to_string());
     for (name, bytes) in &entries {
-        zip.start_file(*name, options).map_err(|e| zip_error(&e))?;
-        zip.write_all(bytes).map_err(|e| zip_error(&e))?;
+        zip.add(name, bytes, zip::Method::Stored).map_err(zip_error)?;
     }
-    let bytes = zip.finish().map_err(|e| zip_error(&e))?.into_inner();
+    let bytes = zip.finish().map_err(zip_error)?;
     Ok(write_atomic_with(path, |w| w.write_all(&bytes))?)
 }
 

@@ -1,8 +1,6 @@
 //! The reader on Keras' own files (values identical to what `hdf5-pure` read from them), the
 //! writer read back, and damaged files giving errors.
 
-use std::io::Read;
-
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -11,10 +9,8 @@ use super::*;
 /// The `model.weights.h5` of a committed `.keras` fixture.
 fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    zip.by_name("model.weights.h5").unwrap().read_to_end(&mut out).unwrap();
-    out
+    let bytes = std::fs::read(path).unwrap();
+    crate::saving::zip::Archive::new(&bytes).unwrap().read("model.weights.h5", u64::MAX).unwrap()
 }
 
 /// Every dataset below `group`, as `path label shape hash` (the first 8 bytes of the SHA-256 of
