@@ -291,10 +291,7 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (i >= params.n) {
         return;
     }
-    var c = i % params.channels;
-    if (params.inner != 1u) {
-        c = (i / params.inner) % params.channels;
-    }
+    let c = channel_of(i);
     let v = affine_value(a[i], b[c], shift[c]);
     if (params.relu != 0u && !(v > 0.0)) {
         out[i] = 0.0;

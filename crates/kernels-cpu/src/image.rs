@@ -54,8 +54,7 @@ pub fn affine_transform(x: &[f32], transforms: &[f32], spec: &AffineTransformSpe
         return out;
     }
     let taps_per_axis = if interpolation == Interpolation::Nearest { 1 } else { 2 };
-    // Rows of 28 pixels are too little work for a task each: rayon's splitting cost more than
-    // the resampling, so a task takes at least a few images' rows.
+    // A row of 28 pixels is little work for a task of its own: a task takes a few images' rows.
     out.par_chunks_mut(row_len).with_min_len(4 * height).enumerate().for_each(|(image_row, out_row)| {
         let (b, y) = (image_row / height, image_row % height);
         let t = &transforms[b * TRANSFORM_LEN..(b + 1) * TRANSFORM_LEN];

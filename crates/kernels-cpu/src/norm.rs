@@ -314,9 +314,8 @@ fn block_sums_avx2<const GATED: bool>(a: &[f32], b: &[f32], per_channel: [&[f32]
 fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
     let a = grad.dy;
-    // Unread unless GATED.
-    let ones = vec![1.0f32; 2 * channels];
-    let (scale, shift) = grad.relu_gate.unwrap_or(&ones).split_at(channels);
+    // Without a gate, `center` stands in for scale and shift: unread unless GATED.
+    let (scale, shift) = grad.relu_gate.map_or((center, center), |gate| gate.split_at(channels));
     let add = |mut p: Vec<f64>, q: Vec<f64>| {
         p.iter_mut().zip(q).for_each(|(p, q)| *p += q);
         p
@@ -374,14 +373,8 @@ pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &Ch
 
 /// The host slices of a [`ChannelGrad`], its gate checked to be `[2, channels]`.
 fn host_grad<'a>(grad: ChannelGrad<'a>, spec: &ChannelSpec, op: &str) -> Result<Grad<'a>> {
+    grad.check_gate(spec, op)?;
     let relu_gate = grad.relu_gate.map(|r| cpu_slice(r, op)).transpose()?;
-    if let Some(gate) = relu_gate.filter(|g| g.len() != 2 * spec.channels) {
-        return Err(tensor::TensorError::InvalidArgument(format!(
-            "{op}: the ReLU gate holds {} values, not 2 x {} channels",
-            gate.len(),
-            spec.channels
-        )));
-    }
     Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_gate })
 }
 

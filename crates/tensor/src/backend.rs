@@ -361,6 +361,23 @@ pub struct ChannelGrad<'a> {
     pub relu_gate: Option<&'a Storage>,
 }
 
+impl ChannelGrad<'_> {
+    /// Checks that the gate, if any, holds `[2, channels]` values for `spec`: each backend
+    /// calls this before its kernels index the gate by channel.
+    pub fn check_gate(&self, spec: &ChannelSpec, op: &str) -> Result<()> {
+        match self.relu_gate {
+            Some(gate) if gate.len() != 2 * spec.channels => {
+                Err(crate::TensorError::InvalidArgument(format!(
+                    "{op}: the ReLU gate holds {} values, not 2 x {} channels",
+                    gate.len(),
+                    spec.channels
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The three `[channels]` coefficients of [`NormOps::channel_affine_pair`].
 #[derive(Clone, Copy)]
 pub struct ChannelCoefficients<'a> {

@@ -233,16 +233,8 @@ fn relu_gate<'a>(
     ctx: &Arc<Context>,
     op: &str,
 ) -> Result<Option<&'a WgpuStorage>> {
-    let Some(gate) = grad.relu_gate else { return Ok(None) };
-    let gate = wgpu_storage(gate, ctx, op)?;
-    if gate.len() != 2 * spec.channels {
-        return Err(TensorError::InvalidArgument(format!(
-            "{op}: the ReLU gate holds {} values, not 2 x {} channels",
-            gate.len(),
-            spec.channels
-        )));
-    }
-    Ok(Some(gate))
+    grad.check_gate(spec, op)?;
+    grad.relu_gate.map(|gate| wgpu_storage(gate, ctx, op)).transpose()
 }
 
 /// The uniform of an element-wise map over `spec` (`channel_affine`, `channel_affine_pair`).
