@@ -19,6 +19,7 @@
 //! entries are read too.
 
 mod config;
+mod cursor;
 mod h5;
 pub mod hdf5;
 pub mod zip;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::read::File;
-use super::{Cursor, Datatype, Error, Result};
+use super::{Cursor, Datatype, Error, Result, Uint};
 
 pub(super) const DATASPACE: u16 = 0x0001;
 pub(super) const LINK_INFO: u16 = 0x0002;

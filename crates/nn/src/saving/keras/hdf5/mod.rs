@@ -31,6 +31,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+use super::cursor::{Cursor, CutShort};
 use std::fmt;
 
 pub use read::{Dataset, File, Group};
@@ -160,57 +161,29 @@ impl Datatype {
     }
 }
 
-/// Little-endian fields read one after another from a slice of the file; running past its end
-/// is an [`Error::Malformed`] naming `what` was being read.
-struct Cursor<'a, 'w> {
-    bytes: &'a [u8],
-    pos: usize,
-    what: &'w str,
+impl From<CutShort> for Error {
+    fn from(cut: CutShort) -> Self {
+        Error::Malformed(cut.to_string())
+    }
 }
 
-impl<'a, 'w> Cursor<'a, 'w> {
-    fn new(bytes: &'a [u8], what: &'w str) -> Self {
-        Cursor { bytes, pos: 0, what }
-    }
+/// HDF5's integers of a size the superblock gives (1 to 8 bytes: offsets and lengths), read
+/// from a [`Cursor`].
+trait Uint {
+    /// An unsigned integer of `size` bytes, with all bits set mapped to [`UNDEFINED`] whatever
+    /// the size.
+    fn uint(&mut self, size: usize) -> Result<u64>;
+}
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len());
-        let end = end.ok_or_else(|| Error::Malformed(format!("{} is cut short", self.what)))?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn skip(&mut self, n: usize) -> Result<()> {
-        self.take(n).map(|_| ())
-    }
-
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16> {
-        Ok(self.uint(2)? as u16)
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(self.uint(4)? as u32)
-    }
-
-    /// An unsigned integer of `size` bytes (1 to 8: HDF5's offsets and lengths), with all bits
-    /// set mapped to [`UNDEFINED`] whatever the size.
+impl Uint for Cursor<'_, '_> {
     fn uint(&mut self, size: usize) -> Result<u64> {
         let bytes = self.take(size)?;
         if bytes.len() > 8 {
-            return Err(Error::Unsupported(format!("{}-byte integers in {}", bytes.len(), self.what)));
+            return Err(Error::Unsupported(format!("{}-byte integers in {}", bytes.len(), self.what())));
         }
         if !bytes.is_empty() && bytes.iter().all(|&b| b == 0xFF) {
             return Ok(UNDEFINED);
         }
         Ok(bytes.iter().rev().fold(0u64, |acc, &b| (acc << 8) | b as u64))
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::header::{self, Layout, Message, Sizes};
-use super::{Cursor, Datatype, Error, Result, UNDEFINED};
+use super::{Cursor, Datatype, Error, Result, Uint, UNDEFINED};
 
 /// The 8 bytes an HDF5 file (its superblock) starts with.
 pub(super) const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";

@@ -30,6 +30,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+use super::cursor::{Cursor, CutShort};
 use std::fmt;
 
 pub use read::{Archive, Entry};
@@ -135,38 +136,8 @@ fn crc32(bytes: &[u8]) -> u32 {
     crc.sum()
 }
 
-/// Little-endian fields read one after another from a slice of the archive; running past its
-/// end is an [`Error::Malformed`] naming `what` was being read.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Self {
-        Cursor { bytes, pos: 0, what }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len());
-        let end = end.ok_or_else(|| Error::Malformed(format!("{} is cut short", self.what)))?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+impl From<CutShort> for Error {
+    fn from(cut: CutShort) -> Self {
+        Error::Malformed(cut.to_string())
     }
 }

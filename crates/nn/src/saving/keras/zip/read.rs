@@ -197,7 +197,7 @@ fn find_end(data: &[u8]) -> Result<usize> {
 
 /// The central directory record at `c`, its entry's data located through its local header in
 /// `data` (which must end before the central directory, at `central`).
-fn central_record(c: &mut Cursor<'_>, data: &[u8], central: usize) -> Result<Entry> {
+fn central_record(c: &mut Cursor<'_, '_>, data: &[u8], central: usize) -> Result<Entry> {
     if c.u32()? != CENTRAL_HEADER {
         return Err(Error::Malformed("a central directory record without its signature".into()));
     }
