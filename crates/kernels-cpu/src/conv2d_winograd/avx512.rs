@@ -6,6 +6,8 @@
 // Register arrays indexed alongside the planes.
 #![allow(clippy::needless_range_loop)]
 
+use super::input_images::{InputImages, TileAt};
+use super::plain_avx512::lane_mask;
 use crate::conv2d_direct::simd::{Avx512, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -63,76 +65,70 @@ impl Planes {
     }
 }
 
-/// Where the input tiles of a few images come from: their zero-padded copies (`[ph, pw,
-/// in_c]` each, `image_len` apart, with at least a register of slack after the last) and
-/// their windows (`windows_h` x `windows_w` per image). Tile `t` is window
-/// `t % (windows_h * windows_w)` (scan order) of image `t / (windows_h * windows_w)`.
-pub(super) struct PaddedImages<'a> {
-    pub(super) padded: &'a [f32],
-    pub(super) image_len: usize,
-    pub(super) pw: usize,
-    pub(super) in_c: usize,
-    pub(super) windows_h: usize,
-    pub(super) windows_w: usize,
-}
-
-/// `V = B^T d B` of the 4x4 input tiles `tiles`, into rows `0..tiles.len()` of `v`. Whole
-/// registers are read and stored: lanes past `in_c` hold the next pixel's channels, which
-/// the products never read.
+/// `V = B^T d B` of the 4x4 input tiles `tiles` of `images` (tile `(ty, tx)` of an image
+/// starts at row `2 ty - pad_top`, column `2 tx - pad_left`, zeros outside the image), into
+/// rows `0..tiles.len()` of `v`. Lanes past `in_c` are stored as zeros.
 ///
 /// # Safety
-/// The CPU has AVX-512F.
+/// The CPU has AVX-512F (the bounds are checked).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn input_tiles(
-    images: &PaddedImages<'_>,
+    images: &InputImages<'_>,
     tiles: Range<usize>,
     planes: Planes,
     v: &mut [f32],
 ) {
-    let (pw, c, per_image) = (images.pw, images.in_c, images.windows_h * images.windows_w);
-    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && per_image > 0);
+    let c = images.in_c;
+    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && c <= planes.lanes);
     assert_eq!(planes.positions, 16, "F(2x2, 3x3) tiles");
-    if let Some(last) = tiles.clone().last() {
-        let last_read = ((2 * images.windows_h + 1) * pw + 2 * images.windows_w + 1) * c + planes.lanes;
-        assert!(
-            last / per_image * images.image_len + last_read <= images.padded.len(),
-            "tile outside the images"
-        );
-    }
-    let row_stride = pw * c;
+    images.check(&tiles);
     for (row, tile) in tiles.enumerate() {
-        let (image, window) = (tile / per_image, tile % per_image);
-        let (wy, wx) = (window / images.windows_w, window % images.windows_w);
-        let corner = images.padded.as_ptr().add(image * images.image_len + (2 * wy * pw + 2 * wx) * c);
+        let at = images.tile(tile, 2, 4);
         for lane in (0..planes.lanes).step_by(LANES) {
-            let mut d = [[_mm512_setzero_ps(); 4]; 4];
-            let mut line = corner.add(lane);
-            for r in 0..4 {
-                let mut pixel = line;
-                for s in 0..4 {
-                    d[r][s] = _mm512_loadu_ps(pixel);
-                    pixel = pixel.add(c);
-                }
-                line = line.add(row_stride);
+            let mask = lane_mask(c.saturating_sub(lane));
+            let out = v.as_mut_ptr().add(planes.at(0, row) + lane);
+            if at.inside {
+                input_tile::<true>(&at, lane, mask, out, planes.xi_stride());
+            } else {
+                input_tile::<false>(&at, lane, mask, out, planes.xi_stride());
             }
-            // Rows: B^T d.
-            let mut rows = [[_mm512_setzero_ps(); 4]; 4];
-            for s in 0..4 {
-                rows[0][s] = sub(d[0][s], d[2][s]);
-                rows[1][s] = add(d[1][s], d[2][s]);
-                rows[2][s] = sub(d[2][s], d[1][s]);
-                rows[3][s] = sub(d[1][s], d[3][s]);
-            }
-            // Columns: (B^T d) B, stored as the tile's 16 rows.
-            let mut out = v.as_mut_ptr().add(planes.at(0, row) + lane);
-            for row in rows {
-                for value in
-                    [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])]
-                {
-                    _mm512_storeu_ps(out, value);
-                    out = out.add(planes.xi_stride());
-                }
-            }
+        }
+    }
+}
+
+/// `V = B^T d B` of one tile's channels `lane..lane + 16` (see [`TileAt::load`]), stored
+/// as its 16 rows from `out`, `xi_stride` apart.
+///
+/// # Safety
+/// As [`TileAt::load`]'s; `out` holds the 16 rows.
+#[inline(always)]
+unsafe fn input_tile<const INSIDE: bool>(
+    at: &TileAt,
+    lane: usize,
+    mask: __mmask16,
+    out: *mut f32,
+    xi_stride: usize,
+) {
+    let mut d = [[_mm512_setzero_ps(); 4]; 4];
+    for r in 0..4 {
+        for s in 0..4 {
+            d[r][s] = at.load::<INSIDE>(r, s, lane, mask);
+        }
+    }
+    // Rows: B^T d.
+    let mut rows = [[_mm512_setzero_ps(); 4]; 4];
+    for s in 0..4 {
+        rows[0][s] = sub(d[0][s], d[2][s]);
+        rows[1][s] = add(d[1][s], d[2][s]);
+        rows[2][s] = sub(d[2][s], d[1][s]);
+        rows[3][s] = sub(d[1][s], d[3][s]);
+    }
+    // Columns: (B^T d) B, stored as the tile's 16 rows.
+    let mut out = out;
+    for row in rows {
+        for value in [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])] {
+            _mm512_storeu_ps(out, value);
+            out = out.add(xi_stride);
         }
     }
 }

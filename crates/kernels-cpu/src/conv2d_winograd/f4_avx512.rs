@@ -1,5 +1,5 @@
 //! The AVX-512 transforms of Winograd's F(4x4, 3x3) for the plain convolutions (see
-//! `plain.rs`): input tiles `V = B^T d B` (6x6 from padded images), output tiles
+//! `plain.rs`): input tiles `V = B^T d B` (6x6, read in place from the images), output tiles
 //! `Y = A^T M A + bias` (4x4 into NHWC images) and the filter gradient's output-gradient
 //! tiles `Z = A dY A^T`. The products per position are `plain_avx512`'s, as for F(2x2).
 //!
@@ -23,7 +23,8 @@
 // Register arrays indexed alongside the positions.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512::{add, sub, PaddedImages, Planes, LANES};
+use super::avx512::{add, sub, Planes, LANES};
+use super::input_images::{InputImages, TileAt};
 use super::plain_avx512::{lane_mask, TileGrid};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
@@ -106,55 +107,67 @@ fn gradient_1d(g: [__m512; M]) -> [__m512; ALPHA] {
     [g[0], add(s, d), sub(s, d), fma(two, e1, e0), fnma(two, e1, e0), g[3]]
 }
 
-/// `V = B^T d B` of the 6x6 input tiles `tiles` (tile `(ty, tx)` of an image starts at row
-/// `4 ty`, column `4 tx` of its padded copy), into rows `0..tiles.len()` of `v`. Whole
-/// registers are read and stored: lanes past `in_c` hold the next pixel's channels, which
-/// the products never read.
+/// `V = B^T d B` of the 6x6 input tiles `tiles` of `images` (tile `(ty, tx)` of an image
+/// starts at row `4 ty - pad_top`, column `4 tx - pad_left`, zeros outside the image), into
+/// rows `0..tiles.len()` of `v`. Lanes past `in_c` are stored as zeros.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn input_tiles(
-    images: &PaddedImages<'_>,
+    images: &InputImages<'_>,
     tiles: Range<usize>,
     planes: Planes,
     v: &mut [f32],
 ) {
-    let (pw, c, per_image) = (images.pw, images.in_c, images.windows_h * images.windows_w);
-    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && per_image > 0);
+    let c = images.in_c;
+    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && c <= planes.lanes);
     assert_eq!(planes.positions, POSITIONS, "F(4x4, 3x3) tiles");
-    if let Some(last) = tiles.clone().last() {
-        let last_read = ((M * images.windows_h + 1) * pw + M * images.windows_w + 1) * c + planes.lanes;
-        assert!(
-            last / per_image * images.image_len + last_read <= images.padded.len(),
-            "tile outside the images"
-        );
-    }
-    let row_stride = pw * c;
+    images.check(&tiles);
     for (row, tile) in tiles.enumerate() {
-        let (image, window) = (tile / per_image, tile % per_image);
-        let (wy, wx) = (window / images.windows_w, window % images.windows_w);
-        let corner = images.padded.as_ptr().add(image * images.image_len + (M * wy * pw + M * wx) * c);
+        let at = images.tile(tile, M, ALPHA);
         for lane in (0..planes.lanes).step_by(LANES) {
-            // Columns: B^T d, a column of six pixels at a time.
-            let mut t = [[_mm512_setzero_ps(); ALPHA]; ALPHA];
-            for s in 0..ALPHA {
-                let mut d = [_mm512_setzero_ps(); ALPHA];
-                for r in 0..ALPHA {
-                    d[r] = _mm512_loadu_ps(corner.add(r * row_stride + s * c + lane));
-                }
-                for (r, value) in input_1d(d).into_iter().enumerate() {
-                    t[r][s] = value;
-                }
+            let mask = lane_mask(c.saturating_sub(lane));
+            let out = v.as_mut_ptr().add(planes.at(0, row) + lane);
+            if at.inside {
+                input_tile::<true>(&at, lane, mask, out, planes.xi_stride());
+            } else {
+                input_tile::<false>(&at, lane, mask, out, planes.xi_stride());
             }
-            // Rows: (B^T d) B, stored as the tile's 36 rows.
-            let mut out = v.as_mut_ptr().add(planes.at(0, row) + lane);
-            for r in 0..ALPHA {
-                for value in input_1d(t[r]) {
-                    _mm512_storeu_ps(out, value);
-                    out = out.add(planes.xi_stride());
-                }
-            }
+        }
+    }
+}
+
+/// `V = B^T d B` of one tile's channels `lane..lane + 16` (see [`TileAt::load`]), stored
+/// as its 36 rows from `out`, `xi_stride` apart.
+///
+/// # Safety
+/// As [`TileAt::load`]'s; `out` holds the 36 rows.
+#[inline(always)]
+unsafe fn input_tile<const INSIDE: bool>(
+    at: &TileAt,
+    lane: usize,
+    mask: __mmask16,
+    out: *mut f32,
+    xi_stride: usize,
+) {
+    // Columns: B^T d, a column of six pixels at a time.
+    let mut t = [[_mm512_setzero_ps(); ALPHA]; ALPHA];
+    for s in 0..ALPHA {
+        let mut d = [_mm512_setzero_ps(); ALPHA];
+        for r in 0..ALPHA {
+            d[r] = at.load::<INSIDE>(r, s, lane, mask);
+        }
+        for (r, value) in input_1d(d).into_iter().enumerate() {
+            t[r][s] = value;
+        }
+    }
+    // Rows: (B^T d) B, stored as the tile's 36 rows.
+    let mut out = out;
+    for r in 0..ALPHA {
+        for value in input_1d(t[r]) {
+            _mm512_storeu_ps(out, value);
+            out = out.add(xi_stride);
         }
     }
 }

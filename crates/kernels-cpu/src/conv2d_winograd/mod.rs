@@ -8,9 +8,9 @@
 //! products run as 16 small matrix products, one per position `xi` of the 4x4 tile, with
 //! channels as the vector lanes: `M[xi] = V[xi] U[xi]` (tiles by input channels, times input by output channels), then
 //! `Y = A^T M A`, the bias, the pooling (the winner of each window is the first strictly
-//! greatest value in scan order, as in the direct kernels) and the ReLU, in registers. A few
-//! images are padded side by side and their tiles go through in blocks of 6 or 8, so that
-//! a block's `V` and `M` stay in L1.
+//! greatest value in scan order, as in the direct kernels) and the ReLU, in registers. A task
+//! takes a few images, whose tiles go through in blocks of 6 or 8 (read in place, zeros
+//! outside the images), so that a block's `V` and `M` stay in L1.
 //!
 //! The transforms round differently from the direct sum: the values differ in the last
 //! places, which can change the winner of a window whose values tie to that precision.
@@ -21,15 +21,16 @@
 
 mod avx512;
 mod f4_avx512;
+mod input_images;
 pub(crate) mod plain;
 mod plain_avx512;
 
-use crate::conv2d_direct::{pad_image, padded_dims};
-use avx512::{PaddedImages, Planes, PooledOut, LANES};
+use avx512::{Planes, PooledOut, LANES};
+use input_images::InputImages;
 use tensor::shape::ConvPoolSpec;
 
-/// Images padded side by side per task, whose tiles then go through in blocks: fewer blocks
-/// straddle two images' padding, and 128 images still make 32 tasks.
+/// Images per task, whose tiles then go through in blocks: fewer blocks straddle two
+/// images, and 128 images still make 32 tasks.
 const IMAGES_PER_CHUNK: usize = 4;
 
 /// Most registers of output channels: 64 channels.
@@ -92,12 +93,6 @@ impl<'s> WinogradPool<'s> {
         Planes { tiles: self.tile_block(), lanes: self.out_vectors * LANES, xi_major: false, positions: 16 }
     }
 
-    /// Floats of one padded image.
-    fn image_len(&self) -> usize {
-        let (ph, pw) = padded_dims(&self.spec.conv);
-        ph * pw * self.spec.conv.in_c
-    }
-
     /// `U = G g G^T` for every input and output channel: `[16, in_c, out_vectors * 16]`,
     /// unused output lanes zero.
     fn transform_filter(&self, filter: &[f32]) -> Vec<f32> {
@@ -125,22 +120,17 @@ impl<'s> WinogradPool<'s> {
         if let Some(bias) = bias {
             padded_bias[..conv.out_c].copy_from_slice(&bias[..conv.out_c]);
         }
-        let (image_len, per_image) = (self.image_len(), self.tiles_per_image());
+        let per_image = self.tiles_per_image();
         crate::buffers::zeroed_chunk_pairs(
             conv.batch * per_image * conv.out_c,
             IMAGES_PER_CHUNK * per_image * conv.out_c,
             || (),
             |(), chunk, pooled, winners| {
-                // The padded images, with a register of slack for whole-register reads of
-                // the last pixel's channels, and one block's V and M. What the kernels read
-                // they wrote first, except rows past a last partial block (which only
-                // produce rows of M that are not read) and the slack's unused lanes.
-                let lens =
-                    [IMAGES_PER_CHUNK * image_len + in_planes.lanes, in_planes.len(), out_planes.len()];
-                crate::buffers::with_scratch(lens.iter().sum(), |scratch| {
-                    let (padded, rest) = scratch.split_at_mut(lens[0]);
-                    let (v, m) = rest.split_at_mut(lens[1]);
-                    self.chunk(x, chunk, (padded, v, m), (&u, &padded_bias), pooled, winners);
+                // One block's V and M. What the kernels read they wrote first, except rows
+                // past a last partial block (which only produce rows of M that are not read).
+                crate::buffers::with_scratch(in_planes.len() + out_planes.len(), |scratch| {
+                    let (v, m) = scratch.split_at_mut(in_planes.len());
+                    self.chunk(x, chunk, (v, m), (&u, &padded_bias), pooled, winners);
                 })
             },
         )
@@ -152,28 +142,25 @@ impl<'s> WinogradPool<'s> {
         &self,
         x: &[f32],
         chunk: usize,
-        (padded, v, m): (&mut [f32], &mut [f32], &mut [f32]),
+        (v, m): (&mut [f32], &mut [f32]),
         (u, bias): (&[f32], &[f32]),
         pooled: &mut [f32],
         winners: &mut [f32],
     ) {
         let conv = &self.spec.conv;
         let (in_planes, out_planes) = (self.in_planes(), self.out_planes());
-        let (image_in, image_len, per_image) =
-            (conv.in_h * conv.in_w * conv.in_c, self.image_len(), self.tiles_per_image());
+        let (image_in, per_image) = (conv.in_h * conv.in_w * conv.in_c, self.tiles_per_image());
         let images = pooled.len() / (per_image * conv.out_c);
         let first = chunk * IMAGES_PER_CHUNK;
-        for (i, image) in (first..first + images).enumerate() {
-            let x = &x[image * image_in..(image + 1) * image_in];
-            pad_image(x, conv, &mut padded[i * image_len..(i + 1) * image_len]);
-        }
-        let source = PaddedImages {
-            padded,
-            image_len,
-            pw: padded_dims(conv).1,
+        let source = InputImages {
+            x: &x[first * image_in..(first + images) * image_in],
+            in_h: conv.in_h,
+            in_w: conv.in_w,
             in_c: conv.in_c,
-            windows_h: self.spec.pool.out_h,
-            windows_w: self.spec.pool.out_w,
+            pad_top: conv.pad_top,
+            pad_left: conv.pad_left,
+            tiles_h: self.spec.pool.out_h,
+            tiles_w: self.spec.pool.out_w,
         };
         let relu = self.spec.relu;
         let tiles = images * per_image;

@@ -6,8 +6,8 @@
 //! with 3x3 filters at stride 1: the input gradient is the output gradient, padded by
 //! `2 - pad` on the top and left, correlated with the filter turned 180° and its input and
 //! output channels swapped. Each 2x2 (or 4x4) output tile is `Y = A^T [U . V] A` as in the
-//! pooled kernel (the module's page): a task pads its images into scratch, and their tiles go
-//! through in blocks that stay in L2 (input transform `V`; for each of the 16 (36) positions and
+//! pooled kernel (the module's page): a task takes a few images, and their tiles (read in
+//! place, zeros outside the images: `input_images.rs`) go through in blocks that stay in L2 (input transform `V`; for each of the 16 (36) positions and
 //! each group of up to 64 output channels, the product over the input channels with `U`,
 //! whose slice stays in L1 across the block; the output transform into the NHWC output).
 //! Every output is computed by the same operations whatever the blocks or threads.
@@ -23,8 +23,9 @@
 //! their rows sum up to 10 (`B^T`) and 19 (`A^T`) magnitudes, so it rounds about ten times
 //! worse (up to 4e-6 of the terms' magnitudes seen); `plain_tests.rs` bounds both.
 
-use super::avx512::{self, PaddedImages, Planes, LANES};
+use super::avx512::{self, Planes, LANES};
 use super::f4_avx512 as f4;
+use super::input_images::InputImages;
 use super::plain_avx512::{self as kernels, TileGrid};
 use super::{G, TAPS};
 use crate::buffers::{build_chunks, with_scratch, zeroed_chunks, MAX_FILTER_PARTIALS};
@@ -37,13 +38,14 @@ use tensor::shape::Conv2dSpec;
 const BLOCK_QUANTUM: usize = 24;
 
 /// Floats of a block's `V` and `M` (or `Z`) together, about 256 KiB: in L2 with room for
-/// `U` and the padded images.
+/// `U` and the images' tiles.
 const BLOCK_FLOATS: usize = 64 * 1024;
 
-/// Floats of padded images per task (128 KiB), at most [`MAX_IMAGES_PER_CHUNK`] images.
+/// Floats of the images' tiled regions per task (128 KiB; [`Correlation::tiled_len`]), at
+/// most [`MAX_IMAGES_PER_CHUNK`] images.
 const CHUNK_FLOATS: usize = 32 * 1024;
 
-/// Most images one task pads and transforms together (few: enough tasks for the threads).
+/// Most images one task transforms together (few: enough tasks for the threads).
 const MAX_IMAGES_PER_CHUNK: usize = 4;
 
 /// Tiles of a filter gradient's block at least (see `backward_filter`), from at most
@@ -166,15 +168,11 @@ impl Correlation {
         self.tiles_h() * self.tiles_w()
     }
 
-    /// Rows and columns of a padded image: every tile's input inside.
-    fn padded_dims(&self) -> (usize, usize) {
+    /// Floats of the region an image's tiles read (`[n tiles_h + 2, n tiles_w + 2, in_c]`
+    /// for tiles of `n`), which sizes the chunks.
+    fn tiled_len(&self) -> usize {
         let n = self.tile.size();
-        (n * self.tiles_h() + 2, n * self.tiles_w() + 2)
-    }
-
-    fn padded_len(&self) -> usize {
-        let (ph, pw) = self.padded_dims();
-        ph * pw * self.in_c
+        (n * self.tiles_h() + 2) * (n * self.tiles_w() + 2) * self.in_c
     }
 
     fn in_lanes(&self) -> usize {
@@ -206,52 +204,25 @@ impl Correlation {
     }
 
     fn images_per_chunk(&self) -> usize {
-        (CHUNK_FLOATS / self.padded_len()).clamp(1, MAX_IMAGES_PER_CHUNK)
+        (CHUNK_FLOATS / self.tiled_len()).clamp(1, MAX_IMAGES_PER_CHUNK)
     }
 
     fn parallel(&self) -> bool {
         self.batch * self.out_h * self.out_w * self.out_c * self.in_c * 9 >= PARALLEL_MIN_MACS
     }
 
-    /// Writes image `x` (`[in_h, in_w, in_c]`) into `padded` (`padded_dims`), zeros around it.
-    fn pad(&self, x: &[f32], padded: &mut [f32]) {
-        let (ph, pw) = self.padded_dims();
-        let c = self.in_c;
-        let (first, last) = (self.pad_left.min(pw), (self.pad_left + self.in_w).min(pw));
-        for (py, row) in padded[..ph * pw * c].chunks_exact_mut(pw * c).enumerate() {
-            let iy = py as isize - self.pad_top as isize;
-            if iy < 0 || iy >= self.in_h as isize {
-                row.fill(0.0);
-                continue;
-            }
-            row[..first * c].fill(0.0);
-            row[last * c..].fill(0.0);
-            let src = iy as usize * self.in_w * c;
-            row[first * c..last * c].copy_from_slice(&x[src..src + (last - first) * c]);
-        }
-    }
-
-    /// Pads images `first..first + count` of `x` into `padded`, then a register of zeros.
-    fn pad_images<'a>(
-        &self,
-        x: &[f32],
-        first: usize,
-        count: usize,
-        padded: &'a mut [f32],
-    ) -> PaddedImages<'a> {
-        let (len, image_in) = (self.padded_len(), self.image_in());
-        for i in 0..count {
-            let image = &x[(first + i) * image_in..(first + i + 1) * image_in];
-            self.pad(image, &mut padded[i * len..(i + 1) * len]);
-        }
-        padded[count * len..].fill(0.0);
-        PaddedImages {
-            padded,
-            image_len: len,
-            pw: self.padded_dims().1,
+    /// Images `first..first + count` of `x`, tiled, read in place.
+    fn images<'a>(&self, x: &'a [f32], first: usize, count: usize) -> InputImages<'a> {
+        let image_in = self.image_in();
+        InputImages {
+            x: &x[first * image_in..(first + count) * image_in],
+            in_h: self.in_h,
+            in_w: self.in_w,
             in_c: self.in_c,
-            windows_h: self.tiles_h(),
-            windows_w: self.tiles_w(),
+            pad_top: self.pad_top,
+            pad_left: self.pad_left,
+            tiles_h: self.tiles_h(),
+            tiles_w: self.tiles_w(),
         }
     }
 
@@ -260,9 +231,10 @@ impl Correlation {
     fn transform_filter(&self, g: &[f32]) -> Vec<f32> {
         let (in_c, out_c, lanes) = (self.in_c, self.out_c, self.out_lanes());
         let mut u = vec![0.0; self.tile.positions() * in_c * lanes];
-        let mut sums = vec![0.0f64; in_c * out_c];
-        for (xi, plane) in u.chunks_exact_mut(in_c * lanes).enumerate() {
-            sums.fill(0.0);
+        // A position per task: done on one thread, the other waited about half a millisecond
+        // per pass of model6's larger layers.
+        u.par_chunks_mut(in_c * lanes).enumerate().for_each(|(xi, plane)| {
+            let mut sums = vec![0.0f64; in_c * out_c];
             for (a, b) in TAPS {
                 let weight = self.tile.weight(xi, (a, b));
                 if weight != 0.0 {
@@ -273,7 +245,7 @@ impl Correlation {
             for (row, sums) in plane.chunks_exact_mut(lanes).zip(sums.chunks_exact(out_c)) {
                 row[..out_c].iter_mut().zip(sums).for_each(|(u, &s)| *u = s as f32);
             }
-        }
+        });
         u
     }
 
@@ -287,11 +259,9 @@ impl Correlation {
         let m_planes = Planes { tiles: block, lanes: self.out_lanes(), xi_major: true, positions };
         let fill = |index: usize, y: &mut [MaybeUninit<f32>]| {
             let images = y.len() / image_out;
-            let padded_len = images * self.padded_len() + LANES;
-            with_scratch(padded_len + v_planes.len() + m_planes.len(), |scratch| {
-                let (padded, rest) = scratch.split_at_mut(padded_len);
-                let (v, m) = rest.split_at_mut(v_planes.len());
-                let source = self.pad_images(x, index * per_chunk, images, padded);
+            with_scratch(v_planes.len() + m_planes.len(), |scratch| {
+                let (v, m) = scratch.split_at_mut(v_planes.len());
+                let source = self.images(x, index * per_chunk, images);
                 let tiles = images * self.per_image();
                 for start in (0..tiles).step_by(block) {
                     let count = block.min(tiles - start);
@@ -411,11 +381,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Ti
         let images = (slot * images_per_slot).min(corr.batch)..((slot + 1) * images_per_slot).min(corr.batch);
         for first in images.clone().step_by(per_chunk) {
             let count = per_chunk.min(images.end - first);
-            let padded_len = count * corr.padded_len() + LANES;
-            with_scratch(padded_len + v_planes.len() + z_planes.len(), |scratch| {
-                let (padded, rest) = scratch.split_at_mut(padded_len);
-                let (v, z) = rest.split_at_mut(v_planes.len());
-                let source = corr.pad_images(x, first, count, padded);
+            with_scratch(v_planes.len() + z_planes.len(), |scratch| {
+                let (v, z) = scratch.split_at_mut(v_planes.len());
+                let source = corr.images(x, first, count);
                 let dy = &dy[first * image_out..(first + count) * image_out];
                 let n = count * corr.per_image();
                 // SAFETY: AVX-512F checked above; the kernels check their bounds.
@@ -438,10 +406,12 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Ti
     });
     let du = sum_in_order(&partials, du_len);
     crate::buffers::recycle(partials);
-    // dW[a][b] = sum over i, j of G[i][a] dU[i][j] G[j][b], in f64, a position at a time.
+    // dW[a][b] = sum over i, j of G[i][a] dU[i][j] G[j][b], in f64, a position at a time;
+    // a tap per task.
     let (in_c, out_c) = (spec.in_c, spec.out_c);
-    let mut dw = vec![0.0f64; 9 * in_c * out_c];
-    for (tap, plane) in dw.chunks_exact_mut(in_c * out_c).enumerate() {
+    let mut dw = vec![0.0f32; 9 * in_c * out_c];
+    dw.par_chunks_mut(in_c * out_c).enumerate().for_each(|(tap, out)| {
+        let mut plane = vec![0.0f64; in_c * out_c];
         for xi in 0..positions {
             let weight = tile.weight(xi, (tap / 3, tap % 3));
             if weight == 0.0 {
@@ -452,8 +422,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Ti
                 row.iter_mut().zip(du).for_each(|(w, &d)| *w += weight * f64::from(d));
             }
         }
-    }
-    dw.into_iter().map(|w| w as f32).collect()
+        out.iter_mut().zip(plane).for_each(|(o, w)| *o = w as f32);
+    });
+    dw
 }
 
 /// `dU += V^T Z` for the first `count` tiles, a group of output registers at a time.
