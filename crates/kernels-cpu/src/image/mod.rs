@@ -1,5 +1,12 @@
 //! Image resampling through affine (projective) transforms, for augmentation layers: the
 //! geometry and fill rules are `tensor::shape::AffineTransformSpec`'s and `FillMode::index`'s.
+//! `pixel` is the definition; bilinear rows run through an AVX-512 build of it (`avx512.rs`)
+//! where the CPU has one, with the same bits.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(test)]
+mod tests;
 
 use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
@@ -46,44 +53,90 @@ fn taps(at: f32, n: usize, spec: &AffineTransformSpec) -> Taps {
 }
 
 /// Resamples `x` (`[batch, height, width, channels]`) through one transform per image.
+///
+/// Bilinear rows run 16 pixels at a time with AVX-512 where the CPU has it
+/// (`avx512::bilinear_row`): the same operations in the same order as `pixel`, so the same
+/// bits (tested), whichever build runs.
 pub fn affine_transform(x: &[f32], transforms: &[f32], spec: &AffineTransformSpec) -> Vec<f32> {
-    let &AffineTransformSpec { batch, height, width, channels, interpolation, fill_value, .. } = spec;
+    affine_transform_with(x, transforms, spec, vector_build(spec))
+}
+
+/// Whether [`affine_transform`] runs `spec` through the AVX-512 rows on this CPU.
+fn vector_build(spec: &AffineTransformSpec) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if spec.interpolation == Interpolation::Bilinear
+        && avx512::takes(spec)
+        && crate::isa::Build::Avx512.runs_here()
+    {
+        return true;
+    }
+    let _ = spec;
+    false
+}
+
+/// [`affine_transform`], through the AVX-512 rows if `vector` (which the caller has checked
+/// [`vector_build`] allows) or pixel by pixel.
+fn affine_transform_with(
+    x: &[f32],
+    transforms: &[f32],
+    spec: &AffineTransformSpec,
+    vector: bool,
+) -> Vec<f32> {
+    let &AffineTransformSpec { batch, height, width, channels, .. } = spec;
     let row_len = width * channels;
     let mut out = vec![0.0f32; batch * height * row_len];
     if out.is_empty() {
         return out;
     }
-    let taps_per_axis = if interpolation == Interpolation::Nearest { 1 } else { 2 };
+    assert!(
+        x.len() >= out.len() && transforms.len() >= batch * TRANSFORM_LEN,
+        "affine_transform: input too short"
+    );
+    assert!(!vector || vector_build(spec), "the AVX-512 rows do not take this resampling here");
     // A row of 28 pixels is little work for a task of its own: a task takes a few images' rows.
     out.par_chunks_mut(row_len).with_min_len(4 * height).enumerate().for_each(|(image_row, out_row)| {
         let (b, y) = (image_row / height, image_row % height);
         let t = &transforms[b * TRANSFORM_LEN..(b + 1) * TRANSFORM_LEN];
         let image = &x[b * height * row_len..(b + 1) * height * row_len];
-        for (col, pixel) in out_row.chunks_exact_mut(channels).enumerate() {
-            let (src_row, src_col) = AffineTransformSpec::source(t, y, col);
-            if interpolation == Interpolation::Bilinear
-                && bilinear_inside(image, (src_row, src_col), (height, width), pixel)
-            {
-                continue;
-            }
-            let (rows, cols) = (taps(src_row, height, spec), taps(src_col, width, spec));
-            for (ch, value) in pixel.iter_mut().enumerate() {
-                // Tap by tap, rows outer, in JAX's order: sum of (row weight * column weight) * pixel.
-                let mut sum = 0.0f32;
-                for &(r, wr) in &rows[..taps_per_axis] {
-                    for &(c, wc) in &cols[..taps_per_axis] {
-                        let v = match (r, c) {
-                            (Some(r), Some(c)) => image[(r * width + c) * channels + ch],
-                            _ => fill_value,
-                        };
-                        sum += wr * wc * v;
-                    }
-                }
-                *value = sum;
-            }
+        #[cfg(target_arch = "x86_64")]
+        if vector {
+            // SAFETY: the CPU has AVX-512F (`vector_build`, asserted above).
+            unsafe { avx512::bilinear_row(image, t, y, spec, out_row) };
+            return;
+        }
+        for (col, out) in out_row.chunks_exact_mut(channels).enumerate() {
+            pixel(image, t, (y, col), spec, out);
         }
     });
     out
+}
+
+/// Output pixel `(y, col)` of `image` under transform `t`, all its channels, into `out`: the
+/// scalar definition of the kernel (the vector rows fall back to it lane by lane).
+fn pixel(image: &[f32], t: &[f32], (y, col): (usize, usize), spec: &AffineTransformSpec, out: &mut [f32]) {
+    let &AffineTransformSpec { height, width, channels, interpolation, fill_value, .. } = spec;
+    let (src_row, src_col) = AffineTransformSpec::source(t, y, col);
+    if interpolation == Interpolation::Bilinear
+        && bilinear_inside(image, (src_row, src_col), (height, width), out)
+    {
+        return;
+    }
+    let taps_per_axis = if interpolation == Interpolation::Nearest { 1 } else { 2 };
+    let (rows, cols) = (taps(src_row, height, spec), taps(src_col, width, spec));
+    for (ch, value) in out.iter_mut().enumerate() {
+        // Tap by tap, rows outer, in JAX's order: sum of (row weight * column weight) * pixel.
+        let mut sum = 0.0f32;
+        for &(r, wr) in &rows[..taps_per_axis] {
+            for &(c, wc) in &cols[..taps_per_axis] {
+                let v = match (r, c) {
+                    (Some(r), Some(c)) => image[(r * width + c) * channels + ch],
+                    _ => fill_value,
+                };
+                sum += wr * wc * v;
+            }
+        }
+        *value = sum;
+    }
 }
 
 /// Bilinear reads whose four taps all lie inside the image (most pixels of an augmentation):
