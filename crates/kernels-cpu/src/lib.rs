@@ -41,6 +41,8 @@ pub mod matmul;
 mod matmul_narrow;
 mod matrix;
 pub mod norm;
+mod norm_blocks;
+mod norm_pool;
 pub mod pool;
 mod pool_2x2;
 pub mod reduce;
@@ -166,6 +168,7 @@ impl Backend for CpuBackend {
             read_waits_for_queued_work: false,
             loss_check_interval: 1,
             fused_conv_pool: cfg!(target_arch = "x86_64"),
+            fused_norm_pool: true,
         }
     }
 }

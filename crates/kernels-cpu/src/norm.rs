@@ -8,14 +8,14 @@
 //! the variance), so neither a long channel nor data far from zero loses precision.
 
 use crate::buffers::build_chunks;
+use crate::norm_blocks::{affine, block_rows, fold_block_sums, relu};
+use crate::norm_pool::{self, Pooled};
 use crate::{cpu_slice, store, CpuBackend};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use tensor::shape::ChannelSpec;
-use tensor::{ChannelCoefficients, ChannelGrad, NormOps, Result, Storage};
-
-/// Values per block of a channels-last statistic (rows times channels).
-const BLOCK_VALUES: usize = 8192;
+use tensor::backend::pool_channels;
+use tensor::shape::{ChannelSpec, Pool2dSpec};
+use tensor::{ChannelCoefficients, ChannelGrad, NormOps, Result, Storage, TensorError};
 
 /// One block's per-channel count, mean and sum of squared deviations.
 #[derive(Clone)]
@@ -90,11 +90,6 @@ fn run_moments(run: &[f32]) -> (f64, f64, f64) {
     (run.len() as f64, mean as f64, m2 as f64)
 }
 
-/// Rows per block for `channels`-long rows.
-fn block_rows(channels: usize) -> usize {
-    (BLOCK_VALUES / channels.max(1)).max(1)
-}
-
 /// Each channel's mean and biased variance, `[2, channels]`.
 pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     let &ChannelSpec { channels, inner, .. } = spec;
@@ -141,23 +136,6 @@ pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
     out
 }
 
-/// ReLU as the unary op computes it (NaN becomes 0).
-#[inline(always)]
-fn relu(v: f32) -> f32 {
-    if v > 0.0 {
-        v
-    } else {
-        0.0
-    }
-}
-
-/// The forward map `x * scale + shift` (`channel_affine`), the one expression its backward
-/// kernels recompute the ReLU's input with, so that their mask is the output's bit for bit.
-#[inline(always)]
-fn affine(x: f32, scale: f32, shift: f32) -> f32 {
-    x * scale + shift
-}
-
 /// `dy`, or 0 where the fused ReLU's input `affine(x, scale, shift)` was not positive.
 #[inline(always)]
 fn gated<const GATED: bool>(dy: f32, x: f32, scale: f32, shift: f32) -> f32 {
@@ -185,12 +163,7 @@ fn map_channels<const N: usize, const M: usize>(
         let fill = |block: usize, out: &mut [MaybeUninit<f32>]| {
             let inputs = inputs.map(|x| &x[block * rows..][..out.len()]);
             let coefficients = coefficients.map(|k| &k[..channels]);
-            #[cfg(target_arch = "x86_64")]
-            if crate::isa::features().avx2 {
-                // SAFETY: the CPU has AVX2.
-                return unsafe { map_rows_avx2(channels, inputs, coefficients, out, &f) };
-            }
-            map_rows(channels, inputs, coefficients, out, &f)
+            map_rows_any(channels, inputs, coefficients, out, &f)
         };
         // SAFETY: a piece is whole rows of `channels` (the length is a multiple of it), and
         // `fill` writes every channel of every row.
@@ -207,6 +180,23 @@ fn map_channels<const N: usize, const M: usize>(
         // SAFETY: each piece is one run of `inner`, every element written.
         unsafe { build_chunks(spec.len(), inner, true, fill) }
     }
+}
+
+/// [`map_rows`], compiled for AVX2 where the CPU has it.
+#[inline(always)]
+fn map_rows_any<const N: usize, const M: usize>(
+    channels: usize,
+    inputs: [&[f32]; N],
+    coefficients: [&[f32]; M],
+    out: &mut [MaybeUninit<f32>],
+    f: &impl Fn([f32; N], [f32; M]) -> f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::features().avx2 {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { map_rows_avx2(channels, inputs, coefficients, out, f) };
+    }
+    map_rows(channels, inputs, coefficients, out, f)
 }
 
 /// [`map_channels`]' channels-last loop over one block of rows: `out[j] = f(inputs at j,
@@ -254,13 +244,25 @@ pub fn channel_affine(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, spec:
 }
 
 /// The gradient a normalization's backward pass reads: `dy` and, when a ReLU was fused, the
-/// forward map's scales and shifts (`[2, channels]`, `tensor::ChannelGrad`'s gate).
+/// forward map's scales and shifts (`[2, channels]`, `tensor::ChannelGrad`'s gate), and when
+/// a max pooling was fused after it too, the pooling.
 #[derive(Clone, Copy)]
 pub struct Grad<'a> {
-    /// The output's gradient.
+    /// The output's gradient (the pooled output's, when `pooled`).
     pub dy: &'a [f32],
     /// The fused ReLU's gate: `dy` counts where `x * gate[c] + gate[channels + c] > 0`.
     pub relu_gate: Option<&'a [f32]>,
+    /// The fused 2x2 max pooling (`tiles_2x2`) and its winners, as
+    /// `tensor::ChannelGrad::pooled`.
+    pub pooled: Option<(&'a Pool2dSpec, &'a [f32])>,
+}
+
+impl<'a> Grad<'a> {
+    /// The pooled gradient, when a pooling was fused.
+    fn pooled(&self) -> Option<Pooled<'a>> {
+        let (pool, winners) = self.pooled?;
+        Some(Pooled { dy: self.dy, winners, pool })
+    }
 }
 
 /// `g * g_scale[c] + x * x_scale[c] + shift[c]` (`coefficients`: the three), with `g` the
@@ -271,6 +273,9 @@ pub fn channel_affine_pair(
     coefficients: [&[f32]; 3],
     spec: &ChannelSpec,
 ) -> Vec<f32> {
+    if let Some(pooled) = grad.pooled() {
+        return norm_pool::pooled_affine_pair(pooled, x, coefficients, spec);
+    }
     let pair = |g: f32, x: f32, [a, b, c]: [f32; 3]| g * a + x * b + c;
     match grad.relu_gate {
         Some(gate) => {
@@ -309,6 +314,16 @@ fn block_sums_avx2<const GATED: bool>(a: &[f32], b: &[f32], per_channel: [&[f32]
     block_sums::<GATED>(a, b, per_channel)
 }
 
+/// [`block_sums`], compiled for AVX2 where the CPU has it.
+fn block_sums_any<const GATED: bool>(a: &[f32], b: &[f32], per_channel: [&[f32]; 3]) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::features().avx2 {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { block_sums_avx2::<GATED>(a, b, per_channel) };
+    }
+    block_sums::<GATED>(a, b, per_channel)
+}
+
 /// Per channel `sum(g * (x - center[c]))` and `sum(g)`, `[2, channels]`, in blocks of f32
 /// combined in f64.
 fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &ChannelSpec) -> Vec<f32> {
@@ -316,26 +331,14 @@ fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &Cha
     let a = grad.dy;
     // Without a gate, `center` stands in for scale and shift: unread unless GATED.
     let (scale, shift) = grad.relu_gate.map_or((center, center), |gate| gate.split_at(channels));
-    let add = |mut p: Vec<f64>, q: Vec<f64>| {
-        p.iter_mut().zip(q).for_each(|(p, q)| *p += q);
-        p
-    };
-    let sums = if inner == 1 {
+    if inner == 1 {
         let rows = block_rows(channels) * channels;
-        (a.par_chunks(rows).zip(b.par_chunks(rows)))
+        let blocks = (a.par_chunks(rows).zip(b.par_chunks(rows)))
             .map(|(a, b)| {
-                let per_channel = [&center[..channels], &scale[..channels], &shift[..channels]];
-                #[cfg(target_arch = "x86_64")]
-                if crate::isa::features().avx2 {
-                    // SAFETY: the CPU has AVX2.
-                    return unsafe { block_sums_avx2::<GATED>(a, b, per_channel) };
-                }
-                block_sums::<GATED>(a, b, per_channel)
+                block_sums_any::<GATED>(a, b, [&center[..channels], &scale[..channels], &shift[..channels]])
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            // In order, as `channel_moments` merges its blocks.
-            .fold(vec![0.0; 2 * channels], add)
+            .collect();
+        fold_block_sums(blocks, channels)
     } else {
         let per_channel: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
@@ -349,9 +352,9 @@ fn sums<const GATED: bool>(grad: Grad<'_>, b: &[f32], center: &[f32], spec: &Cha
                 })
             })
             .collect();
-        per_channel.iter().map(|p| p.0).chain(per_channel.iter().map(|p| p.1)).collect()
-    };
-    sums.iter().map(|&v| v as f32).collect()
+        let sums = per_channel.iter().map(|p| p.0).chain(per_channel.iter().map(|p| p.1));
+        sums.map(|v| v as f32).collect()
+    }
 }
 
 /// Per channel `sum(g * (x - center[c]))` and `sum(g)`, `[2, channels]`; `center` 0 when
@@ -365,6 +368,9 @@ pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &Ch
             &zeros
         }
     };
+    if let Some(pooled) = grad.pooled() {
+        return norm_pool::pooled_sums(pooled, x, center, spec);
+    }
     match grad.relu_gate {
         Some(_) => sums::<true>(grad, x, center, spec),
         None => sums::<false>(grad, x, center, spec),
@@ -375,7 +381,9 @@ pub fn channel_sums(grad: Grad<'_>, x: &[f32], center: Option<&[f32]>, spec: &Ch
 fn host_grad<'a>(grad: ChannelGrad<'a>, spec: &ChannelSpec, op: &str) -> Result<Grad<'a>> {
     grad.check_gate(spec, op)?;
     let relu_gate = grad.relu_gate.map(|r| cpu_slice(r, op)).transpose()?;
-    Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_gate })
+    let pooled =
+        grad.pooled.map(|p| Ok::<_, TensorError>((p.pool, cpu_slice(p.winners, op)?))).transpose()?;
+    Ok(Grad { dy: cpu_slice(grad.dy, op)?, relu_gate, pooled })
 }
 
 impl NormOps for CpuBackend {
@@ -422,6 +430,31 @@ impl NormOps for CpuBackend {
         let ChannelCoefficients { g_scale, x_scale, shift } = coefficients;
         let k = [cpu_slice(g_scale, op)?, cpu_slice(x_scale, op)?, cpu_slice(shift, op)?];
         Ok(store(self.run(|| channel_affine_pair(grad, x, k, spec))))
+    }
+
+    fn channel_affine_relu_max_pool(
+        &self,
+        x: &Storage,
+        scale: &Storage,
+        shift: &Storage,
+        pool: &Pool2dSpec,
+    ) -> Result<(Storage, Storage)> {
+        let op = "channel_affine_relu_max_pool";
+        if !pool.tiles_2x2() {
+            return Err(TensorError::Unsupported(format!("{op}: windows other than 2x2 tiling: {pool}")));
+        }
+        let (x, scale, shift) = (cpu_slice(x, op)?, cpu_slice(scale, op)?, cpu_slice(shift, op)?);
+        let c = pool.channels;
+        if scale.len() != c || shift.len() != c || x.len() != pool_channels(pool).len() {
+            return Err(TensorError::InvalidArgument(format!(
+                "{op}: {} values, {} scales and {} shifts for {pool}",
+                x.len(),
+                scale.len(),
+                shift.len()
+            )));
+        }
+        let (pooled, winners) = self.run(|| norm_pool::affine_relu_max_pool(x, scale, shift, pool));
+        Ok((store(pooled), store(winners)))
     }
 }
 

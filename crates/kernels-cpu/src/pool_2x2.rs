@@ -16,10 +16,7 @@ use tensor::shape::Pool2dSpec;
 
 /// Whether [`max_pool`] / [`max_pool_backward`] handle `spec`.
 pub fn takes(spec: &Pool2dSpec) -> bool {
-    (spec.pool_h, spec.pool_w, spec.stride_h, spec.stride_w) == (2, 2, 2, 2)
-        && (spec.pad_top, spec.pad_left) == (0, 0)
-        && spec.in_h == 2 * spec.out_h
-        && spec.in_w == 2 * spec.out_w
+    spec.tiles_2x2()
 }
 
 /// Max-pools `x` (`[batch, 2*out_h, 2*out_w, c]`) to `[batch, out_h, out_w, c]`.

@@ -224,6 +224,8 @@ impl Backend for WgpuBackend {
             read_waits_for_queued_work: true,
             loss_check_interval: LOSS_CHECK_INTERVAL,
             fused_conv_pool: true,
+            // The normalization's kernels read a dense gradient; the tensor op composes.
+            fused_norm_pool: false,
         }
     }
 }

@@ -336,3 +336,56 @@ fn a_fused_relu_trains_as_the_separate_layers_do() {
     assert_ne!(a[0].data(), model_with_relu(true).get_weights().unwrap()[0].data(), "trained");
     assert_close("predictions", &predict(&mut fused), &wide(&predict(&mut separate)), 1e-5);
 }
+
+/// A convolution of `side x side` images, a normalization, a ReLU and a 2x2 max pooling: with
+/// `Activation("relu")` the three fuse (into one op where the convolution's output has even
+/// sides, the ops apart where not), with `ReLU(max_value=1e30)` nothing fuses.
+fn model_with_relu_pool(side: usize, fused: bool) -> nn::Sequential {
+    let mut model = nn::Sequential::new().seed(6);
+    model.add(Conv2D::new(3, (3, 3)).use_bias(false).input_shape([side, side, 1])).unwrap();
+    model.add(BatchNormalization::new().momentum(0.5)).unwrap();
+    if fused {
+        model.add(nn::layers::ActivationLayer::new(nn::Activation::Relu)).unwrap();
+    } else {
+        model.add(nn::layers::ReLU::new().max_value(Some(1e30))).unwrap();
+    }
+    model.add(nn::layers::MaxPooling2D::new()).unwrap();
+    model.add(Flatten::new()).unwrap();
+    model.add(Dense::new(2)).unwrap();
+    model.compile(nn::Loss::MeanSquaredError, nn::Sgd::new(0.1), &[]).unwrap();
+    model
+}
+
+/// A normalization, its ReLU and the max pooling after them, fused, train as the layers do
+/// apart: the same predictions (inference: the moving statistics, the ops apart) before and
+/// after two epochs, the same weights (up to the rounding of the normalization's fused
+/// backward sums), for a pooling the op fuses (a 6x6 convolution output) and one it leaves to
+/// the ops apart (5x5).
+#[test]
+fn a_fused_relu_and_max_pool_train_as_the_separate_layers_do() {
+    for side in [8, 7] {
+        let x: Vec<f32> = (0..8 * side * side).map(|n| ((n as f32) * 0.37).sin() + 0.5).collect();
+        let x = nn::Array::new(x, [8, side, side, 1]).unwrap();
+        let y = data().1;
+        let (mut fused, mut separate) = (model_with_relu_pool(side, true), model_with_relu_pool(side, false));
+        let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+        let predict = |m: &mut nn::Sequential| m.predict(&x, 4).unwrap()[0].data().to_vec();
+        assert_eq!(predict(&mut fused), predict(&mut separate), "side {side}");
+        let options = nn::FitOptions { epochs: 2, batch_size: 4, verbose: 0, ..Default::default() };
+        fused.fit(&x, &y, &options).unwrap();
+        separate.fit(&x, &y, &options).unwrap();
+        let (a, b) = (fused.get_weights().unwrap(), separate.get_weights().unwrap());
+        assert_eq!(a.len(), b.len());
+        for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert_close(&format!("side {side}: weight {k}"), a.data(), &wide(b.data()), 1e-5);
+        }
+        let untrained = model_with_relu_pool(side, true).get_weights().unwrap();
+        assert_ne!(a[0].data(), untrained[0].data(), "side {side}: trained");
+        assert_close(
+            &format!("side {side}: predictions"),
+            &predict(&mut fused),
+            &wide(&predict(&mut separate)),
+            1e-5,
+        );
+    }
+}

@@ -168,6 +168,10 @@ pub struct Capabilities {
     /// Whether [`ConvOps::conv2d_max_pool`] runs fused (no full-size convolution output) for
     /// 2x2 windows that do not overlap; where it is `false`, the op still works, unfused.
     pub fused_conv_pool: bool,
+    /// Whether [`NormOps::channel_affine_relu_max_pool`] and a pooled [`ChannelGrad`] run
+    /// fused; where it is `false`, [`Tensor::batch_norm_relu_max_pool`](crate::Tensor) composes
+    /// a normalization with its ReLU and a separate max pooling instead.
+    pub fused_norm_pool: bool,
 }
 
 /// Device memory: upload, download, fill.
@@ -345,11 +349,33 @@ pub trait NormOps {
         coefficients: ChannelCoefficients<'_>,
         spec: &ChannelSpec,
     ) -> Result<Storage>;
+    /// `maxpool(max(0, x * scale[c] + shift[c]))` of the NHWC `x` by `pool` (2x2 windows
+    /// tiling it: [`Pool2dSpec::tiles_2x2`]), without the full-size map in memory: a
+    /// normalization, its ReLU and the max pooling after them. The map is
+    /// [`NormOps::channel_affine`]'s f32 arithmetic and the pooling keeps the first maximum in
+    /// scan order, so the output is theirs bit for bit. Returns the pooled output and, for
+    /// each pooled value, which element of its window won, in the backend's own encoding
+    /// (none where the ReLU cut the maximum to 0): the [`PooledGrad`] of the backward pass. A
+    /// backend that does not fuse this ([`Capabilities::fused_norm_pool`]) refuses with
+    /// [`TensorError::Unsupported`](crate::TensorError::Unsupported).
+    fn channel_affine_relu_max_pool(
+        &self,
+        x: &Storage,
+        scale: &Storage,
+        shift: &Storage,
+        pool: &Pool2dSpec,
+    ) -> Result<(Storage, Storage)>;
+}
+
+/// The channels-last [`ChannelSpec`] of a pooling's NHWC input.
+pub fn pool_channels(pool: &Pool2dSpec) -> ChannelSpec {
+    ChannelSpec { outer: pool.batch * pool.in_h * pool.in_w, channels: pool.channels, inner: 1 }
 }
 
 /// The gradient a normalization's backward pass starts from: `dy`, or, when a ReLU followed
 /// the normalization in the same op, `dy` where the ReLU's output was positive and 0
-/// elsewhere.
+/// elsewhere; or, when a max pooling followed that ReLU too, the pooled gradient `dy` at each
+/// window's winner (where positive) and 0 elsewhere.
 #[derive(Clone, Copy)]
 pub struct ChannelGrad<'a> {
     /// The gradient of the op's output.
@@ -359,21 +385,63 @@ pub struct ChannelGrad<'a> {
     /// again from `x` (which both kernels read anyway) in the forward kernel's f32 arithmetic,
     /// so the mask is the output's, at one tensor read less than reading the output.
     pub relu_gate: Option<&'a Storage>,
+    /// When a 2x2 max pooling followed the ReLU in the same op
+    /// ([`NormOps::channel_affine_relu_max_pool`]): `dy` is then the pooled gradient, and
+    /// the gradient of the normalization's output at a pixel is `dy` of its window where the
+    /// pixel is the window's winner and the ReLU passed it, else 0: what the pooling's and the
+    /// ReLU's backward passes would hand it, never written out.
+    pub pooled: Option<PooledGrad<'a>>,
+}
+
+/// The pooling of a [`ChannelGrad`]: its shapes and the winners the forward pass recorded.
+#[derive(Clone, Copy)]
+pub struct PooledGrad<'a> {
+    /// The pooling (2x2 windows tiling the input: [`Pool2dSpec::tiles_2x2`]).
+    pub pool: &'a Pool2dSpec,
+    /// What [`NormOps::channel_affine_relu_max_pool`] returned beside the pooled output.
+    pub winners: &'a Storage,
 }
 
 impl ChannelGrad<'_> {
-    /// Checks that the gate, if any, holds `[2, channels]` values for `spec`: each backend
-    /// calls this before its kernels index the gate by channel.
+    /// The gradient `dy` of a normalization not followed by a ReLU.
+    pub fn plain(dy: &Storage) -> ChannelGrad<'_> {
+        ChannelGrad { dy, relu_gate: None, pooled: None }
+    }
+
+    /// Checks that the gate, if any, holds `[2, channels]` values for `spec`, and that a
+    /// pooling, if any, pools `spec`'s channels-last tensor in 2x2 windows into `dy` and has a
+    /// winner for each pooled value: each backend calls this before its kernels index the
+    /// gate by channel.
     pub fn check_gate(&self, spec: &ChannelSpec, op: &str) -> Result<()> {
-        match self.relu_gate {
-            Some(gate) if gate.len() != 2 * spec.channels => {
-                Err(crate::TensorError::InvalidArgument(format!(
-                    "{op}: the ReLU gate holds {} values, not 2 x {} channels",
-                    gate.len(),
-                    spec.channels
-                )))
+        let invalid = |why: String| Err(crate::TensorError::InvalidArgument(format!("{op}: {why}")));
+        if let Some(gate) = self.relu_gate.filter(|g| g.len() != 2 * spec.channels) {
+            return invalid(format!(
+                "the ReLU gate holds {} values, not 2 x {} channels",
+                gate.len(),
+                spec.channels
+            ));
+        }
+        let Some(PooledGrad { pool, winners }) = self.pooled else { return Ok(()) };
+        if !pool.tiles_2x2() || pool_channels(pool) != *spec {
+            return invalid(format!("a pooled gradient needs 2x2 windows tiling {spec:?}, not {pool}"));
+        }
+        let pooled = pool.output_shape().numel();
+        for (what, len) in [("pooled gradient", self.dy.len()), ("winners", winners.len())] {
+            if len != pooled {
+                return invalid(format!("the {what} holds {len} values, not the {pooled} of {pool}"));
             }
-            _ => Ok(()),
+        }
+        Ok(())
+    }
+
+    /// Refuses a pooled gradient, for a backend that does not fuse the pooling (see
+    /// [`Capabilities::fused_norm_pool`]).
+    pub fn refuse_pooled(&self, op: &str) -> Result<()> {
+        match self.pooled {
+            Some(PooledGrad { pool, .. }) => Err(crate::TensorError::Unsupported(format!(
+                "{op}: a gradient pooled by {pool} (the backend does not fuse normalization and pooling)"
+            ))),
+            None => Ok(()),
         }
     }
 }

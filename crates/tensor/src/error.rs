@@ -49,6 +49,10 @@ pub enum TensorError {
     NotScalar(Shape),
     /// The backend failed (out of memory, device lost, a limit exceeded); the text says which.
     Backend(String),
+    /// The backend does not implement this form of an op (it says so in
+    /// [`Capabilities`](crate::backend::Capabilities), and the tensor ops do not ask it); the
+    /// text says what.
+    Unsupported(String),
 }
 
 impl fmt::Display for TensorError {
@@ -71,6 +75,7 @@ impl fmt::Display for TensorError {
                 write!(f, "backward() needs a scalar (one-element) tensor, got shape {shape}")
             }
             TensorError::Backend(msg) => write!(f, "backend error: {msg}"),
+            TensorError::Unsupported(msg) => write!(f, "not supported by the backend: {msg}"),
         }
     }
 }

@@ -24,7 +24,7 @@ pub use autodiff::{is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use backend::{
     Backend, BackendStorage, BinaryOp, Capabilities, ChannelCoefficients, ChannelGrad, ConvOps,
     ConvPoolBackward, ConvPoolGrads, ConvPoolSaved, ElementwiseOps, ImageOps, LayoutOps, MatmulOps,
-    MemoryOps, NormOps, PoolOps, ReduceOp, ReduceOps, SoftmaxOps, Storage, UnaryOp,
+    MemoryOps, NormOps, PoolOps, PooledGrad, ReduceOp, ReduceOps, SoftmaxOps, Storage, UnaryOp,
 };
 pub use error::{Result, TensorError};
 pub use shape::{FillMode, Interpolation, Padding, PoolKind, PoolWindow, Shape};

@@ -8,7 +8,7 @@ use crate::params::NormParams;
 use crate::shaders::Shader;
 use crate::WgpuBackend;
 use std::sync::Arc;
-use tensor::shape::ChannelSpec;
+use tensor::shape::{ChannelSpec, Pool2dSpec};
 use tensor::{ChannelCoefficients, ChannelGrad, NormOps, Result, Storage, TensorError};
 
 /// Workgroups a statistic's first pass aims for, so that a few channels of many elements
@@ -224,9 +224,23 @@ impl NormOps for WgpuBackend {
         }
         ctx.store(out)
     }
+
+    fn channel_affine_relu_max_pool(
+        &self,
+        x: &Storage,
+        scale: &Storage,
+        shift: &Storage,
+        pool: &Pool2dSpec,
+    ) -> Result<(Storage, Storage)> {
+        // `fused_norm_pool` is false: the tensor op composes the map with its ReLU and the
+        // pooling instead of asking for this.
+        let _ = (x, scale, shift);
+        Err(TensorError::Unsupported(format!("channel_affine_relu_max_pool {pool}: not fused on wgpu")))
+    }
 }
 
-/// The fused ReLU's gate of `grad`, if any, checked to be `[2, channels]`.
+/// The fused ReLU's gate of `grad`, if any, checked to be `[2, channels]`; a pooled gradient
+/// is refused (these kernels read a dense one).
 fn relu_gate<'a>(
     grad: ChannelGrad<'a>,
     spec: &ChannelSpec,
@@ -234,6 +248,7 @@ fn relu_gate<'a>(
     op: &str,
 ) -> Result<Option<&'a WgpuStorage>> {
     grad.check_gate(spec, op)?;
+    grad.refuse_pooled(op)?;
     grad.relu_gate.map(|gate| wgpu_storage(gate, ctx, op)).transpose()
 }
 

@@ -2,7 +2,7 @@
 //! by moving averages of them at inference, then scales by `gamma` and shifts by `beta`
 //! (Keras' `keras.layers.BatchNormalization`, its defaults and update rule).
 
-use tensor::{no_grad, Tensor};
+use tensor::{no_grad, PoolWindow, Tensor};
 
 use super::{ForwardCtx, Layer, LayerMeta};
 use crate::error::{Error, Result};
@@ -114,6 +114,35 @@ impl BatchNormalization {
     /// this layer's output here: in training one op, [`Tensor::batch_norm`], which saves the
     /// ReLU's passes over memory forward and backward).
     pub(crate) fn normalize_then(&mut self, x: &Tensor, ctx: ForwardCtx, relu: bool) -> Result<Tensor> {
+        self.normalize_and(x, ctx, relu, None)
+    }
+
+    /// The layer's output, then ReLU, then max pooling by `pool` (a ReLU and a channels-last
+    /// `MaxPooling2D` that read nothing but the previous output): in training, over the last
+    /// axis, one op, [`Tensor::batch_norm_relu_max_pool`], which never writes the full-size
+    /// normalized output.
+    pub(crate) fn normalize_relu_max_pool(
+        &mut self,
+        x: &Tensor,
+        ctx: ForwardCtx,
+        pool: PoolWindow,
+    ) -> Result<Tensor> {
+        self.normalize_and(x, ctx, true, Some(pool))
+    }
+
+    fn normalize_and(
+        &mut self,
+        x: &Tensor,
+        ctx: ForwardCtx,
+        relu: bool,
+        pool: Option<PoolWindow>,
+    ) -> Result<Tensor> {
+        let max_pool = |y: Tensor| -> Result<Tensor> {
+            Ok(match pool {
+                Some(p) => y.max_pool2d(p.size, p.strides, p.padding)?,
+                None => y,
+            })
+        };
         let [moving_mean, moving_variance] =
             self.moving.clone().ok_or_else(|| Error::Build("BatchNormalization used before build".into()))?;
         let axis = self.sample_axis as isize + 1;
@@ -128,10 +157,19 @@ impl BatchNormalization {
         }
         if !(ctx.training && ctx.trainable) {
             let y = self.normalize(x, &moving_mean, &moving_variance)?;
-            return Ok(if relu { y.relu()? } else { y });
+            return max_pool(if relu { y.relu()? } else { y });
         }
         // One pass for both statistics (Keras' biased variance), one for the output.
-        let (y, moments) = x.batch_norm(axis, self.gamma.as_ref(), self.beta.as_ref(), self.epsilon, relu)?;
+        let (gamma, beta) = (self.gamma.as_ref(), self.beta.as_ref());
+        let (y, moments) = match pool {
+            Some(pool) if relu && axis as usize == x.rank() - 1 => {
+                x.batch_norm_relu_max_pool(gamma, beta, self.epsilon, pool)?
+            }
+            _ => {
+                let (y, moments) = x.batch_norm(axis, gamma, beta, self.epsilon, relu)?;
+                (max_pool(y)?, moments)
+            }
+        };
         let mean = moments.narrow(0, 0, 1)?.reshape([c])?;
         let variance = moments.narrow(0, 1, 1)?.reshape([c])?;
         let (m, keep) = (self.momentum, 1.0 - self.momentum);

@@ -1,6 +1,7 @@
 //! Which layer chains of a graph run as one fused op: decided once, when the graph is built,
-//! for every kind of model. A chain is two layers, the second reading nothing but the first's
-//! output, which then is never formed: it must not be a model output or read by another layer.
+//! for every kind of model. A chain is two or three layers, each after the first reading
+//! nothing but the previous one's output, which then is never formed: it must not be a model
+//! output or read by another layer.
 //!
 //! - A `Conv2D` with ReLU then a `MaxPooling2D` runs as [`Tensor::conv2d_relu_max_pool`], which
 //!   a backend may compute in one pass and which applies the ReLU after the pooling, on 4x
@@ -9,11 +10,14 @@
 //! - A `BatchNormalization` then a plain ReLU (`Activation("relu")`, `ReLU()`) runs in training
 //!   as [`Tensor::batch_norm`] with its ReLU: the same values, two passes over the activations
 //!   fewer forward and backward.
+//! - When that ReLU is read only by a channels-last `MaxPooling2D` with 2x2 windows and stride
+//!   2, the three run as [`Tensor::batch_norm_relu_max_pool`]: the full-size activations are
+//!   neither written forward nor differentiated through the pooling backward.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use tensor::Tensor;
+use tensor::{PoolWindow, Tensor};
 
 use super::symbolic::{Op, SymbolicTensor};
 use crate::error::Result;
@@ -26,13 +30,17 @@ pub(crate) enum Chain {
     ConvReluMaxPool,
     /// `BatchNormalization`, then a plain ReLU.
     NormRelu,
+    /// `BatchNormalization`, a plain ReLU, then a 2x2 `MaxPooling2D` with stride 2.
+    NormReluMaxPool,
 }
 
 /// The fused chains of one graph.
 #[derive(Default)]
 pub(crate) struct Fusion {
-    /// First node id -> the node computed with it, and the kind of chain.
+    /// First node id -> the chain's last node, computed with it, and the kind of chain.
     second_of: HashMap<u64, (u64, Chain)>,
+    /// The middle nodes of three-layer chains: never computed on their own.
+    inside: HashSet<u64>,
 }
 
 impl Fusion {
@@ -55,12 +63,35 @@ impl Fusion {
                 second_of.insert(first.id, (node.node.id, chain));
             }
         }
-        Fusion { second_of }
+        // A normalization's ReLU read only by a 2x2 max pooling joins it to the chain.
+        let norm_of: HashMap<u64, u64> = (second_of.iter())
+            .filter(|(_, (_, chain))| *chain == Chain::NormRelu)
+            .map(|(&norm, &(relu, _))| (relu, norm))
+            .collect();
+        let mut inside = HashSet::new();
+        for node in nodes {
+            let [input] = node.node.inputs.as_slice() else { continue };
+            let relu = input.node.id;
+            let Some(&norm) = norm_of.get(&relu) else { continue };
+            let only_reader = consumers.get(&relu) == Some(&1);
+            let is_output = outputs.iter().any(|o| o.node.id == relu);
+            if only_reader && !is_output && is_max_pool_2x2(&node.node.op) {
+                second_of.insert(norm, (node.node.id, Chain::NormReluMaxPool));
+                inside.insert(relu);
+            }
+        }
+        Fusion { second_of, inside }
     }
 
-    /// The node computed together with node `first`, and how, if they fuse.
+    /// The last node computed together with node `first`, and how, if they fuse.
     pub fn second_of(&self, first: u64) -> Option<(u64, Chain)> {
         self.second_of.get(&first).copied()
+    }
+
+    /// Whether node `id` is the middle of a fused chain (its first layer computes it with the
+    /// last, and it is never formed).
+    pub fn is_inside(&self, id: u64) -> bool {
+        self.inside.contains(&id)
     }
 
     /// How many chains of `kind` fuse.
@@ -109,6 +140,16 @@ fn chain(first: &Op, second: &Op) -> Option<Chain> {
     }
 }
 
+/// Whether `op` is a channels-last `MaxPooling2D` with 2x2 windows and stride 2 (the input's
+/// sizes, known only when it runs, decide whether the op fuses it or pools apart).
+fn is_max_pool_2x2(op: &Op) -> bool {
+    let Op::Layer(layer) = op else { return false };
+    let state = layer.lock();
+    as_layer::<MaxPooling2D>(&*state.layer).is_some_and(|pool| {
+        pool.is_channels_last() && (pool.window().size, pool.window().strides) == ((2, 2), (2, 2))
+    })
+}
+
 fn as_layer<L: Layer>(layer: &dyn Layer) -> Option<&L> {
     (layer as &dyn Any).downcast_ref::<L>()
 }
@@ -132,6 +173,12 @@ pub(crate) fn run_chain(
             let norm = (first as &mut dyn Any).downcast_mut::<BatchNormalization>();
             norm.expect("the plan fuses only BatchNormalization").normalize_then(x, ctx, true)
         }
+        Chain::NormReluMaxPool => {
+            let pool = as_layer::<MaxPooling2D>(second).expect("the plan fuses only MaxPooling2D");
+            let window: PoolWindow = pool.window();
+            let norm = (first as &mut dyn Any).downcast_mut::<BatchNormalization>();
+            norm.expect("the plan fuses only BatchNormalization").normalize_relu_max_pool(x, ctx, window)
+        }
     }
 }
 
@@ -141,8 +188,10 @@ mod tests {
     use crate::activation::Activation::{Linear, Relu};
     use crate::functional::{Add, Apply, Input, MergeLayer, Model, Shared};
     use crate::layers::{
-        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU,
+        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, DataFormat, Dense, Flatten,
+        MaxPooling2D, ReLU,
     };
+    use tensor::Padding;
 
     fn fused(model: &Model) -> usize {
         model.graph.fusion.count(super::Chain::ConvReluMaxPool)
@@ -160,8 +209,39 @@ mod tests {
         let device = crate::device::cpu();
         let model6 = crate::zoo::model6(&device, 1).unwrap();
         let graph = &model6.model().unwrap().graph;
-        assert_eq!(graph.fusion.count(Chain::NormRelu), 5);
+        // Two of the five ReLUs are read by nothing but a 2x2 max pooling, which joins them.
+        assert_eq!(graph.fusion.count(Chain::NormRelu), 3);
+        assert_eq!(graph.fusion.count(Chain::NormReluMaxPool), 2);
         assert_eq!(graph.fusion.count(Chain::ConvReluMaxPool), 0, "its convolutions are linear");
+    }
+
+    #[test]
+    fn only_a_relu_read_by_nothing_but_a_2x2_max_pool_joins_its_normalization() {
+        let x = Input::new([8, 8, 2]);
+        let relu =
+            || ActivationLayer::new(Relu).apply(&BatchNormalization::new().apply(&x).unwrap()).unwrap();
+        let max = MaxPooling2D::new;
+        // Join: the default pooling, and explicit 2x2 windows with `same` padding (the op
+        // checks the sizes when it runs).
+        let a = max().apply(&relu()).unwrap();
+        let b = max().pool_size((2, 2)).padding(Padding::Same).apply(&relu()).unwrap();
+        // Do not: 3x3 windows, stride 1, an average, channels first, a ReLU read by two
+        // poolings, a ReLU that is a model output (each still fuses with its normalization).
+        let c = max().pool_size((3, 3)).apply(&relu()).unwrap();
+        let d = max().strides((1, 1)).apply(&relu()).unwrap();
+        let e = AveragePooling2D::new().apply(&relu()).unwrap();
+        let f = max().data_format(DataFormat::ChannelsFirst).apply(&relu()).unwrap();
+        let shared = relu();
+        let (g, h) = (max().apply(&shared).unwrap(), max().apply(&shared).unwrap());
+        let output = relu();
+        let i = max().apply(&output).unwrap();
+        let outs: Vec<_> =
+            [a, b, c, d, e, f, g, h, i].iter().map(|t| Flatten::new().apply(t).unwrap()).collect();
+        let mut outs: Vec<_> = outs.iter().collect();
+        outs.push(&output);
+        let model = Model::new(&[&x], &outs).unwrap();
+        assert_eq!(model.graph.fusion.count(Chain::NormReluMaxPool), 2);
+        assert_eq!(model.graph.fusion.count(Chain::NormRelu), 6);
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl Graph {
                 values.insert(node.id, pooled);
                 continue;
             }
+            if !keep_all && self.fusion.is_inside(node.id) {
+                // The middle of a fused chain: computed, never formed, by its first layer.
+                layer_index += 1;
+                continue;
+            }
             let mut ctx = ForwardCtx {
                 training: mode.training,
                 trainable: true,

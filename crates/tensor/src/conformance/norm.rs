@@ -1,9 +1,9 @@
 //! The conformance cases of the normalization ops (`tensor/src/ops/norm.rs`).
 
-use super::reference as r;
+use super::reference::{self as r, Pool};
 use super::{constant_in, input, input_in, Checker};
 use crate::shape::ChannelSpec;
-use crate::{ChannelCoefficients, ChannelGrad, Tensor};
+use crate::{ChannelCoefficients, ChannelGrad, Padding, PoolWindow, Tensor};
 
 /// Per-channel statistics and maps (normalization layers), around the last axis (channels last,
 /// `inner == 1`) and a middle one (`inner > 1`). Moments of data far from zero, where
@@ -46,7 +46,7 @@ pub(super) fn channel_statistics(c: &Checker<'_>) {
     let sums = |t: &[Tensor], axis: isize| -> crate::Result<Tensor> {
         let spec = ChannelSpec::new(t[0].shape(), axis)?;
         let device = t[0].device();
-        let grad = ChannelGrad { dy: t[0].storage(), relu_gate: None };
+        let grad = ChannelGrad::plain(t[0].storage());
         let storage = device.backend().channel_sums(grad, t[1].storage(), None, &spec)?;
         Tensor::from_storage(storage, [2, spec.channels], device)
     };
@@ -88,14 +88,15 @@ pub(super) fn channel_statistics(c: &Checker<'_>) {
 }
 
 /// A training step's batch normalization as one op ([`Tensor::batch_norm`]), with and without
-/// its fused ReLU, channels last and on a middle axis, forward and the gradients of `x`,
-/// `gamma` and `beta` (through the batch's statistics); then, on shapes a GPU cuts into
+/// its fused ReLU, channels last and on a middle axis, and with the max pooling after its ReLU
+/// ([`Tensor::batch_norm_relu_max_pool`]), forward and the gradients of `x`, `gamma` and
+/// `beta` (through the batch's statistics); then, on shapes a GPU cuts into
 /// chunks, its backward pass' two kernels called on the backend directly, gated by a ReLU
 /// (whose input is computed again from `x`) and centered.
 pub(super) fn batch_normalization(c: &Checker<'_>) {
     // The gradient `t[0]` gated by a ReLU whose forward map is `t[1]` (`[2, channels]`).
     fn gated(t: &[Tensor]) -> ChannelGrad<'_> {
-        ChannelGrad { dy: t[0].storage(), relu_gate: Some(t[1].storage()) }
+        ChannelGrad { dy: t[0].storage(), relu_gate: Some(t[1].storage()), pooled: None }
     }
     let d = [5, 3, 4, 7];
     for (k, (axis, relu)) in [(-1isize, false), (-1, true), (1, true)].into_iter().enumerate() {
@@ -116,6 +117,22 @@ pub(super) fn batch_normalization(c: &Checker<'_>) {
         |t| Ok(t[0].batch_norm(-1, None, None, 1e-3, true)?.0),
         |v| r::batch_norm(&v[0], &d, 3, &[1.0; 7], &[0.0; 7], 1e-3, true),
     );
+    // With the max pooling after the ReLU (`batch_norm_relu_max_pool`): fused for 2x2 windows
+    // where the backend says so, else composed (as a 3x3 window always is); odd channels.
+    let pooled: [([usize; 4], usize); 3] = [([2, 4, 6, 5], 2), ([3, 6, 4, 3], 2), ([2, 6, 6, 3], 3)];
+    for (k, (d, w)) in pooled.into_iter().enumerate() {
+        let window = PoolWindow { size: (w, w), strides: (w, w), padding: Padding::Valid };
+        c.check_op(
+            &format!("batch_norm_relu_max_pool {d:?} window {w}"),
+            206 + k as u64,
+            &[input_in(&d, -1.0, 3.0), input_in(&[d[3]], 0.5, 2.0), input(&[d[3]])],
+            |t| Ok(t[0].batch_norm_relu_max_pool(Some(&t[1]), Some(&t[2]), 1e-3, window)?.0),
+            |v| {
+                let y = r::batch_norm(&v[0], &d, 3, &v[1], &v[2], 1e-3, true);
+                r::pool2d(&y, d, Pool::Max, (w, w), (w, w), false)
+            },
+        );
+    }
     let big: [(&[usize], isize); 3] = [(&[3000, 3], -1), (&[2, 20, 20, 80], -1), (&[64, 5, 300], 1)];
     for (k, (d, axis)) in big.into_iter().enumerate() {
         let seed = 210 + 10 * k as u64;

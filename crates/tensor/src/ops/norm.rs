@@ -2,13 +2,14 @@
 //! `channel_moments` (mean and variance per channel) and `channel_affine`
 //! (`x * scale[c] + shift[c]`), each one pass over memory forward and a few backward; and
 //! `batch_norm`, a training step's whole batch normalization (and the ReLU after it) as one op
-//! whose backward pass takes two passes over memory.
+//! whose backward pass takes two passes over memory; and `batch_norm_relu_max_pool`, the same
+//! with the 2x2 max pooling after the ReLU, whose full-size output is never formed.
 
 use crate::autodiff::no_grad;
-use crate::backend::{ChannelCoefficients, ChannelGrad};
+use crate::backend::{ChannelCoefficients, ChannelGrad, PooledGrad};
 use crate::error::{Result, TensorError};
 use crate::ops::binary::grad_if;
-use crate::shape::ChannelSpec;
+use crate::shape::{ChannelSpec, Pool2dSpec, PoolKind, PoolWindow};
 use crate::tensor::Tensor;
 
 /// Row `row` of a `[2, channels]` tensor, as `[channels]`.
@@ -83,7 +84,7 @@ impl Tensor {
                 })?;
                 let sums = if ctx.needs[1] || ctx.needs[2] {
                     let storage = x.device().call("channel_sums", &format_args!("{spec:?}"), |b| {
-                        let grad = ChannelGrad { dy: ctx.grad.storage(), relu_gate: None };
+                        let grad = ChannelGrad::plain(ctx.grad.storage());
                         b.channel_sums(grad, x.storage(), None, &spec)
                     })?;
                     Some(Tensor::from_storage(storage, [2, spec.channels], x.device())?)
@@ -130,6 +131,43 @@ impl Tensor {
         epsilon: f32,
         relu: bool,
     ) -> Result<(Tensor, Tensor)> {
+        self.batch_norm_then(axis, gamma, beta, epsilon, relu, None)
+    }
+
+    /// [`Tensor::batch_norm`] over the last axis of an NHWC batch with its ReLU, then max
+    /// pooling by `pool`: `max_pool2d(batch_norm(relu = true))`, the same values and
+    /// gradients. Where the backend fuses it ([`crate::Capabilities::fused_norm_pool`]) and
+    /// the windows are 2x2 with stride 2 tiling the input, one op: the forward pass writes
+    /// only the pooled output, and the backward pass reads the pooled gradient, each window's
+    /// winner found again from `x`; otherwise the two ops.
+    ///
+    /// Returns the pooled output and the batch's statistics, as [`Tensor::batch_norm`] does.
+    pub fn batch_norm_relu_max_pool(
+        &self,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        epsilon: f32,
+        pool: PoolWindow,
+    ) -> Result<(Tensor, Tensor)> {
+        let spec = Pool2dSpec::new(self.shape(), pool.size, pool.strides, pool.padding)?;
+        if spec.tiles_2x2() && self.device().capabilities().fused_norm_pool {
+            return self.batch_norm_then(-1, gamma, beta, epsilon, true, Some(spec));
+        }
+        let (y, moments) = self.batch_norm(-1, gamma, beta, epsilon, true)?;
+        Ok((y.pool2d(PoolKind::Max, pool.size, pool.strides, pool.padding)?, moments))
+    }
+
+    /// [`Tensor::batch_norm`], then the 2x2 max pooling `pool` (over the last axis, with the
+    /// ReLU) when given.
+    fn batch_norm_then(
+        &self,
+        axis: isize,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        epsilon: f32,
+        relu: bool,
+        pool: Option<Pool2dSpec>,
+    ) -> Result<(Tensor, Tensor)> {
         let spec = ChannelSpec::new(self.shape(), axis)?;
         let c = spec.channels;
         for (what, t) in [("gamma", gamma), ("beta", beta)] {
@@ -162,19 +200,39 @@ impl Tensor {
             let relu_gate = relu.then(|| Tensor::concat(&[&scale, &shift], 0)).transpose()?;
             Ok((moments, mean, inv_std, scale, shift, relu_gate))
         })?;
-        let storage = device.call("batch_norm", &format_args!("{spec:?} relu {relu}"), |b| {
-            b.channel_affine(x.storage(), scale.storage(), shift.storage(), relu, &spec)
-        })?;
+        let (storage, winners, shape, name) = match &pool {
+            None => {
+                let storage = device.call("batch_norm", &format_args!("{spec:?} relu {relu}"), |b| {
+                    b.channel_affine(x.storage(), scale.storage(), shift.storage(), relu, &spec)
+                })?;
+                (storage, None, self.shape().clone(), "batch_norm")
+            }
+            Some(pool) => {
+                let name = "batch_norm_relu_max_pool";
+                let (storage, winners) = device.call(name, &format_args!("{pool}"), |b| {
+                    b.channel_affine_relu_max_pool(x.storage(), scale.storage(), shift.storage(), pool)
+                })?;
+                (storage, Some(winners), pool.output_shape(), name)
+            }
+        };
         let inputs: Vec<&Tensor> = [Some(self), gamma, beta].into_iter().flatten().collect();
         let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
-        let y = Tensor::from_op(storage, self.shape().clone(), device, &inputs, "batch_norm", move |ctx| {
+        let y = Tensor::from_op(storage, shape, device, &inputs, name, move |ctx| {
             let x = &ctx.inputs[0];
             let device = x.device();
-            let grad =
-                ChannelGrad { dy: ctx.grad.storage(), relu_gate: relu_gate.as_ref().map(Tensor::storage) };
-            let storage = device.call("channel_sums", &format_args!("{spec:?} relu {relu}"), |b| {
-                b.channel_sums(grad, x.storage(), Some(mean.storage()), &spec)
-            })?;
+            let grad = ChannelGrad {
+                dy: ctx.grad.storage(),
+                relu_gate: relu_gate.as_ref().map(Tensor::storage),
+                pooled: pool
+                    .as_ref()
+                    .zip(winners.as_ref())
+                    .map(|(pool, winners)| PooledGrad { pool, winners }),
+            };
+            let storage = device.call(
+                "channel_sums",
+                &format_args!("{spec:?} relu {relu} pooled {}", pool.is_some()),
+                |b| b.channel_sums(grad, x.storage(), Some(mean.storage()), &spec),
+            )?;
             let sums = Tensor::from_storage(storage, [2, c], device)?;
             // sum(g * xhat) and sum(g): the gradients of gamma and beta.
             let (dgamma, dbeta) = (row(&sums, 0)?.mul(&inv_std)?, row(&sums, 1)?);
@@ -188,10 +246,11 @@ impl Tensor {
                     x_scale: x_scale.storage(),
                     shift: shift.storage(),
                 };
-                let storage =
-                    device.call("channel_affine_pair", &format_args!("{spec:?} relu {relu}"), |b| {
-                        b.channel_affine_pair(grad, x.storage(), k, &spec)
-                    })?;
+                let storage = device.call(
+                    "channel_affine_pair",
+                    &format_args!("{spec:?} relu {relu} pooled {}", pool.is_some()),
+                    |b| b.channel_affine_pair(grad, x.storage(), k, &spec),
+                )?;
                 Tensor::from_storage(storage, x.shape().clone(), device)
             })?;
             let mut grads = vec![dx];

@@ -447,6 +447,14 @@ impl Pool2dSpec {
     pub fn output_shape(&self) -> Shape {
         Shape(vec![self.batch, self.out_h, self.out_w, self.channels])
     }
+    /// Whether the windows are 2x2 with stride 2 and no padding and tile the input exactly
+    /// (even height and width): Keras' default `MaxPooling2D()` on even sizes.
+    pub fn tiles_2x2(&self) -> bool {
+        (self.pool_h, self.pool_w, self.stride_h, self.stride_w) == (2, 2, 2, 2)
+            && (self.pad_top, self.pad_left) == (0, 0)
+            && self.in_h == 2 * self.out_h
+            && self.in_w == 2 * self.out_w
+    }
     /// The in-bounds input rows `[start, end)` of output row `oy` (same for columns).
     pub fn window_rows(&self, oy: usize) -> (usize, usize) {
         window_range(oy, self.stride_h, self.pad_top, self.pool_h, self.in_h)
