@@ -1,5 +1,6 @@
 //! The AVX-512 kernels of the Winograd F(2x2, 3x3) convolution (see the module's page): the
-//! transform of input tiles, the products per tile position, and the transform of output
+//! driver of every tile size's input transform ([`input_tiles`], F(2x2)'s here and F(4x4)'s
+//! in `f4_avx512.rs`), the products per tile position, and the transform of output
 //! tiles with the bias, the 2x2 max pool and the ReLU. Channels are the vector lanes; a
 //! block of tiles is laid out as described by [`Planes`].
 
@@ -65,14 +66,36 @@ impl Planes {
     }
 }
 
-/// `V = B^T d B` of the 4x4 input tiles `tiles` of `images` (tile `(ty, tx)` of an image
-/// starts at row `2 ty - pad_top`, column `2 tx - pad_left`, zeros outside the image), into
-/// rows `0..tiles.len()` of `v`. Lanes past `in_c` are stored as zeros.
+/// A tile size's input transform `V = B^T d B`: F(2x2, 3x3)'s ([`F2Input`]) or F(4x4, 3x3)'s
+/// (`f4_avx512::F4Input`).
+pub(super) trait InputTransform {
+    /// Output pixels per tile side: tile `(ty, tx)` of an image starts at row `STEP ty -
+    /// pad_top`, column `STEP tx - pad_left`.
+    const STEP: usize;
+    /// Input pixels per tile side.
+    const ALPHA: usize;
+
+    /// `V` of one tile's channels `lane..lane + 16` (see [`TileAt::load`]), stored as its
+    /// `ALPHA^2` rows from `out`, `xi_stride` apart.
+    ///
+    /// # Safety
+    /// As [`TileAt::load`]'s; `out` holds the rows.
+    unsafe fn tile<const INSIDE: bool>(
+        at: &TileAt,
+        lane: usize,
+        mask: __mmask16,
+        out: *mut f32,
+        xi_stride: usize,
+    );
+}
+
+/// `V = B^T d B` of the input tiles `tiles` of `images` by `T` (zeros outside the images),
+/// into rows `0..tiles.len()` of `v`. Lanes past `in_c` are stored as zeros.
 ///
 /// # Safety
 /// The CPU has AVX-512F (the bounds are checked).
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn input_tiles(
+pub(super) unsafe fn input_tiles<T: InputTransform>(
     images: &InputImages<'_>,
     tiles: Range<usize>,
     planes: Planes,
@@ -80,27 +103,45 @@ pub(super) unsafe fn input_tiles(
 ) {
     let c = images.in_c;
     assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && c <= planes.lanes);
-    assert_eq!(planes.positions, 16, "F(2x2, 3x3) tiles");
+    assert_eq!(planes.positions, T::ALPHA * T::ALPHA, "the transform's tiles");
     images.check(&tiles);
     for (row, tile) in tiles.enumerate() {
-        let at = images.tile(tile, 2, 4);
+        let at = images.tile(tile, T::STEP, T::ALPHA);
         for lane in (0..planes.lanes).step_by(LANES) {
             let mask = lane_mask(c.saturating_sub(lane));
             let out = v.as_mut_ptr().add(planes.at(0, row) + lane);
             if at.inside {
-                input_tile::<true>(&at, lane, mask, out, planes.xi_stride());
+                T::tile::<true>(&at, lane, mask, out, planes.xi_stride());
             } else {
-                input_tile::<false>(&at, lane, mask, out, planes.xi_stride());
+                T::tile::<false>(&at, lane, mask, out, planes.xi_stride());
             }
         }
     }
 }
 
-/// `V = B^T d B` of one tile's channels `lane..lane + 16` (see [`TileAt::load`]), stored
-/// as its 16 rows from `out`, `xi_stride` apart.
+/// F(2x2, 3x3)'s input transform: 4x4 tiles, 2 apart.
+pub(super) struct F2Input;
+
+impl InputTransform for F2Input {
+    const STEP: usize = 2;
+    const ALPHA: usize = 4;
+
+    #[inline(always)]
+    unsafe fn tile<const INSIDE: bool>(
+        at: &TileAt,
+        lane: usize,
+        mask: __mmask16,
+        out: *mut f32,
+        xi_stride: usize,
+    ) {
+        input_tile::<INSIDE>(at, lane, mask, out, xi_stride)
+    }
+}
+
+/// [`F2Input`]'s tile.
 ///
 /// # Safety
-/// As [`TileAt::load`]'s; `out` holds the 16 rows.
+/// As [`InputTransform::tile`]'s.
 #[inline(always)]
 unsafe fn input_tile<const INSIDE: bool>(
     at: &TileAt,

@@ -23,12 +23,11 @@
 // Register arrays indexed alongside the positions.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512::{add, sub, Planes, LANES};
-use super::input_images::{InputImages, TileAt};
+use super::avx512::{add, sub, InputTransform, Planes, LANES};
+use super::input_images::TileAt;
 use super::plain_avx512::{lane_mask, TileGrid};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
-use std::ops::Range;
 
 /// Output rows and columns per tile.
 pub(super) const M: usize = 4;
@@ -107,34 +106,22 @@ fn gradient_1d(g: [__m512; M]) -> [__m512; ALPHA] {
     [g[0], add(s, d), sub(s, d), fma(two, e1, e0), fnma(two, e1, e0), g[3]]
 }
 
-/// `V = B^T d B` of the 6x6 input tiles `tiles` of `images` (tile `(ty, tx)` of an image
-/// starts at row `4 ty - pad_top`, column `4 tx - pad_left`, zeros outside the image), into
-/// rows `0..tiles.len()` of `v`. Lanes past `in_c` are stored as zeros.
-///
-/// # Safety
-/// The CPU has AVX-512F (the bounds are checked).
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn input_tiles(
-    images: &InputImages<'_>,
-    tiles: Range<usize>,
-    planes: Planes,
-    v: &mut [f32],
-) {
-    let c = images.in_c;
-    assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && c <= planes.lanes);
-    assert_eq!(planes.positions, POSITIONS, "F(4x4, 3x3) tiles");
-    images.check(&tiles);
-    for (row, tile) in tiles.enumerate() {
-        let at = images.tile(tile, M, ALPHA);
-        for lane in (0..planes.lanes).step_by(LANES) {
-            let mask = lane_mask(c.saturating_sub(lane));
-            let out = v.as_mut_ptr().add(planes.at(0, row) + lane);
-            if at.inside {
-                input_tile::<true>(&at, lane, mask, out, planes.xi_stride());
-            } else {
-                input_tile::<false>(&at, lane, mask, out, planes.xi_stride());
-            }
-        }
+/// F(4x4, 3x3)'s input transform (`avx512::input_tiles`): 6x6 tiles, 4 apart.
+pub(super) struct F4Input;
+
+impl InputTransform for F4Input {
+    const STEP: usize = M;
+    const ALPHA: usize = ALPHA;
+
+    #[inline(always)]
+    unsafe fn tile<const INSIDE: bool>(
+        at: &TileAt,
+        lane: usize,
+        mask: __mmask16,
+        out: *mut f32,
+        xi_stride: usize,
+    ) {
+        input_tile::<INSIDE>(at, lane, mask, out, xi_stride)
     }
 }
 

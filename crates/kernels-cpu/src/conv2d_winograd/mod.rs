@@ -176,7 +176,7 @@ impl<'s> WinogradPool<'s> {
             let count = block.len();
             // SAFETY: `new` checked AVX-512F; the kernels check their bounds.
             unsafe {
-                avx512::input_tiles(&source, block, in_planes, v);
+                avx512::input_tiles::<avx512::F2Input>(&source, block, in_planes, v);
                 self.forward_products(v, u, m);
                 avx512::output_tiles(m, out_planes, count, bias, out);
             }

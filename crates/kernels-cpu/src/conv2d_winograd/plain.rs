@@ -23,7 +23,7 @@
 //! their rows sum up to 10 (`B^T`) and 19 (`A^T`) magnitudes, so it rounds about ten times
 //! worse (up to 4e-6 of the terms' magnitudes seen); `plain_tests.rs` bounds both.
 
-use super::avx512::{self, Planes, LANES};
+use super::avx512::{self, F2Input, Planes, LANES};
 use super::f4_avx512 as f4;
 use super::input_images::InputImages;
 use super::plain_avx512::{self as kernels, TileGrid};
@@ -269,8 +269,8 @@ impl Correlation {
                     unsafe {
                         let tiles = start..start + count;
                         match self.tile {
-                            Tile::F2 => avx512::input_tiles(&source, tiles, v_planes, v),
-                            Tile::F4 => f4::input_tiles(&source, tiles, v_planes, v),
+                            Tile::F2 => avx512::input_tiles::<F2Input>(&source, tiles, v_planes, v),
+                            Tile::F4 => avx512::input_tiles::<f4::F4Input>(&source, tiles, v_planes, v),
                         }
                         self.products((v, v_planes), u, (&mut *m, m_planes), count);
                         let m = (&*m, m_planes);
@@ -391,11 +391,11 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], spec: &Conv2dSpec, tile: Ti
                     let grid = corr.grid();
                     match tile {
                         Tile::F2 => {
-                            avx512::input_tiles(&source, 0..n, v_planes, v);
+                            avx512::input_tiles::<F2Input>(&source, 0..n, v_planes, v);
                             kernels::gradient_tiles(dy, grid, (0, n), (z, z_planes));
                         }
                         Tile::F4 => {
-                            f4::input_tiles(&source, 0..n, v_planes, v);
+                            avx512::input_tiles::<f4::F4Input>(&source, 0..n, v_planes, v);
                             f4::gradient_tiles(dy, grid, (0, n), (z, z_planes));
                         }
                     }

@@ -1,8 +1,8 @@
 //! The AVX-512 kernels of the plain (unpooled) Winograd convolutions (see `plain.rs`): the
 //! products per tile position for one group of output channels (any tile size), and for
 //! F(2x2, 3x3) the output transform into NHWC images and the filter gradient's transform of
-//! output-gradient tiles (F(4x4, 3x3)'s transforms are in `f4_avx512.rs`; F(2x2)'s input
-//! transform is `avx512::input_tiles`). Channels are the vector lanes; blocks of tiles are
+//! output-gradient tiles (F(4x4, 3x3)'s transforms are in `f4_avx512.rs`; both tile sizes'
+//! input transforms run through `avx512::input_tiles`). Channels are the vector lanes; blocks of tiles are
 //! laid out as [`Planes`] describes.
 
 // Register arrays indexed alongside the planes.

@@ -138,8 +138,8 @@ impl Tensor {
     /// pooling by `pool`: `max_pool2d(batch_norm(relu = true))`, the same values and
     /// gradients. Where the backend fuses it ([`crate::Capabilities::fused_norm_pool`]) and
     /// the windows are 2x2 with stride 2 tiling the input, one op: the forward pass writes
-    /// only the pooled output, and the backward pass reads the pooled gradient, each window's
-    /// winner found again from `x`; otherwise the two ops.
+    /// only the pooled output, and the backward pass reads the pooled gradient through each
+    /// window's winner, which the forward pass recorded; otherwise the two ops.
     ///
     /// Returns the pooled output and the batch's statistics, as [`Tensor::batch_norm`] does.
     pub fn batch_norm_relu_max_pool(
