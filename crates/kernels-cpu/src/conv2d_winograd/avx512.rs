@@ -8,7 +8,6 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::input_images::{InputImages, TileAt};
-use super::plain_avx512::lane_mask;
 use crate::conv2d_direct::simd::{Avx512, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -171,6 +170,16 @@ unsafe fn input_tile<const INSIDE: bool>(
             _mm512_storeu_ps(out, value);
             out = out.add(xi_stride);
         }
+    }
+}
+
+/// The first `used` lanes of a register (all where `used >= LANES`).
+#[inline(always)]
+pub(super) fn lane_mask(used: usize) -> __mmask16 {
+    if used >= LANES {
+        0xffff
+    } else {
+        ((1u32 << used) - 1) as __mmask16
     }
 }
 

@@ -23,9 +23,9 @@
 // Register arrays indexed alongside the positions.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512::{add, sub, InputTransform, Planes, LANES};
+use super::avx512::{add, lane_mask, sub, InputTransform, Planes, LANES};
 use super::input_images::TileAt;
-use super::plain_avx512::{lane_mask, TileGrid};
+use super::plain_avx512::TileGrid;
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 

@@ -8,7 +8,7 @@
 // Register arrays indexed alongside the planes.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512::{add, sub, Planes, LANES};
+use super::avx512::{add, lane_mask, sub, Planes, LANES};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
@@ -49,16 +49,6 @@ impl TileGrid {
             let images = (first + count - 1) / self.per_image + 1;
             assert!(images * self.out_h * self.out_w * self.out_c <= len, "tile outside the images");
         }
-    }
-}
-
-/// The first `used` lanes of a register (all where `used >= LANES`).
-#[inline(always)]
-pub(super) fn lane_mask(used: usize) -> __mmask16 {
-    if used >= LANES {
-        0xffff
-    } else {
-        ((1u32 << used) - 1) as __mmask16
     }
 }
 
