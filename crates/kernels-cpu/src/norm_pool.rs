@@ -12,6 +12,7 @@
 
 use crate::buffers::{build_chunk_pairs, build_chunks};
 use crate::norm_blocks::{affine, block_rows, fold_block_sums, relu};
+use crate::pool_2x2::first_max;
 use crate::winners::NO_WINNER;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -65,12 +66,7 @@ fn forward_image(
             for ((o, w), ((((&a, &b), &d), &e), (&s, &t))) in outs.zip(taps) {
                 let [va, vb, vd, ve] = [a, b, d, e].map(|v| relu(affine(v, s, t)));
                 // The first strictly greatest, as pool_2x2 keeps it.
-                let gb = vb > va;
-                let m = if gb { vb } else { va };
-                let gd = vd > m;
-                let m = if gd { vd } else { m };
-                let ge = ve > m;
-                let m = if ge { ve } else { m };
+                let (m, [gb, gd, ge]) = first_max([va, vb, vd, ve]);
                 let index = if ge {
                     3.0
                 } else if gd {

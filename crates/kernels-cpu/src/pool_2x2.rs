@@ -71,6 +71,20 @@ fn window(spec: &Pool2dSpec, oy: usize, ox: usize) -> [usize; 4] {
     [top, top + c, bottom, bottom + c]
 }
 
+/// The maximum of a window's values `[a, b, d, e]` (scan order), and whether `b`, `d` and
+/// `e` each beat the maximum before them: the first strictly greatest wins, so a NaN never
+/// replaces a value. Selects, not branches, so that the callers' loops vectorise; every
+/// kernel that pools 2x2 windows decides its winners here (`norm_pool` too).
+#[inline(always)]
+pub(crate) fn first_max([a, b, d, e]: [f32; 4]) -> (f32, [bool; 3]) {
+    let gb = b > a;
+    let m = if gb { b } else { a };
+    let gd = d > m;
+    let m = if gd { d } else { m };
+    let ge = e > m;
+    (if ge { e } else { m }, [gb, gd, ge])
+}
+
 #[inline(always)]
 fn forward_image(x: &[f32], y: &mut [MaybeUninit<f32>], spec: &Pool2dSpec) {
     let c = spec.channels;
@@ -80,9 +94,7 @@ fn forward_image(x: &[f32], y: &mut [MaybeUninit<f32>], spec: &Pool2dSpec) {
             let out = &mut y[(oy * spec.out_w + ox) * c..][..c];
             let (xa, xb, xd, xe) = (&x[a..][..c], &x[b..][..c], &x[d..][..c], &x[e..][..c]);
             for i in 0..c {
-                let m = if xb[i] > xa[i] { xb[i] } else { xa[i] };
-                let m = if xd[i] > m { xd[i] } else { m };
-                out[i].write(if xe[i] > m { xe[i] } else { m });
+                out[i].write(first_max([xa[i], xb[i], xd[i], xe[i]]).0);
             }
         }
     }
@@ -104,11 +116,7 @@ fn backward_image(x: &[f32], dy: &[f32], dx: &mut [MaybeUninit<f32>], spec: &Poo
             let taps = xa.iter().zip(xb).zip(xd).zip(xe).zip(g);
             for ((((oa, ob), od), oe), ((((&va, &vb), &vd), &ve), &g)) in outs.zip(taps) {
                 // Which tap wins, decided as the forward pass does; as masks, not branches.
-                let gb = vb > va;
-                let m = if gb { vb } else { va };
-                let gd = vd > m;
-                let m = if gd { vd } else { m };
-                let ge = ve > m;
+                let (_, [gb, gd, ge]) = first_max([va, vb, vd, ve]);
                 oa.write(if !(gb | gd | ge) { g } else { 0.0 });
                 ob.write(if gb & !(gd | ge) { g } else { 0.0 });
                 od.write(if gd & !ge { g } else { 0.0 });

@@ -133,42 +133,28 @@ impl InputTransform for F2Input {
         out: *mut f32,
         xi_stride: usize,
     ) {
-        input_tile::<INSIDE>(at, lane, mask, out, xi_stride)
-    }
-}
-
-/// [`F2Input`]'s tile.
-///
-/// # Safety
-/// As [`InputTransform::tile`]'s.
-#[inline(always)]
-unsafe fn input_tile<const INSIDE: bool>(
-    at: &TileAt,
-    lane: usize,
-    mask: __mmask16,
-    out: *mut f32,
-    xi_stride: usize,
-) {
-    let mut d = [[_mm512_setzero_ps(); 4]; 4];
-    for r in 0..4 {
-        for s in 0..4 {
-            d[r][s] = at.load::<INSIDE>(r, s, lane, mask);
+        let mut d = [[_mm512_setzero_ps(); 4]; 4];
+        for r in 0..4 {
+            for s in 0..4 {
+                d[r][s] = at.load::<INSIDE>(r, s, lane, mask);
+            }
         }
-    }
-    // Rows: B^T d.
-    let mut rows = [[_mm512_setzero_ps(); 4]; 4];
-    for s in 0..4 {
-        rows[0][s] = sub(d[0][s], d[2][s]);
-        rows[1][s] = add(d[1][s], d[2][s]);
-        rows[2][s] = sub(d[2][s], d[1][s]);
-        rows[3][s] = sub(d[1][s], d[3][s]);
-    }
-    // Columns: (B^T d) B, stored as the tile's 16 rows.
-    let mut out = out;
-    for row in rows {
-        for value in [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])] {
-            _mm512_storeu_ps(out, value);
-            out = out.add(xi_stride);
+        // Rows: B^T d.
+        let mut rows = [[_mm512_setzero_ps(); 4]; 4];
+        for s in 0..4 {
+            rows[0][s] = sub(d[0][s], d[2][s]);
+            rows[1][s] = add(d[1][s], d[2][s]);
+            rows[2][s] = sub(d[2][s], d[1][s]);
+            rows[3][s] = sub(d[1][s], d[3][s]);
+        }
+        // Columns: (B^T d) B, stored as the tile's 16 rows.
+        let mut out = out;
+        for row in rows {
+            for value in [sub(row[0], row[2]), add(row[1], row[2]), sub(row[2], row[1]), sub(row[1], row[3])]
+            {
+                _mm512_storeu_ps(out, value);
+                out = out.add(xi_stride);
+            }
         }
     }
 }

@@ -121,40 +121,24 @@ impl InputTransform for F4Input {
         out: *mut f32,
         xi_stride: usize,
     ) {
-        input_tile::<INSIDE>(at, lane, mask, out, xi_stride)
-    }
-}
-
-/// `V = B^T d B` of one tile's channels `lane..lane + 16` (see [`TileAt::load`]), stored
-/// as its 36 rows from `out`, `xi_stride` apart.
-///
-/// # Safety
-/// As [`TileAt::load`]'s; `out` holds the 36 rows.
-#[inline(always)]
-unsafe fn input_tile<const INSIDE: bool>(
-    at: &TileAt,
-    lane: usize,
-    mask: __mmask16,
-    out: *mut f32,
-    xi_stride: usize,
-) {
-    // Columns: B^T d, a column of six pixels at a time.
-    let mut t = [[_mm512_setzero_ps(); ALPHA]; ALPHA];
-    for s in 0..ALPHA {
-        let mut d = [_mm512_setzero_ps(); ALPHA];
+        // Columns: B^T d, a column of six pixels at a time.
+        let mut t = [[_mm512_setzero_ps(); ALPHA]; ALPHA];
+        for s in 0..ALPHA {
+            let mut d = [_mm512_setzero_ps(); ALPHA];
+            for r in 0..ALPHA {
+                d[r] = at.load::<INSIDE>(r, s, lane, mask);
+            }
+            for (r, value) in input_1d(d).into_iter().enumerate() {
+                t[r][s] = value;
+            }
+        }
+        // Rows: (B^T d) B, stored as the tile's 36 rows.
+        let mut out = out;
         for r in 0..ALPHA {
-            d[r] = at.load::<INSIDE>(r, s, lane, mask);
-        }
-        for (r, value) in input_1d(d).into_iter().enumerate() {
-            t[r][s] = value;
-        }
-    }
-    // Rows: (B^T d) B, stored as the tile's 36 rows.
-    let mut out = out;
-    for r in 0..ALPHA {
-        for value in input_1d(t[r]) {
-            _mm512_storeu_ps(out, value);
-            out = out.add(xi_stride);
+            for value in input_1d(t[r]) {
+                _mm512_storeu_ps(out, value);
+                out = out.add(xi_stride);
+            }
         }
     }
 }
