@@ -74,6 +74,13 @@ impl Drop for NoGradGuard {
     }
 }
 
+/// Runs `f` with graph recording on this thread set to `enabled`, then restores the previous
+/// mode (a host loop moved to another thread keeps its caller's mode).
+pub(crate) fn with_grad_mode<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
+    let _guard = NoGradGuard { previous: GRAD_ENABLED.with(|g| g.replace(enabled)) };
+    f()
+}
+
 /// Runs `f` without recording graphs (evaluation, optimizer updates).
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _guard = NoGradGuard::new();

@@ -154,6 +154,13 @@ pub trait Backend:
     fn name(&self) -> String;
     /// What the backend can do and how it is best driven (see [`Capabilities`]).
     fn capabilities(&self) -> Capabilities;
+    /// Runs `work`, a host loop that calls this backend's kernels one after another (a
+    /// training run), on the thread where such calls cost least. The default runs it on the
+    /// calling thread; the CPU backend runs it on one of its worker threads (see
+    /// [`Device::run_host_loop`](crate::Device::run_host_loop)).
+    fn run_host_loop(&self, work: &mut (dyn FnMut() + Send)) {
+        work()
+    }
 }
 
 /// What a training loop may ask of a backend instead of guessing from its name.

@@ -52,6 +52,34 @@ impl Device {
     pub fn capabilities(&self) -> crate::backend::Capabilities {
         self.backend.capabilities()
     }
+    /// Runs `work`, a loop that calls many kernels one after another (a training or
+    /// evaluation run), where the backend launches them at least cost, and returns its
+    /// result. On the CPU that is one of the backend's worker threads: a kernel started there
+    /// shares its work with the other workers while they are still awake from the last one,
+    /// where a call from outside the pool hands each kernel over and sleeps until it is done.
+    /// `work` runs in its caller's graph-recording mode ([`crate::no_grad`]); it should not
+    /// wait for another thread's work (it holds a worker meanwhile: data-parallel ranks that
+    /// are threads of one process would wait for each other forever).
+    ///
+    /// ```
+    /// let device = kernels_cpu::cpu_device();
+    /// let sum = device.run_host_loop(|| -> tensor::Result<f32> {
+    ///     let x = tensor::Tensor::from_vec(vec![1.0, 2.0, 3.0], [3], &device)?;
+    ///     x.sum_all()?.item()
+    /// })?;
+    /// assert_eq!(sum, 6.0);
+    /// # Ok::<(), tensor::TensorError>(())
+    /// ```
+    pub fn run_host_loop<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        let (mut work, mut result) = (Some(work), None);
+        let grad_enabled = crate::autodiff::is_grad_enabled();
+        self.backend.run_host_loop(&mut || {
+            if let Some(work) = work.take() {
+                result = Some(crate::autodiff::with_grad_mode(grad_enabled, work));
+            }
+        });
+        result.expect("Backend::run_host_loop must run its work once")
+    }
     /// Whether both handles refer to the same backend instance.
     pub fn same(&self, other: &Device) -> bool {
         Arc::ptr_eq(&self.backend, &other.backend)

@@ -283,7 +283,9 @@ impl Model {
     ) -> Result<Logs> {
         let batch_size = batch_size_or_default(batch_size.into())?;
         let data = self.prepare(&x.into(), &y.into(), "evaluate")?;
-        self.evaluate_prepared(&data, batch_size)?.report_over("", self.cluster.as_ref())
+        let evaluate = || self.evaluate_prepared(&data, batch_size);
+        let totals = super::host_loop(&self.device, self.cluster.is_some(), evaluate)?;
+        totals.report_over("", self.cluster.as_ref())
     }
 
     /// The model's outputs for `x` (one array per input, or one array for a model of one
@@ -298,21 +300,24 @@ impl Model {
         let n = self.check_inputs(x.as_slice(), "predict")?;
         let outputs = self.graph.outputs.len();
         let mut data: Vec<Vec<f32>> = vec![Vec::new(); outputs];
-        no_grad(|| -> Result<()> {
-            for start in (0..n).step_by(batch_size) {
-                let end = (start + batch_size).min(n);
-                let xb = x
-                    .as_slice()
-                    .iter()
-                    .map(|a| a.slice(start, end).to_tensor(&self.device))
-                    .collect::<Result<Vec<_>>>()?;
-                let preds = self.graph.run(&xb, RunMode::inference(), &vec![false; outputs])?;
-                for (out, p) in data.iter_mut().zip(preds) {
-                    let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = p;
-                    out.extend(p.to_vec()?);
+        // Each rank predicts alone, waiting for no other.
+        super::host_loop(&self.device, false, || {
+            no_grad(|| -> Result<()> {
+                for start in (0..n).step_by(batch_size) {
+                    let end = (start + batch_size).min(n);
+                    let xb = x
+                        .as_slice()
+                        .iter()
+                        .map(|a| a.slice(start, end).to_tensor(&self.device))
+                        .collect::<Result<Vec<_>>>()?;
+                    let preds = self.graph.run(&xb, RunMode::inference(), &vec![false; outputs])?;
+                    for (out, p) in data.iter_mut().zip(preds) {
+                        let (Prediction::Output(p) | Prediction::SoftmaxLogits(p)) = p;
+                        out.extend(p.to_vec()?);
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
         data.into_iter()
             .zip(&self.graph.outputs)

@@ -28,15 +28,23 @@ impl Model {
     /// Trains the model, as Keras' `fit`: `x` holds one array per input and `y` one per output,
     /// in the model's order (a single array each for a model of one input and one output).
     /// Returns the [`History`]. See [`FitOptions`] for what can be set, and
-    /// [`callbacks`](crate::callbacks) for what runs at each epoch and batch.
+    /// [`callbacks`](crate::callbacks) for what runs at each epoch and batch. On the CPU the
+    /// loop, callbacks included, runs on a worker thread of the backend's pool
+    /// ([`tensor::Device::run_host_loop`]), except for a distributed model.
     pub fn fit<'x, 'y>(
         &mut self,
         x: impl Into<Arrays<'x>>,
         y: impl Into<Arrays<'y>>,
         options: &FitOptions,
     ) -> Result<History> {
+        let (x, y, device) = (x.into(), y.into(), self.device.clone());
+        super::host_loop(&device, self.cluster.is_some(), || self.fit_here(&x, &y, options))
+    }
+
+    /// [`Model::fit`] on the calling thread.
+    fn fit_here(&mut self, x: &Arrays<'_>, y: &Arrays<'_>, options: &FitOptions) -> Result<History> {
         options.check()?;
-        let data = self.prepare(&x.into(), &y.into(), "fit")?;
+        let data = self.prepare(x, y, "fit")?;
         let (train, validation) = self.split_validation(data, options)?;
         let n = train.len();
         let seed = options.seed.unwrap_or(self.seed);

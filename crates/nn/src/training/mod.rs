@@ -56,6 +56,22 @@ impl History {
 }
 
 /// Refuses a learning rate that is not positive and finite, and a schedule Keras refuses.
+/// Runs `work`, a loop over batches, where `device` launches kernels at least cost
+/// ([`tensor::Device::run_host_loop`]: on the CPU, a worker of its pool), or here when the
+/// model is `distributed`: its ranks may be threads of this process that wait for each other,
+/// and each would hold a worker while it waits.
+pub(crate) fn host_loop<R: Send>(
+    device: &tensor::Device,
+    distributed: bool,
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    if distributed {
+        work()
+    } else {
+        device.run_host_loop(work)
+    }
+}
+
 pub(crate) fn check_learning_rate(optimizer: &Optimizer) -> Result<()> {
     if let crate::optimizers::LearningRate::Schedule(schedule) = optimizer.learning_rate() {
         schedule.check()?;
