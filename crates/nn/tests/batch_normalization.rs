@@ -297,22 +297,32 @@ fn wgpu_matches_the_cpu() {
     }
 }
 
-/// `small_model` with a ReLU after the normalization: `Activation("relu")`, which the model
-/// fuses into the normalization, or `ReLU(max_value=1e30)`, the same function, which it does
-/// not fuse.
-fn model_with_relu(fused: bool) -> nn::Sequential {
-    let mut model = nn::Sequential::new().seed(5);
-    model.add(Conv2D::new(3, (3, 3)).use_bias(false).input_shape([5, 5, 1])).unwrap();
+/// A convolution of `side x side` images (seeded by `seed`), a normalization, a ReLU, with
+/// `pool` a 2x2 max pooling, then a dense layer. With `fused` the ReLU is `Activation("relu")`,
+/// which the model fuses into the normalization (and the pooling with them: into one op where
+/// the convolution's output has even sides, the ops apart where not); otherwise it is
+/// `ReLU(max_value=1e30)`, the same function, and nothing fuses.
+fn conv_norm_relu(side: usize, seed: u64, pool: bool, fused: bool) -> nn::Sequential {
+    let mut model = nn::Sequential::new().seed(seed);
+    model.add(Conv2D::new(3, (3, 3)).use_bias(false).input_shape([side, side, 1])).unwrap();
     model.add(BatchNormalization::new().momentum(0.5)).unwrap();
     if fused {
         model.add(nn::layers::ActivationLayer::new(nn::Activation::Relu)).unwrap();
     } else {
         model.add(nn::layers::ReLU::new().max_value(Some(1e30))).unwrap();
     }
+    if pool {
+        model.add(nn::layers::MaxPooling2D::new()).unwrap();
+    }
     model.add(Flatten::new()).unwrap();
     model.add(Dense::new(2)).unwrap();
     model.compile(nn::Loss::MeanSquaredError, nn::Sgd::new(0.1), &[]).unwrap();
     model
+}
+
+/// `small_model` with a ReLU after the normalization, fused or not (see [`conv_norm_relu`]).
+fn model_with_relu(fused: bool) -> nn::Sequential {
+    conv_norm_relu(5, 5, false, fused)
 }
 
 /// A normalization and the ReLU after it, fused into one op, train as the two layers do: the
@@ -337,23 +347,10 @@ fn a_fused_relu_trains_as_the_separate_layers_do() {
     assert_close("predictions", &predict(&mut fused), &wide(&predict(&mut separate)), 1e-5);
 }
 
-/// A convolution of `side x side` images, a normalization, a ReLU and a 2x2 max pooling: with
-/// `Activation("relu")` the three fuse (into one op where the convolution's output has even
-/// sides, the ops apart where not), with `ReLU(max_value=1e30)` nothing fuses.
+/// A convolution of `side x side` images, a normalization, a ReLU and a 2x2 max pooling, fused
+/// or not (see [`conv_norm_relu`]).
 fn model_with_relu_pool(side: usize, fused: bool) -> nn::Sequential {
-    let mut model = nn::Sequential::new().seed(6);
-    model.add(Conv2D::new(3, (3, 3)).use_bias(false).input_shape([side, side, 1])).unwrap();
-    model.add(BatchNormalization::new().momentum(0.5)).unwrap();
-    if fused {
-        model.add(nn::layers::ActivationLayer::new(nn::Activation::Relu)).unwrap();
-    } else {
-        model.add(nn::layers::ReLU::new().max_value(Some(1e30))).unwrap();
-    }
-    model.add(nn::layers::MaxPooling2D::new()).unwrap();
-    model.add(Flatten::new()).unwrap();
-    model.add(Dense::new(2)).unwrap();
-    model.compile(nn::Loss::MeanSquaredError, nn::Sgd::new(0.1), &[]).unwrap();
-    model
+    conv_norm_relu(side, 6, true, fused)
 }
 
 /// A normalization, its ReLU and the max pooling after them, fused, train as the layers do
