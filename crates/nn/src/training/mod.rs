@@ -55,7 +55,6 @@ impl History {
     }
 }
 
-/// Refuses a learning rate that is not positive and finite, and a schedule Keras refuses.
 /// Runs `work`, a loop over batches, where `device` launches kernels at least cost
 /// ([`tensor::Device::run_host_loop`]: on the CPU, a worker of its pool), or here when the
 /// model is `distributed`: its ranks may be threads of this process that wait for each other,
@@ -72,6 +71,7 @@ pub(crate) fn host_loop<R: Send>(
     }
 }
 
+/// Refuses a learning rate that is not positive and finite, and a schedule Keras refuses.
 pub(crate) fn check_learning_rate(optimizer: &Optimizer) -> Result<()> {
     if let crate::optimizers::LearningRate::Schedule(schedule) = optimizer.learning_rate() {
         schedule.check()?;
