@@ -20,8 +20,12 @@ pub(super) const LANES: usize = Avx512::LANES;
 /// (the pooled kernel): the value of channel `c` of tile `t` at position `xi` is at
 /// `(t * positions + xi) * lanes + c`, so a transform writes (or reads) one run.
 /// Position-major (`xi_major`, the plain kernels' larger blocks): at
-/// `(xi * tiles + t) * lanes + c`, so a product's rows for one position are adjacent, where
-/// tile-major rows a multiple of 4 KiB apart would share one L1 set.
+/// `xi * plane + t * lanes + c`, so a product's rows for one position are adjacent, where
+/// tile-major rows a multiple of 4 KiB apart would share one L1 set. `plane` is
+/// `tiles * lanes` rounded up to an odd number of cache lines: a transform touches one line
+/// of each position's plane, and planes an even number of lines apart would crowd those 16
+/// or 36 lines into a few of L1's 64 sets (with 24 tiles of 64 lanes, planes 6 KiB apart,
+/// into two: F(4x4)'s input transform took 2.8x as long).
 #[derive(Clone, Copy)]
 pub(super) struct Planes {
     pub(super) tiles: usize,
@@ -30,15 +34,29 @@ pub(super) struct Planes {
     pub(super) positions: usize,
 }
 
+/// Floats per cache line.
+const LINE_FLOATS: usize = 16;
+
 impl Planes {
     pub(super) fn len(self) -> usize {
-        self.positions * self.tiles * self.lanes
+        if self.xi_major {
+            self.positions * self.plane()
+        } else {
+            self.positions * self.tiles * self.lanes
+        }
+    }
+
+    /// Floats from one position's plane to the next (`xi_major`).
+    #[inline(always)]
+    fn plane(self) -> usize {
+        let lines = (self.tiles * self.lanes).div_ceil(LINE_FLOATS);
+        (lines | 1) * LINE_FLOATS
     }
 
     #[inline(always)]
     pub(super) fn at(self, xi: usize, tile: usize) -> usize {
         if self.xi_major {
-            (xi * self.tiles + tile) * self.lanes
+            xi * self.plane() + tile * self.lanes
         } else {
             (tile * self.positions + xi) * self.lanes
         }
@@ -58,7 +76,7 @@ impl Planes {
     #[inline(always)]
     pub(super) fn xi_stride(self) -> usize {
         if self.xi_major {
-            self.tiles * self.lanes
+            self.plane()
         } else {
             self.lanes
         }
@@ -282,6 +300,40 @@ pub(super) unsafe fn output_tiles(m: &[f32], planes: Planes, count: usize, bias:
             let at = tile * c + lane;
             _mm512_mask_storeu_ps(out.pooled.as_mut_ptr().add(at), mask, max);
             _mm512_mask_storeu_ps(out.winners.as_mut_ptr().add(at), mask, arg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value of a block has its own float inside `len`, and position-major planes are
+    /// an odd number of cache lines apart.
+    #[test]
+    fn planes_hold_every_value_once() {
+        for (tiles, lanes, positions) in [(24, 64, 36), (24, 32, 36), (48, 32, 16), (7, 16, 16), (1, 48, 36)]
+        {
+            for xi_major in [false, true] {
+                let planes = Planes { tiles, lanes, xi_major, positions };
+                let mut seen = vec![false; planes.len()];
+                for xi in 0..positions {
+                    for tile in 0..tiles {
+                        let at = planes.at(xi, tile);
+                        assert_eq!(at + planes.tile_stride(), planes.at(xi, tile + 1));
+                        for c in 0..lanes {
+                            assert!(!std::mem::replace(&mut seen[at + c], true), "{xi} {tile} {c}");
+                        }
+                    }
+                    if xi + 1 < positions {
+                        assert_eq!(planes.at(xi, 0) + planes.xi_stride(), planes.at(xi + 1, 0));
+                    }
+                }
+                if xi_major {
+                    let lines = planes.xi_stride() / LINE_FLOATS;
+                    assert!(lines % 2 == 1 && lines * LINE_FLOATS >= tiles * lanes, "{lines}");
+                }
+            }
         }
     }
 }
