@@ -10,7 +10,7 @@
 //! | conv2d forward | `conv2d_winograd::plain` | AVX-512, 3x3, stride 1, at least [`MIN_WINOGRAD_CHANNELS`] input and output channels; F(4x4, 3x3) or F(2x2, 3x3) by [`plain_tile`] |
 //! | | `conv2d_direct` | the widest build takes the layer; several input channels only up to [`MAX_DIRECT_IN_C`] |
 //! | | im2col + GEMM (`conv2d`) | otherwise |
-//! | conv2d filter gradient | `conv2d_winograd::plain` | as its forward pass (F(4x4) only where its tiles waste no more than F(2x2)'s, [`plain_tile`]) |
+//! | conv2d filter gradient | `conv2d_winograd::plain` | as its forward pass |
 //! | | `conv2d_direct` | one input channel and the widest build takes the layer |
 //! | | im2col + GEMM | otherwise |
 //! | conv2d input gradient | `conv2d_winograd::plain` | as its forward pass |
@@ -70,43 +70,27 @@ pub(crate) enum Conv {
 /// Whether a plain convolution's passes run by Winograd's algorithm (see
 /// [`MIN_WINOGRAD_CHANNELS`]), and with which tiles; the fused convolution + pooling has its
 /// own rules.
-/// `out_c`: the pass's output channels (see [`plain_tile`]).
 #[cfg(target_arch = "x86_64")]
-fn plain_winograd(spec: &Conv2dSpec, out_c: usize, pass: Pass) -> Option<Tile> {
+fn plain_winograd(spec: &Conv2dSpec) -> Option<Tile> {
     let takes = Build::Avx512.runs_here()
         && spec.in_c >= MIN_WINOGRAD_CHANNELS
         && spec.out_c >= MIN_WINOGRAD_CHANNELS
         && plain::takes(spec);
-    takes.then(|| plain_tile(spec, out_c, pass))
-}
-
-/// A convolution's pass, for the choice of Winograd tiles.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    ForwardOrInputGradient,
-    FilterGradient,
+    takes.then(|| plain_tile(spec))
 }
 
 /// F(4x4, 3x3) takes 36 products per 4x4 tile where F(2x2, 3x3) takes 16 per 2x2 tile
 /// (1.78x fewer), but its tiles of 4 waste more of an image whose side is not a multiple of
-/// 4. `out_c` is the pass's correlation's output channels (the layer's input channels for
-/// the input gradient). Measured on model6's layers (batch 128, the two tiles alternated:
-/// `plain_tests.rs`'s `tiles_on_model6`, and one thread's CPU time): F(4x4) is faster on
-/// 28x28 (1.3-1.6x) and 7x7 (as wasteful as F(2x2): both cover 8x8). On 14x14 (covered as
-/// 16x16: 1.36x fewer products than F(2x2)) the forward pass and the input gradient with F(4x4)
-/// won by 5-15% on the Zen 4 EPYC where the correlation has 64 output channels, and lost by
-/// about as much with 32 (the input gradient of 32 -> 64), where its products keep a third
-/// fewer accumulators per loaded row. The filter gradient on 14x14 takes F(2x2): its `dU` has
-/// 36 positions with F(4x4) against 16, and on the Zen 5 EPYC F(4x4)'s took 1.5x as long
-/// (32 -> 64: 2.40 ms against 1.55; 64 -> 64: 3.92 against 2.62; docs/performance.md).
+/// 4. It runs where it needs at most 3/4 of F(2x2)'s products: model6's 28x28 and 7x7
+/// layers (0.56) and its 14x14 ones (covered as 16x16: 0.73). There `tiles_on_model6`
+/// (`plain_tests.rs`, Zen 5 EPYC; docs/performance.md) timed every pass 1.05-1.4x faster
+/// with F(4x4) but one, the input gradient of 14x14 32 -> 64, 4% slower: one rule beats a
+/// case for 0.05 ms. 10x10 (covered as 12x12: 0.81) keeps F(2x2).
 #[cfg(target_arch = "x86_64")]
-fn plain_tile(spec: &Conv2dSpec, out_c: usize, pass: Pass) -> Tile {
+fn plain_tile(spec: &Conv2dSpec) -> Tile {
     let products =
         |size: usize| (size + 2) * (size + 2) * spec.out_h.div_ceil(size) * spec.out_w.div_ceil(size);
-    // At most 0.6 of F(2x2)'s products: no more waste than F(2x2)'s.
-    let no_more_waste = 5 * products(4) <= 3 * products(2);
-    if no_more_waste || (out_c >= 64 && pass == Pass::ForwardOrInputGradient) {
+    if 4 * products(4) <= 3 * products(2) {
         Tile::F4
     } else {
         Tile::F2
@@ -137,7 +121,7 @@ fn direct_filter_gradient(spec: &Conv2dSpec) -> Option<Build> {
 pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if let Some(tile) = plain_winograd(spec, spec.out_c, Pass::ForwardOrInputGradient) {
+        if let Some(tile) = plain_winograd(spec) {
             return Conv::Winograd(tile);
         }
         if let Some(build) = direct_forward(spec) {
@@ -153,7 +137,7 @@ pub(crate) fn conv2d_forward(spec: &Conv2dSpec) -> Conv {
 pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
     {
-        if let Some(tile) = plain_winograd(spec, spec.out_c, Pass::FilterGradient) {
+        if let Some(tile) = plain_winograd(spec) {
             return Conv::Winograd(tile);
         }
         if let Some(build) = direct_filter_gradient(spec) {
@@ -169,7 +153,7 @@ pub(crate) fn conv2d_filter_gradient(spec: &Conv2dSpec) -> Conv {
 /// col2im ([`Conv::Im2col`]).
 pub(crate) fn conv2d_input_gradient(spec: &Conv2dSpec) -> Conv {
     #[cfg(target_arch = "x86_64")]
-    if let Some(tile) = plain_winograd(spec, spec.in_c, Pass::ForwardOrInputGradient) {
+    if let Some(tile) = plain_winograd(spec) {
         return Conv::Winograd(tile);
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -354,8 +338,8 @@ mod tests {
                 let (f2, f4) = (Conv::Winograd(Tile::F2), Conv::Winograd(Tile::F4));
                 let model6 = [
                     (same([128, 28, 28, 32], [3, 3, 32, 32]), [f4, f4, f4]),
-                    (same([128, 14, 14, 32], [3, 3, 32, 64]), [f4, f2, f2]),
-                    (same([128, 14, 14, 64], [3, 3, 64, 64]), [f4, f4, f2]),
+                    (same([128, 14, 14, 32], [3, 3, 32, 64]), [f4, f4, f4]),
+                    (same([128, 14, 14, 64], [3, 3, 64, 64]), [f4, f4, f4]),
                     (same([128, 7, 7, 64], [3, 3, 64, 128]), [f4, f4, f4]),
                     // 10x10 outputs, which F(4x4) would cover as 12x12, with 20 and 40 channels.
                     (second.conv, [f2, f2, f2]),
