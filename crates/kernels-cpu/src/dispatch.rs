@@ -25,6 +25,8 @@
 //! | | `conv2d_direct` filter gradient from a rebuilt output gradient | one input channel, other windows |
 //! | max pool (and gradient) | `pool_2x2` | 2x2 windows, stride 2, no padding, even sizes |
 //! | | `pool` | otherwise |
+//! | channel moments and sums (normalization), per block | `norm_registers` | AVX-512, channels-last rows of 16, 32, 64 or 128 channels (`norm_registers::vectors`) |
+//! | | `norm`'s portable blocks (built for AVX2 where the CPU has it) | otherwise |
 //! | matrix product | `matmul_narrow` | AVX-512, transposed `A`, contiguous `B`, `8 <= k`, `n <= 128` |
 //! | | the `gemm` crate | otherwise |
 //!

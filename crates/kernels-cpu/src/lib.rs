@@ -43,6 +43,8 @@ mod matrix;
 pub mod norm;
 mod norm_blocks;
 mod norm_pool;
+#[cfg(target_arch = "x86_64")]
+mod norm_registers;
 pub mod pool;
 mod pool_2x2;
 pub mod reduce;

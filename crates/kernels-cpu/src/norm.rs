@@ -26,6 +26,12 @@ struct Moments {
 }
 
 impl Moments {
+    /// A block of `count` rows' moments, computed in f32.
+    fn of_block(count: usize, mean: &[f32], m2: &[f32]) -> Self {
+        let widen = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect();
+        Moments { count: count as f64, mean: widen(mean), m2: widen(m2) }
+    }
+
     fn empty(channels: usize) -> Self {
         Moments { count: 0.0, mean: vec![0.0; channels], m2: vec![0.0; channels] }
     }
@@ -67,11 +73,7 @@ fn block_moments(rows: &[f32], channels: usize) -> Moments {
             *m += d * d;
         }
     }
-    Moments {
-        count: count as f64,
-        mean: mean.iter().map(|&m| m as f64).collect(),
-        m2: m2.iter().map(|&m| m as f64).collect(),
-    }
+    Moments::of_block(count, &mean, &m2)
 }
 
 // The same block compiled for AVX2 (see `map_rows_avx2`); lanes are channels, so each sum adds
@@ -99,6 +101,10 @@ pub fn channel_moments(x: &[f32], spec: &ChannelSpec) -> Vec<f32> {
         let blocks: Vec<Moments> = x
             .par_chunks(block_rows(channels) * channels)
             .map(|rows| {
+                #[cfg(target_arch = "x86_64")]
+                if let Some((mean, m2)) = crate::norm_registers::block_moments(rows, channels) {
+                    return Moments::of_block(rows.len() / channels, &mean, &m2);
+                }
                 #[cfg(target_arch = "x86_64")]
                 if crate::isa::features().avx2 {
                     // SAFETY: the CPU has AVX2.
@@ -317,6 +323,10 @@ fn block_sums_avx2<const GATED: bool>(a: &[f32], b: &[f32], per_channel: [&[f32]
 /// [`block_sums`], compiled for AVX2 where the CPU has it.
 fn block_sums_any<const GATED: bool>(a: &[f32], b: &[f32], per_channel: [&[f32]; 3]) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
+    if let Some(sums) = crate::norm_registers::block_sums::<GATED>(a, b, per_channel) {
+        return sums.iter().map(|&v| f64::from(v)).collect();
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::isa::features().avx2 {
         // SAFETY: the CPU has AVX2.
         return unsafe { block_sums_avx2::<GATED>(a, b, per_channel) };
@@ -461,6 +471,44 @@ impl NormOps for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The register kernels (`norm_registers`) give the portable blocks' bits, for each width
+    /// they take, and decline the others.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn register_blocks_match_the_portable_ones() {
+        use crate::norm_registers as registers;
+        if !crate::isa::features().avx512f {
+            return;
+        }
+        let value = |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 97.0 - 10.0;
+        for channels in [16, 32, 64, 128, 24, 48, 3] {
+            let rows = 37;
+            let a: Vec<f32> = (0..rows * channels).map(|i| value(i, 1)).collect();
+            let b: Vec<f32> = (0..rows * channels).map(|i| value(i, 2) + 3.0).collect();
+            let k: Vec<Vec<f32>> =
+                (0..3).map(|s| (0..channels).map(|c| value(c, s + 3) * 0.1).collect()).collect();
+            let k = [&k[0][..], &k[1][..], &k[2][..]];
+            let taken = [16, 32, 64, 128].contains(&channels);
+            let moments = registers::block_moments(&b, channels);
+            assert_eq!(moments.is_some(), taken, "{channels} channels");
+            if let Some((mean, m2)) = moments {
+                let portable = block_moments(&b, channels);
+                let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+                assert_eq!((widen(mean), widen(m2)), (portable.mean, portable.m2), "{channels} channels");
+            }
+            let gated = registers::block_sums::<true>(&a, &b, k);
+            let plain = registers::block_sums::<false>(&a, &b, k);
+            assert_eq!((gated.is_some(), plain.is_some()), (taken, taken));
+            if let (Some(gated), Some(plain)) = (gated, plain) {
+                let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+                assert_eq!(widen(gated.clone()), block_sums::<true>(&a, &b, k), "{channels} gated");
+                assert_eq!(widen(plain.clone()), block_sums::<false>(&a, &b, k), "{channels}");
+                // The gate cut some gradients and kept others.
+                assert_ne!(gated, plain);
+            }
+        }
+    }
 
     /// Moments of data far from zero stay exact to f32 rounding, channels-last and not, for
     /// channels longer than one block.
