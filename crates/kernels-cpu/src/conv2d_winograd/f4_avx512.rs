@@ -23,7 +23,7 @@
 // Register arrays indexed alongside the positions.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512::{add, lane_mask, sub, InputTransform, Planes, LANES};
+use super::avx512::{add, lane_mask, sub, Carry, InputTransform, Planes, LANES};
 use super::input_images::TileAt;
 use super::plain_avx512::TileGrid;
 use std::arch::x86_64::*;
@@ -114,22 +114,37 @@ impl InputTransform for F4Input {
     const ALPHA: usize = ALPHA;
 
     #[inline(always)]
-    unsafe fn tile<const INSIDE: bool>(
+    unsafe fn tile<const INSIDE: bool, const SHARED: bool>(
         at: &TileAt,
         lane: usize,
         mask: __mmask16,
         out: *mut f32,
         xi_stride: usize,
+        carry: &mut Carry,
     ) {
-        // Columns: B^T d, a column of six pixels at a time.
+        // Columns: B^T d, a column of six pixels at a time; the first two from the left
+        // neighbour's last two when it left them.
         let mut t = [[_mm512_setzero_ps(); ALPHA]; ALPHA];
-        for s in 0..ALPHA {
+        let shared = ALPHA - M;
+        if SHARED {
+            for s in 0..shared {
+                for r in 0..ALPHA {
+                    t[r][s] = carry[s * ALPHA + r];
+                }
+            }
+        }
+        for s in if SHARED { shared } else { 0 }..ALPHA {
             let mut d = [_mm512_setzero_ps(); ALPHA];
             for r in 0..ALPHA {
                 d[r] = at.load::<INSIDE>(r, s, lane, mask);
             }
             for (r, value) in input_1d(d).into_iter().enumerate() {
                 t[r][s] = value;
+            }
+        }
+        for s in 0..shared {
+            for r in 0..ALPHA {
+                carry[s * ALPHA + r] = t[r][M + s];
             }
         }
         // Rows: (B^T d) B, stored as the tile's 36 rows.

@@ -36,6 +36,12 @@ impl InputImages<'_> {
         }
     }
 
+    /// One past the last tile of `tile`'s row of tiles (tiles `tile..row_end` are neighbours,
+    /// left to right).
+    pub(super) fn row_end(&self, tile: usize) -> usize {
+        (tile / self.tiles_w + 1) * self.tiles_w
+    }
+
     /// Where tile `tile`'s pixels are, for tiles of `alpha` pixels `step` apart.
     #[inline(always)]
     pub(super) fn tile(&self, tile: usize, step: usize, alpha: usize) -> TileAt {

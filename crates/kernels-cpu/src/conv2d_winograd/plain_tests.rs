@@ -12,8 +12,8 @@ fn spec(x: [usize; 4], out_c: usize, padding: Padding) -> Conv2dSpec {
 
 /// Odd sizes (7x7, 5x6, 9x11: tiles over the edges), channels that fill no register (3, 17,
 /// 33, 70), one to eight registers of outputs (groups of 4 + 1 and 4 + 4), `same` and
-/// `valid` padding, one image and many (more than a chunk, more than a slot), and model6's
-/// shapes on few images.
+/// `valid` padding, one image and many (more than a chunk, more than a slot), rows of tiles
+/// longer than `avx512::input_tiles`' runs, and model6's shapes on few images.
 fn cases() -> Vec<Conv2dSpec> {
     vec![
         spec([1, 5, 6, 17], 20, Padding::Same),
@@ -26,6 +26,8 @@ fn cases() -> Vec<Conv2dSpec> {
         spec([2, 14, 14, 64], 64, Padding::Same),
         spec([2, 7, 7, 64], 128, Padding::Same),
         spec([2, 8, 9, 20], 40, Padding::Valid),
+        // Rows of 10 F(4x4) tiles (19 of F(2x2)): longer than the input transform's runs.
+        spec([2, 6, 38, 17], 24, Padding::Same),
     ]
 }
 
