@@ -102,7 +102,7 @@ pub fn cached_bytes() -> usize {
 const LINE_BYTES: usize = 64;
 
 /// Floats of a cache line.
-const LINE_FLOATS: usize = LINE_BYTES / size_of::<f32>();
+pub(crate) const LINE_FLOATS: usize = LINE_BYTES / size_of::<f32>();
 
 /// Runs `f` with a thread-local scratch buffer of `len` floats (contents unspecified: what
 /// the thread's last user left), so per-task scratch (im2col matrices, padded images) is

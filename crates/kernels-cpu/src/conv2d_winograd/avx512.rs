@@ -8,6 +8,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::input_images::{InputImages, TileAt};
+use crate::buffers::LINE_FLOATS;
 use crate::conv2d_direct::simd::{Avx512, Simd};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -33,9 +34,6 @@ pub(super) struct Planes {
     pub(super) xi_major: bool,
     pub(super) positions: usize,
 }
-
-/// Floats per cache line.
-const LINE_FLOATS: usize = 16;
 
 impl Planes {
     pub(super) fn len(self) -> usize {
@@ -137,7 +135,8 @@ pub(super) unsafe fn input_tiles<T: InputTransform>(
     assert!(tiles.len() <= planes.tiles && v.len() >= planes.len() && c <= planes.lanes);
     assert_eq!(planes.positions, T::ALPHA * T::ALPHA, "the transform's tiles");
     images.check(&tiles);
-    let (mut start, mut carry) = (tiles.start, [_mm512_setzero_ps(); 12]);
+    let mut carry: Carry = [_mm512_setzero_ps(); 12];
+    let mut start = tiles.start;
     while start < tiles.end {
         // Tiles `start..end`: neighbours in one row of tiles of one image.
         let end = tiles.end.min(images.row_end(start)).min(start + RUN);
