@@ -490,18 +490,17 @@ mod tests {
                 (0..3).map(|s| (0..channels).map(|c| value(c, s + 3) * 0.1).collect()).collect();
             let k = [&k[0][..], &k[1][..], &k[2][..]];
             let taken = [16, 32, 64, 128].contains(&channels);
+            let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
             let moments = registers::block_moments(&b, channels);
             assert_eq!(moments.is_some(), taken, "{channels} channels");
             if let Some((mean, m2)) = moments {
                 let portable = block_moments(&b, channels);
-                let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
                 assert_eq!((widen(mean), widen(m2)), (portable.mean, portable.m2), "{channels} channels");
             }
             let gated = registers::block_sums::<true>(&a, &b, k);
             let plain = registers::block_sums::<false>(&a, &b, k);
             assert_eq!((gated.is_some(), plain.is_some()), (taken, taken));
             if let (Some(gated), Some(plain)) = (gated, plain) {
-                let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
                 assert_eq!(widen(gated.clone()), block_sums::<true>(&a, &b, k), "{channels} gated");
                 assert_eq!(widen(plain.clone()), block_sums::<false>(&a, &b, k), "{channels}");
                 // The gate cut some gradients and kept others.

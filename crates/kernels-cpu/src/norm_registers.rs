@@ -40,9 +40,10 @@ unsafe fn moments<const V: usize>(rows: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let channels = 16 * V;
     let count = rows.len() / channels;
     let mut sum = [_mm512_setzero_ps(); V];
+    // SAFETY (the loads): every row holds 16 V floats.
     for row in rows.chunks_exact(channels) {
         for v in 0..V {
-            sum[v] = _mm512_add_ps(sum[v], load(row, v));
+            sum[v] = _mm512_add_ps(sum[v], unsafe { load(row, v) });
         }
     }
     let n = _mm512_set1_ps(count as f32);
@@ -53,7 +54,7 @@ unsafe fn moments<const V: usize>(rows: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut m2 = [_mm512_setzero_ps(); V];
     for row in rows.chunks_exact(channels) {
         for v in 0..V {
-            let d = _mm512_sub_ps(load(row, v), mean[v]);
+            let d = _mm512_sub_ps(unsafe { load(row, v) }, mean[v]);
             m2[v] = _mm512_add_ps(m2[v], _mm512_mul_ps(d, d));
         }
     }
@@ -82,17 +83,19 @@ unsafe fn sums<const V: usize, const GATED: bool>(
     per_channel: [&[f32]; 3],
 ) -> Vec<f32> {
     let channels = 16 * V;
+    // SAFETY (the loads): `per_channel` holds 16 V floats each (`block_sums` checks), and so
+    // does every row.
     let mut coefficients = [[_mm512_setzero_ps(); V]; 3];
     for (registers, k) in coefficients.iter_mut().zip(per_channel) {
         for v in 0..V {
-            registers[v] = load(k, v);
+            registers[v] = unsafe { load(k, v) };
         }
     }
     let [center, scale, shift] = coefficients;
     let (mut ab, mut sa) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
     for (a, b) in a.chunks_exact(channels).zip(b.chunks_exact(channels)) {
         for v in 0..V {
-            let (a, b) = (load(a, v), load(b, v));
+            let (a, b) = unsafe { (load(a, v), load(b, v)) };
             let g = if GATED {
                 let gate = _mm512_add_ps(_mm512_mul_ps(b, scale[v]), shift[v]);
                 _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(gate, _mm512_setzero_ps()), a)
@@ -108,12 +111,15 @@ unsafe fn sums<const V: usize, const GATED: bool>(
     out
 }
 
-/// Floats `16 v..16 (v + 1)` of `k`, which holds them (checked by the callers, or a row of
-/// 16 V). A function, not a closure: a closure would not inherit `avx512f`.
+/// Floats `16 v..16 (v + 1)` of `k`. A function, not a closure: a closure would not inherit
+/// `avx512f`.
+///
+/// # Safety
+/// The CPU has AVX-512F, and `k` holds at least `16 (v + 1)` floats.
 #[inline(always)]
-fn load(k: &[f32], v: usize) -> __m512 {
+unsafe fn load(k: &[f32], v: usize) -> __m512 {
     debug_assert!(k.len() >= 16 * (v + 1));
-    // SAFETY: only inlined into this module's `avx512f` kernels, with `k` long enough.
+    // SAFETY: the caller's contract.
     unsafe { _mm512_loadu_ps(k.as_ptr().add(16 * v)) }
 }
 

@@ -136,7 +136,7 @@ pub(super) unsafe fn input_tiles<T: InputTransform>(
     assert_eq!(planes.positions, T::ALPHA * T::ALPHA, "the transform's tiles");
     images.check(&tiles);
     let mut carry: Carry = [_mm512_setzero_ps(); 12];
-    let mut start = tiles.start;
+    let (mut start, xi_stride) = (tiles.start, planes.xi_stride());
     while start < tiles.end {
         // Tiles `start..end`: neighbours in one row of tiles of one image.
         let end = tiles.end.min(images.row_end(start)).min(start + RUN);
@@ -149,7 +149,6 @@ pub(super) unsafe fn input_tiles<T: InputTransform>(
             let mask = lane_mask(c.saturating_sub(lane));
             for (k, at) in run.iter().enumerate().take(end - start) {
                 let out = v.as_mut_ptr().add(planes.at(0, start - tiles.start + k) + lane);
-                let xi_stride = planes.xi_stride();
                 match (at.inside, k > 0) {
                     (true, true) => T::tile::<true, true>(at, lane, mask, out, xi_stride, &mut carry),
                     (true, false) => T::tile::<true, false>(at, lane, mask, out, xi_stride, &mut carry),
